@@ -1,0 +1,3 @@
+"""quickstudy: meta-reinforcement learning in JAX."""
+
+__version__ = "0.1.0"

@@ -1,0 +1,250 @@
+"""RL²: fast reinforcement learning via slow reinforcement learning (Duan et al. 2016).
+
+RL² = trial wrapper + recurrent actor-critic + PPO. The policy sees ``obs ⊕ prev action ⊕ prev
+reward ⊕ done`` and keeps its memory across the ``K`` episodes of a trial, so adaptation to a task
+happens in its activations; the outer loop maximises the trial's total reward.
+"""
+
+from __future__ import annotations
+
+import dataclasses
+from collections.abc import Callable
+from typing import Any, Literal, NamedTuple
+
+import jax
+import jax.numpy as jnp
+import optax
+
+from quickstudy.envs.base import Discrete
+from quickstudy.errors import ConfigError
+from quickstudy.learners.ppo import PPOConfig, make_optimizer, ppo_update
+from quickstudy.networks.recurrent import RecurrentActorCritic
+from quickstudy.rollout.unroll import RolloutState, TrialResults, init_rollout, run_trials, unroll
+from quickstudy.tasks.distribution import TaskDistribution
+from quickstudy.tasks.trial import Trial
+
+PyTree = Any
+
+
+@dataclasses.dataclass(frozen=True)
+class RL2Config:
+    """RL² with PPO.
+
+    Attributes:
+        total_steps: Environment steps of meta-training.
+        episodes: Episodes per trial K (0: the task's default).
+        num_envs: Trials collected in parallel.
+        rollout_len: Steps per environment per update (0: one full trial).
+        hidden_size: Recurrent state size.
+        cell: Recurrent cell.
+        learning_rate: Adam step size.
+        num_epochs: PPO passes per batch.
+        num_minibatches: PPO minibatches per pass (over trials).
+        clip_eps: PPO ratio clip.
+        value_clip_eps: Clip of the value prediction around the old one (0: no clipping;
+            in reward units, so it only suits normalised rewards).
+        vf_coef: Value-loss weight.
+        ent_coef: Entropy-bonus weight.
+        max_grad_norm: Gradient-norm clip.
+        gamma: Discount.
+        gae_lambda: GAE lambda (0.3 in the RL² paper).
+        anneal_lr: Decay the learning rate linearly to zero over training.
+    """
+
+    total_steps: int = 1_000_000
+    episodes: int = 0
+    num_envs: int = 128
+    rollout_len: int = 0
+    hidden_size: int = 256
+    cell: Literal["gru", "lstm"] = "gru"
+    learning_rate: float = 1e-3
+    num_epochs: int = 4
+    num_minibatches: int = 4
+    clip_eps: float = 0.2
+    value_clip_eps: float = 0.0
+    vf_coef: float = 0.5
+    ent_coef: float = 0.01
+    max_grad_norm: float = 0.5
+    gamma: float = 0.99
+    gae_lambda: float = 0.3
+    anneal_lr: bool = True
+
+    def __post_init__(self):
+        positive = ("total_steps", "num_envs", "hidden_size", "num_epochs", "num_minibatches")
+        for name in positive:
+            value = getattr(self, name)
+            if not isinstance(value, int) or isinstance(value, bool) or value <= 0:
+                raise ConfigError(f"{name} must be a positive integer, got {value!r}")
+        for name in ("episodes", "rollout_len"):
+            value = getattr(self, name)
+            if not isinstance(value, int) or isinstance(value, bool) or value < 0:
+                raise ConfigError(f"{name} must be a non-negative integer, got {value!r}")
+        for name in ("learning_rate", "clip_eps", "max_grad_norm"):
+            value = getattr(self, name)
+            if not isinstance(value, int | float) or not value > 0:
+                raise ConfigError(f"{name} must be a positive number, got {value!r}")
+        for name in ("vf_coef", "ent_coef", "value_clip_eps"):
+            value = getattr(self, name)
+            if not isinstance(value, int | float) or value < 0:
+                raise ConfigError(f"{name} must be a non-negative number, got {value!r}")
+        for name in ("gamma", "gae_lambda"):
+            value = getattr(self, name)
+            if not isinstance(value, int | float) or not 0 <= value <= 1:
+                raise ConfigError(f"{name} must lie in [0, 1], got {value!r}")
+        if self.cell not in ("gru", "lstm"):
+            raise ConfigError(f"cell must be 'gru' or 'lstm', got {self.cell!r}")
+        if self.num_envs % self.num_minibatches:
+            raise ConfigError(
+                f"num_envs ({self.num_envs}) must be divisible by num_minibatches "
+                f"({self.num_minibatches})"
+            )
+
+    def ppo(self) -> PPOConfig:
+        """The PPO learner's configuration."""
+        return PPOConfig(
+            learning_rate=self.learning_rate,
+            num_epochs=self.num_epochs,
+            num_minibatches=self.num_minibatches,
+            clip_eps=self.clip_eps,
+            value_clip_eps=self.value_clip_eps,
+            vf_coef=self.vf_coef,
+            ent_coef=self.ent_coef,
+            max_grad_norm=self.max_grad_norm,
+            gamma=self.gamma,
+            gae_lambda=self.gae_lambda,
+        )
+
+
+class RL2State(NamedTuple):
+    """Everything needed to continue training bit-exactly.
+
+    Attributes:
+        params: Policy parameters.
+        opt_state: Optimizer state.
+        rollout: Environments, tasks and policy memory in flight.
+        key: PRNG key.
+        update: Number of updates done (int32 scalar).
+    """
+
+    params: PyTree
+    opt_state: optax.OptState
+    rollout: RolloutState
+    key: jax.Array
+    update: jax.Array
+
+
+class RL2(NamedTuple):
+    """The pure functions of one RL² configuration on one task distribution.
+
+    Attributes:
+        config: The configuration.
+        tasks: The task distribution.
+        trial: Its trial wrapper.
+        network: The recurrent actor-critic module.
+        episodes: Episodes per trial.
+        rollout_len: Steps per environment per update.
+        num_updates: Updates in ``config.total_steps``.
+        init: ``init(key) -> RL2State``.
+        update: ``update(state) -> (state, metrics)``, one meta-iteration (collect + PPO).
+        train: ``train(key) -> (state, metrics)``: init + all updates in one ``lax.scan``;
+            ``jax.vmap`` over keys trains several seeds at once.
+        evaluate: ``evaluate(params, key, tasks) -> TrialResults``: one trial per task.
+    """
+
+    config: RL2Config
+    tasks: TaskDistribution
+    trial: Trial
+    network: RecurrentActorCritic
+    episodes: int
+    rollout_len: int
+    num_updates: int
+    init: Callable[[jax.Array], RL2State]
+    update: Callable[[RL2State], tuple[RL2State, dict[str, jax.Array]]]
+    train: Callable[[jax.Array], tuple[RL2State, dict[str, jax.Array]]]
+    evaluate: Callable[[PyTree, jax.Array, PyTree], TrialResults]
+
+
+def make_rl2(config: RL2Config, tasks: TaskDistribution) -> RL2:
+    """Builds RL² for ``tasks`` (see :class:`RL2`)."""
+    episodes = config.episodes or tasks.episodes
+    trial = Trial(tasks.env, episodes)
+    horizon = tasks.env.horizon
+    trial_len = episodes * horizon
+    rollout_len = config.rollout_len or trial_len
+    num_updates = max(1, config.total_steps // (config.num_envs * rollout_len))
+    example = tasks.sample_one(jax.random.key(0))
+    space = trial.action_space(example)
+    discrete = isinstance(space, Discrete)
+    network = RecurrentActorCritic(
+        action_dim=space.n if discrete else space.shape[0],
+        discrete=discrete,
+        hidden_size=config.hidden_size,
+        cell=config.cell,
+    )
+    dist = network.distribution
+    obs_dim = trial.observation_space(example).shape[0]
+    ppo = config.ppo()
+    if config.anneal_lr:
+        schedule = optax.linear_schedule(
+            config.learning_rate, 0.0, num_updates * ppo.num_epochs * ppo.num_minibatches
+        )
+        ppo = dataclasses.replace(ppo, learning_rate=schedule)
+    optimizer = make_optimizer(ppo)
+    apply_fn = network.apply
+
+    def init(key: jax.Array) -> RL2State:
+        k_net, k_env, key = jax.random.split(key, 3)
+        h0 = network.initial_state(1)
+        params = network.init(k_net, h0, jnp.zeros((1, 1, obs_dim)), jnp.ones((1, 1), bool))
+        rollout = init_rollout(k_env, trial, tasks.sample, network.initial_state(config.num_envs))
+        return RL2State(params, optimizer.init(params), rollout, key, jnp.zeros((), jnp.int32))
+
+    def update(state: RL2State) -> tuple[RL2State, dict[str, jax.Array]]:
+        key, k_roll, k_ppo = jax.random.split(state.key, 3)
+        h0 = state.rollout.hidden
+        rollout, traj = unroll(
+            k_roll, state.rollout, state.params, apply_fn, dist, trial, tasks.sample, rollout_len
+        )
+        params, opt_state, metrics = ppo_update(
+            k_ppo, state.params, state.opt_state, traj, h0, apply_fn, dist, optimizer, ppo
+        )
+        done = traj.terminated | traj.truncated
+        num_done = done.sum()
+        metrics["trial_return"] = jnp.where(
+            num_done > 0, traj.completed_return.sum() / jnp.maximum(num_done, 1), jnp.nan
+        )
+        metrics["trials_completed"] = num_done.astype(jnp.float32)
+        metrics["reward_per_step"] = traj.reward.mean()
+        return RL2State(params, opt_state, rollout, key, state.update + 1), metrics
+
+    def train(key: jax.Array) -> tuple[RL2State, dict[str, jax.Array]]:
+        state = init(key)
+        return jax.lax.scan(lambda s, _: update(s), state, None, length=num_updates)
+
+    def evaluate(params: PyTree, key: jax.Array, test_tasks: PyTree) -> TrialResults:
+        n = jax.tree.leaves(test_tasks)[0].shape[0]
+        return run_trials(
+            key,
+            test_tasks,
+            params,
+            apply_fn,
+            dist,
+            trial,
+            network.initial_state(n),
+            episodes,
+            trial_len,
+        )
+
+    return RL2(
+        config=config,
+        tasks=tasks,
+        trial=trial,
+        network=network,
+        episodes=episodes,
+        rollout_len=rollout_len,
+        num_updates=num_updates,
+        init=init,
+        update=update,
+        train=train,
+        evaluate=evaluate,
+    )

@@ -1,0 +1,269 @@
+"""The ``quickstudy`` command line: ``tasks``, ``train``, ``evaluate``, ``resume``."""
+
+from __future__ import annotations
+
+import dataclasses
+import os
+import sys
+import time
+from typing import Annotated
+
+import tyro
+
+from quickstudy.algorithms.rl2 import RL2Config
+from quickstudy.errors import QuickstudyError, UnknownNameError
+
+
+@dataclasses.dataclass(frozen=True)
+class Tasks:
+    """List the registered task distributions with their description and reward formula."""
+
+
+@dataclasses.dataclass(frozen=True)
+class TrainRL2:
+    """Meta-train RL² (GRU policy + PPO over K-episode trials), then meta-test it."""
+
+    task: str = "bandit-k5-n10"
+    """Task distribution (see `quickstudy tasks`)."""
+    seed: int = 0
+    """Seed of the run."""
+    run_dir: str | None = None
+    """Run directory (default: runs/<algo>-<task>-<timestamp>)."""
+    runs_root: str = "runs"
+    """Parent of generated run directories."""
+    chunk_updates: int = 10
+    """Updates per compiled chunk (logging/progress/checkpoint granularity)."""
+    checkpoint_every: int = 5
+    """Checkpoint every this many chunks."""
+    eval_tasks: int = 0
+    """Held-out tasks for the final meta-test (0: the task's default)."""
+    config: RL2Config = RL2Config(total_steps=600_000, num_envs=128, hidden_size=128)
+    """RL² hyperparameters."""
+
+
+@dataclasses.dataclass(frozen=True)
+class Train:
+    """Meta-train an algorithm on a task distribution: `quickstudy train ALGO --help`."""
+
+    algo: tyro.conf.Positional[str]
+    """Algorithm: rl2."""
+
+
+TRAIN_ARGS = {"rl2": TrainRL2}
+_TYRO_CONFIG = (tyro.conf.OmitArgPrefixes, tyro.conf.OmitSubcommandPrefixes)
+
+
+@dataclasses.dataclass(frozen=True)
+class Evaluate:
+    """Meta-test a saved run on held-out tasks; writes eval/summary.json and eval/adaptation.png."""
+
+    run_dir: tyro.conf.Positional[str]
+    """The run directory."""
+    episodes: int = 0
+    """Episodes per trial K (0: as trained)."""
+    tasks: int = 0
+    """Number of held-out tasks (0: the task's default)."""
+    seed: int = 0
+    """Seed of the evaluation."""
+
+
+@dataclasses.dataclass(frozen=True)
+class Resume:
+    """Continue a run from its latest checkpoint to the end, then meta-test it."""
+
+    run_dir: tyro.conf.Positional[str]
+    """The run directory."""
+
+
+Command = (
+    Annotated[Tasks, tyro.conf.subcommand("tasks")]
+    | Annotated[Train, tyro.conf.subcommand("train")]
+    | Annotated[Evaluate, tyro.conf.subcommand("evaluate")]
+    | Annotated[Resume, tyro.conf.subcommand("resume")]
+)
+
+
+def _console():
+    from rich.console import Console
+
+    return Console(stderr=False, highlight=False)
+
+
+def _cmd_tasks() -> int:
+    from rich.table import Table
+
+    from quickstudy import tasks
+
+    table = Table(title="quickstudy task distributions")
+    for col in ("name", "K", "description", "reward"):
+        table.add_column(col, overflow="fold")
+    for name in tasks.names():
+        info = tasks.make(name).describe()
+        table.add_row(name, str(info["episodes_per_trial"]), info["description"], info["reward"])
+    _console().print(table)
+    return 0
+
+
+def _progress(run, start_update: int):
+    from rich.progress import (
+        BarColumn,
+        MofNCompleteColumn,
+        Progress,
+        TextColumn,
+        TimeElapsedColumn,
+        TimeRemainingColumn,
+    )
+
+    progress = Progress(
+        TextColumn("[bold]{task.description}"),
+        BarColumn(),
+        MofNCompleteColumn(),
+        TextColumn("steps"),
+        TextColumn("{task.fields[rate]} steps/s"),
+        TimeElapsedColumn(),
+        TextColumn("ETA"),
+        TimeRemainingColumn(),
+        TextColumn("trial return {task.fields[ret]}"),
+        console=_console(),
+        disable=not sys.stdout.isatty() and os.environ.get("QUICKSTUDY_PROGRESS") != "1",
+    )
+    task_id = progress.add_task(
+        f"{run.algo_name} {run.task_name}",
+        total=run.total_steps,
+        completed=start_update * run.steps_per_update,
+        rate="-",
+        ret="-",
+    )
+    t0, first = time.perf_counter(), [start_update]
+
+    def on_chunk(done: int, metrics) -> None:
+        elapsed = time.perf_counter() - t0
+        steps = (done - first[0]) * run.steps_per_update
+        ret = metrics["trial_return"][-1]
+        progress.update(
+            task_id,
+            completed=done * run.steps_per_update,
+            rate=f"{steps / max(elapsed, 1e-9):,.0f}",
+            ret=f"{ret:.2f}",
+        )
+
+    return progress, on_chunk
+
+
+def _report_eval(run, summary) -> None:
+    from rich.table import Table
+
+    console = _console()
+    per = summary["per_episode"]
+    total = summary["trial_return"]
+    table = Table(title=f"meta-test of {run.algo_name} on {run.task_name}")
+    table.add_column("metric")
+    table.add_column("mean ± s.e.")
+    table.add_row(
+        f"trial return (sum of {summary['episodes']} episodes, {summary['num_tasks']} tasks)",
+        f"{total['mean']:.3f} ± {total['se']:.3f}",
+    )
+    shown = sorted({0, 1, len(per) - 1}) if len(per) > 3 else range(len(per))
+    for k in shown:
+        table.add_row(f"return of episode {k + 1}", f"{per[k]['mean']:.3f} ± {per[k]['se']:.3f}")
+    if "success_per_episode" in summary:
+        for k in shown:
+            s = summary["success_per_episode"][k]
+            table.add_row(f"success of episode {k + 1}", f"{s['mean']:.3f} ± {s['se']:.3f}")
+    console.print(table)
+    console.print(f"results: {run.path / 'eval'}")
+
+
+def _train_and_evaluate(run, start_update: int) -> int:
+    from quickstudy import runner
+
+    console = _console()
+    console.print(
+        f"run directory: {run.path}  ({run.algo.num_updates} updates x "
+        f"{run.steps_per_update:,} steps)"
+    )
+    progress, on_chunk = _progress(run, start_update)
+    state = None
+    try:
+        with progress:
+            state = runner.train(run, on_chunk=on_chunk)
+    except KeyboardInterrupt:
+        console.print(
+            f"interrupted; the latest checkpoint is kept. Continue with: "
+            f"quickstudy resume {run.path}"
+        )
+        return 130
+    summary = runner.evaluate(run, state.params)
+    _report_eval(run, summary)
+    return 0
+
+
+def _cmd_train(algo_name: str, argv: list[str]) -> int:
+    from quickstudy import runner
+
+    if algo_name not in TRAIN_ARGS:
+        raise UnknownNameError(
+            f"unknown algorithm {algo_name!r}. Valid algorithms: {', '.join(TRAIN_ARGS)}"
+        )
+    args = tyro.cli(
+        TRAIN_ARGS[algo_name],
+        args=argv,
+        prog=f"quickstudy train {algo_name}",
+        config=_TYRO_CONFIG,
+    )
+    settings = runner.RunSettings(
+        seed=args.seed,
+        chunk_updates=args.chunk_updates,
+        checkpoint_every=args.checkpoint_every,
+        eval_tasks=args.eval_tasks,
+    )
+    run = runner.create_run(
+        algo_name, args.task, args.config, settings, run_dir=args.run_dir, runs_root=args.runs_root
+    )
+    return _train_and_evaluate(run, 0)
+
+
+def _cmd_resume(cmd: Resume) -> int:
+    from quickstudy import runner
+
+    run = runner.open_run(cmd.run_dir)
+    _, done = runner.restore_latest(run)
+    return _train_and_evaluate(run, done)
+
+
+def _cmd_evaluate(cmd: Evaluate) -> int:
+    from quickstudy import runner
+
+    run = runner.open_run(cmd.run_dir)
+    summary = runner.evaluate(run, episodes=cmd.episodes, num_tasks=cmd.tasks, seed=cmd.seed)
+    _report_eval(run, summary)
+    return 0
+
+
+def main(argv: list[str] | None = None) -> int:
+    """Entry point of the ``quickstudy`` command."""
+    argv = sys.argv[1:] if argv is None else list(argv)
+    try:
+        if len(argv) >= 2 and argv[0] == "train" and not argv[1].startswith("-"):
+            return _cmd_train(argv[1], argv[2:])
+        cmd = tyro.cli(
+            Command,
+            args=argv,
+            prog="quickstudy",
+            description="quickstudy: meta-reinforcement learning in JAX.",
+            config=_TYRO_CONFIG,
+        )
+        if isinstance(cmd, Tasks):
+            return _cmd_tasks()
+        if isinstance(cmd, Train):
+            return _cmd_train(cmd.algo, [])
+        if isinstance(cmd, Evaluate):
+            return _cmd_evaluate(cmd)
+        return _cmd_resume(cmd)
+    except QuickstudyError as err:
+        print(f"error: {err}", file=sys.stderr)  # noqa: T201
+        return 2
+
+
+if __name__ == "__main__":
+    sys.exit(main())

@@ -1,0 +1,126 @@
+"""The environment contract: pure functions whose task is a ``params`` pytree.
+
+An environment is a frozen dataclass that holds only *static* sizes (number of arms, horizon) and
+exposes pure functions::
+
+    reset(key, params)               -> (state, TimeStep)
+    step(key, state, action, params) -> (state, TimeStep)
+
+Everything that varies between tasks (arm means, goals, transition tables) lives in ``params`` as
+array leaves, so ``jax.vmap`` over tasks works. ``reset`` never samples a task: task sampling is
+the job of :class:`quickstudy.tasks.TaskDistribution`.
+"""
+
+from __future__ import annotations
+
+import dataclasses
+from typing import Any, NamedTuple, Protocol
+
+import jax
+import jax.numpy as jnp
+
+PyTree = Any
+
+
+class TimeStep(NamedTuple):
+    """What an environment emits after ``reset`` or ``step``.
+
+    Attributes:
+        obs: Observation, shape ``observation_space(params).shape``.
+        reward: Scalar reward of the transition (0 after ``reset``).
+        terminated: True when the episode reached a terminal state (no bootstrapping).
+        truncated: True when the episode was cut by a time limit (bootstrap from ``obs``).
+        info: Dict of scalar arrays with a fixed structure for every step (e.g. ``success``).
+    """
+
+    obs: jax.Array
+    reward: jax.Array
+    terminated: jax.Array
+    truncated: jax.Array
+    info: dict[str, jax.Array]
+
+
+@dataclasses.dataclass(frozen=True)
+class Discrete:
+    """A finite action or observation space ``{0, ..., n - 1}``."""
+
+    n: int
+
+    @property
+    def shape(self) -> tuple[int, ...]:
+        """Shape of one element: a scalar."""
+        return ()
+
+    def sample(self, key: jax.Array) -> jax.Array:
+        """Draws one element uniformly."""
+        return jax.random.randint(key, (), 0, self.n)
+
+    def contains(self, x: jax.Array) -> jax.Array:
+        """Whether ``x`` is a valid element."""
+        return (x >= 0) & (x < self.n)
+
+
+@dataclasses.dataclass(frozen=True)
+class Box:
+    """A box ``[low, high]^shape`` of real vectors (bounds may be infinite)."""
+
+    low: float
+    high: float
+    shape: tuple[int, ...]
+
+    def sample(self, key: jax.Array) -> jax.Array:
+        """Draws one element uniformly (bounded boxes only; unbounded ones draw N(0, 1))."""
+        if jnp.isfinite(self.low) and jnp.isfinite(self.high):
+            return jax.random.uniform(key, self.shape, minval=self.low, maxval=self.high)
+        return jax.random.normal(key, self.shape)
+
+    def contains(self, x: jax.Array) -> jax.Array:
+        """Whether ``x`` lies in the box."""
+        return jnp.all((x >= self.low) & (x <= self.high))
+
+
+Space = Discrete | Box
+
+
+class Environment(Protocol):
+    """Structural type of every quickstudy environment (see the module docstring)."""
+
+    def reset(self, key: jax.Array, params: PyTree) -> tuple[PyTree, TimeStep]:
+        """Starts an episode of the task ``params``."""
+        ...
+
+    def step(
+        self, key: jax.Array, state: PyTree, action: jax.Array, params: PyTree
+    ) -> tuple[PyTree, TimeStep]:
+        """Advances one step."""
+        ...
+
+    def observation_space(self, params: PyTree) -> Space:
+        """The observation space (static shape)."""
+        ...
+
+    def action_space(self, params: PyTree) -> Space:
+        """The action space (static shape)."""
+        ...
+
+
+def tree_select(pred: jax.Array, on_true: PyTree, on_false: PyTree) -> PyTree:
+    """Leafwise ``where(pred, on_true, on_false)`` for a scalar ``pred``."""
+    return jax.tree.map(lambda a, b: jnp.where(pred, a, b), on_true, on_false)
+
+
+def timestep(
+    obs: jax.Array,
+    reward: jax.Array | float = 0.0,
+    terminated: jax.Array | bool = False,
+    truncated: jax.Array | bool = False,
+    **info: jax.Array,
+) -> TimeStep:
+    """Builds a :class:`TimeStep` with canonical dtypes (float32 reward, bool flags)."""
+    return TimeStep(
+        obs=obs,
+        reward=jnp.asarray(reward, jnp.float32),
+        terminated=jnp.asarray(terminated, bool),
+        truncated=jnp.asarray(truncated, bool),
+        info={k: jnp.asarray(v) for k, v in info.items()},
+    )

@@ -1,0 +1,94 @@
+"""2-D point navigation: MAML's ``nav2d`` and PEARL's (sparse) point robot.
+
+References: Finn et al. 2017 (MAML), §5.3 and ``maml_rl``'s point environment; Rakelly et al.
+2019 (PEARL), appendix, and its point-robot environments.
+"""
+
+from __future__ import annotations
+
+import dataclasses
+from typing import NamedTuple
+
+import jax
+import jax.numpy as jnp
+
+from quickstudy.envs.base import Box, TimeStep, timestep
+
+
+class GoalParams(NamedTuple):
+    """One navigation task.
+
+    Attributes:
+        goal: Goal position, shape ``[2]``.
+    """
+
+    goal: jax.Array
+
+
+class PointState(NamedTuple):
+    """Position ``[2]`` and step counter."""
+
+    pos: jax.Array
+    t: jax.Array
+
+
+@dataclasses.dataclass(frozen=True)
+class PointNavigation:
+    """A point that moves by its (clipped) action: ``s' = s + clip(a, -max_action, max_action)``.
+
+    Starts at the origin; observation is the position ``[2]``. Rewards, on the new position:
+
+    * dense (``sparse=False``): ``-||s' - g||_2``;
+    * sparse: ``1 - ||s' - g||_2`` when ``||s' - g||_2 <= goal_radius``, else 0.
+
+    With ``terminate_at_goal`` the episode ends when ``|dx| < 0.01 and |dy| < 0.01`` (MAML's
+    rule) and ``info["success"]`` marks that step; otherwise the episode is truncated after
+    ``horizon`` steps and ``info["success"]`` is 1 while the point is within ``goal_radius``.
+
+    Attributes:
+        horizon: Episode length limit (static).
+        max_action: Per-coordinate action bound.
+        sparse: Use the sparse reward.
+        goal_radius: Success (and sparse reward) radius.
+        terminate_at_goal: End the episode on reaching the goal (|dx|, |dy| < 0.01).
+    """
+
+    horizon: int = 100
+    max_action: float = 0.1
+    sparse: bool = False
+    goal_radius: float = 0.2
+    terminate_at_goal: bool = False
+
+    def reset(self, key: jax.Array, params: GoalParams) -> tuple[PointState, TimeStep]:
+        """Starts at the origin."""
+        del key, params
+        state = PointState(jnp.zeros((2,), jnp.float32), jnp.zeros((), jnp.int32))
+        return state, timestep(state.pos, success=jnp.float32(0.0))
+
+    def step(
+        self, key: jax.Array, state: PointState, action: jax.Array, params: GoalParams
+    ) -> tuple[PointState, TimeStep]:
+        """Moves by the clipped action and scores the new position."""
+        del key
+        pos = state.pos + jnp.clip(action, -self.max_action, self.max_action)
+        delta = pos - params.goal
+        dist = jnp.sqrt(jnp.sum(delta**2))
+        within = dist <= self.goal_radius
+        reward = jnp.where(within, 1.0 - dist, 0.0) if self.sparse else -dist
+        t = state.t + 1
+        if self.terminate_at_goal:
+            terminated = jnp.all(jnp.abs(delta) < 0.01)
+            success = terminated
+        else:
+            terminated, success = jnp.asarray(False), within
+        truncated = (t >= self.horizon) & ~terminated
+        ts = timestep(pos, reward, terminated, truncated, success=success.astype(jnp.float32))
+        return PointState(pos, t), ts
+
+    def observation_space(self, params: GoalParams) -> Box:
+        """Unbounded 2-D position."""
+        return Box(-jnp.inf, jnp.inf, (2,))
+
+    def action_space(self, params: GoalParams) -> Box:
+        """Displacement per step, clipped to ``[-max_action, max_action]^2``."""
+        return Box(-self.max_action, self.max_action, (2,))

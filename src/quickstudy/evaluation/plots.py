@@ -1,0 +1,64 @@
+"""Figures of meta-test results (matplotlib, Agg canvas; no pyplot global state)."""
+
+from __future__ import annotations
+
+from collections.abc import Mapping, Sequence
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+from matplotlib.backends.backend_agg import FigureCanvasAgg
+from matplotlib.figure import Figure
+
+
+def plot_adaptation_curve(
+    summaries: Mapping[str, Sequence[Mapping[str, Any]]],
+    path: str | Path,
+    xlabel: str = "episode",
+    ylabel: str = "return",
+    title: str = "",
+    *,
+    xs: Sequence[float] | None = None,
+) -> Path:
+    """Plots mean return per adaptation index with its 95% CI band, one line per method.
+
+    Args:
+        summaries: Method name -> per-index summaries (``K`` dicts with ``mean``, ``ci95_low``
+            and ``ci95_high``, as from `quickstudy.evaluation.stats.per_index_summary`).
+        path: PNG file to write; its directory is created if missing.
+        xlabel: x-axis label.
+        ylabel: y-axis label.
+        title: Figure title.
+        xs: x positions of the ``K`` indices; ``1..K`` if ``None`` (use ``0..K-1`` for MAML
+            inner steps, where 0 is before adaptation).
+
+    Returns:
+        ``path`` as a ``Path``.
+    """
+    if not summaries:
+        raise ValueError("nothing to plot: summaries is empty")
+    fig = Figure(figsize=(6.0, 4.0), dpi=120)
+    FigureCanvasAgg(fig)
+    ax = fig.add_subplot()
+    for name, rows in summaries.items():
+        if len(rows) == 0:
+            raise ValueError(f"method {name!r} has no summaries")
+        x = np.arange(1, len(rows) + 1) if xs is None else np.asarray(xs, dtype=float)
+        if x.shape != (len(rows),):
+            raise ValueError(f"xs has {x.size} positions but {name!r} has {len(rows)} summaries")
+        mean = np.array([row["mean"] for row in rows], dtype=float)
+        low = np.array([row["ci95_low"] for row in rows], dtype=float)
+        high = np.array([row["ci95_high"] for row in rows], dtype=float)
+        (line,) = ax.plot(x, mean, marker="o" if len(rows) <= 20 else None, label=name)
+        ax.fill_between(x, low, high, color=line.get_color(), alpha=0.2, linewidth=0)
+    ax.set_xlabel(xlabel)
+    ax.set_ylabel(ylabel)
+    if title:
+        ax.set_title(title)
+    ax.grid(alpha=0.3)
+    ax.legend()
+    fig.tight_layout()
+    path = Path(path)
+    path.parent.mkdir(parents=True, exist_ok=True)
+    fig.savefig(path, format="png")
+    return path

@@ -1,0 +1,137 @@
+"""Registry of named task distributions.
+
+Names are versioned by definition: a change to a task's dynamics, reward or ranges gets a new name,
+never a silent edit of an existing one.
+"""
+
+from __future__ import annotations
+
+import difflib
+import functools
+from collections.abc import Callable
+
+import numpy as np
+
+from quickstudy.envs.bandit import BanditParams, BernoulliBandit, sample_bandit
+from quickstudy.envs.navigation import GoalParams, PointNavigation
+from quickstudy.envs.tabular_mdp import TabularMDP, sample_mdp
+from quickstudy.errors import UnknownNameError
+from quickstudy.tasks.distribution import TaskDistribution
+
+_REGISTRY: dict[str, Callable[[], TaskDistribution]] = {}
+
+
+def register(name: str, factory: Callable[[], TaskDistribution]) -> None:
+    """Registers ``factory`` under ``name``; names are unique."""
+    if name in _REGISTRY:
+        raise ValueError(f"task {name!r} is already registered")
+    _REGISTRY[name] = factory
+
+
+def names() -> list[str]:
+    """All registered task names, in registration order."""
+    return list(_REGISTRY)
+
+
+@functools.cache
+def make(name: str) -> TaskDistribution:
+    """Builds the task distribution registered as ``name``.
+
+    Raises:
+        UnknownNameError: ``name`` is not registered; the message lists the valid names.
+    """
+    if name not in _REGISTRY:
+        close = difflib.get_close_matches(name, _REGISTRY, n=3)
+        hint = f" Did you mean {', '.join(close)}?" if close else ""
+        raise UnknownNameError(f"unknown task {name!r}.{hint} Valid tasks: {', '.join(_REGISTRY)}")
+    return _REGISTRY[name]()
+
+
+def _bandit(k: int, n: int) -> TaskDistribution:
+    return TaskDistribution(
+        name=f"bandit-k{k}-n{n}",
+        env=BernoulliBandit(k),
+        description=f"Bernoulli bandit, {k} arms, p_i ~ U[0,1]; a trial is {n} pulls (RL²).",
+        reward="r ~ Bernoulli(p[a]); metric: total reward over the trial",
+        episodes=n,
+        sampler=functools.partial(sample_bandit, num_arms=k),
+    )
+
+
+def _mdp(n: int) -> TaskDistribution:
+    return TaskDistribution(
+        name=f"mdp-s10-a5-n{n}",
+        env=TabularMDP(10, 5, 10),
+        description=(
+            f"Tabular MDP |S|=10 |A|=5, T=10 from state 0, P ~ Dir(1), R ~ N(1,1); "
+            f"a trial is {n} episodes (RL²)."
+        ),
+        reward="r ~ N(R(s,a), 1); metric: total reward over the trial",
+        episodes=n,
+        sampler=functools.partial(sample_mdp, num_states=10, num_actions=5),
+    )
+
+
+def _nav2d() -> TaskDistribution:
+    import jax
+
+    def sampler(key, n):
+        return GoalParams(jax.random.uniform(key, (n, 2), minval=-0.5, maxval=0.5))
+
+    return TaskDistribution(
+        name="nav2d",
+        env=PointNavigation(horizon=100, max_action=0.1, terminate_at_goal=True),
+        description="MAML 2-D navigation: start (0,0), goal ~ U[-0.5,0.5]^2, H=100.",
+        reward="-||s' - g||_2; s' = s + clip(a, -0.1, 0.1); done when |dx|,|dy| < 0.01",
+        episodes=2,
+        sampler=sampler,
+        num_test=40,
+    )
+
+
+def _split(goals: np.ndarray, num_train: int) -> tuple[GoalParams, GoalParams]:
+    goals = goals.astype(np.float32)
+    return GoalParams(goals[:num_train]), GoalParams(goals[num_train:])
+
+
+def _point_robot() -> TaskDistribution:
+    # 100 goals ~ U[-1,1]^2 drawn (x, y per task) from a NumPy RandomState seeded 1337.
+    goals = np.random.RandomState(1337).uniform(-1.0, 1.0, size=(100, 2))
+    train, test = _split(goals, 80)
+    return TaskDistribution(
+        name="point-robot",
+        env=PointNavigation(horizon=20, max_action=0.1, goal_radius=0.2),
+        description="PEARL point robot: goal ~ U[-1,1]^2, 80 train / 20 test goals, H=20.",
+        reward="-||s' - g||_2; s' = s + clip(a, -0.1, 0.1)",
+        episodes=3,
+        train_set=train,
+        test_set=test,
+    )
+
+
+def _sparse_point_robot() -> TaskDistribution:
+    angles = np.linspace(0.0, np.pi, num=100)
+    goals = np.stack([np.cos(angles), np.sin(angles)], axis=1)
+    np.random.RandomState(1337).shuffle(goals)
+    train, test = _split(goals, 80)
+    return TaskDistribution(
+        name="sparse-point-robot",
+        env=PointNavigation(horizon=20, max_action=0.1, sparse=True, goal_radius=0.2),
+        description="PEARL sparse point robot: goals on the unit half-circle, 80/20, H=20.",
+        reward="1 - ||s' - g||_2 if ||s' - g||_2 <= 0.2 else 0",
+        episodes=3,
+        train_set=train,
+        test_set=test,
+    )
+
+
+for _k in (5, 10, 50):
+    for _n in (10, 100, 500):
+        register(f"bandit-k{_k}-n{_n}", functools.partial(_bandit, _k, _n))
+for _n in (10, 25, 50, 75, 100):
+    register(f"mdp-s10-a5-n{_n}", functools.partial(_mdp, _n))
+register("nav2d", _nav2d)
+register("point-robot", _point_robot)
+register("sparse-point-robot", _sparse_point_robot)
+
+__all__ = ["BanditParams", "make", "names", "register"]

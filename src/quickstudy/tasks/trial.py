@@ -1,0 +1,105 @@
+"""The trial wrapper: K consecutive episodes of one task, as one RL² meta-episode.
+
+Duan et al. 2016 (RL², §2.2): the agent's input at every step is the observation together with the
+previous action, the previous reward and a flag that the previous step ended an episode; its memory
+persists across the episodes of a trial and is reset between trials (that reset belongs to the
+policy, driven by the trial's ``terminated`` flag).
+"""
+
+from __future__ import annotations
+
+import dataclasses
+from typing import Any, NamedTuple
+
+import jax
+import jax.numpy as jnp
+
+from quickstudy.envs.base import Box, Discrete, Environment, TimeStep, tree_select
+
+PyTree = Any
+
+
+class TrialState(NamedTuple):
+    """The inner environment's state and the index of the current episode."""
+
+    inner: PyTree
+    episode: jax.Array
+
+
+@dataclasses.dataclass(frozen=True)
+class Trial:
+    """Wraps an environment so that one episode of the wrapper is ``episodes`` inner episodes.
+
+    Observation: ``obs ⊕ prev_action ⊕ prev_reward ⊕ done`` with the previous action one-hot
+    (discrete) or clipped to the action space (continuous); all zeros after ``reset``. When an
+    inner episode ends the inner environment resets on the same task. The trial ends, with
+    ``terminated=True``, when the ``episodes``-th inner episode ends: the trial objective is the
+    finite sum of rewards over its episodes, so nothing is bootstrapped past it.
+
+    ``info`` adds ``episode`` (index of the episode the transition belongs to) and
+    ``episode_done`` (whether that inner episode ended here) to the inner info.
+
+    Attributes:
+        env: The inner environment.
+        episodes: Episodes per trial ``K`` (static).
+    """
+
+    env: Environment
+    episodes: int
+
+    def _augment(self, obs, action, reward, done, params) -> jax.Array:
+        space = self.env.action_space(params)
+        if isinstance(space, Discrete):
+            act = jax.nn.one_hot(action, space.n, dtype=jnp.float32)
+        else:
+            act = jnp.clip(action, space.low, space.high).astype(jnp.float32)
+        extra = jnp.stack([jnp.asarray(reward, jnp.float32), jnp.asarray(done, jnp.float32)])
+        return jnp.concatenate([obs.astype(jnp.float32).reshape(-1), act.reshape(-1), extra])
+
+    def _zero_action(self, params) -> jax.Array:
+        space = self.env.action_space(params)
+        if isinstance(space, Discrete):
+            return jnp.asarray(-1, jnp.int32)  # one_hot(-1) is all zeros
+        return jnp.zeros(space.shape, jnp.float32)
+
+    def reset(self, key: jax.Array, params: PyTree) -> tuple[TrialState, TimeStep]:
+        """Starts the first episode of a trial on task ``params``."""
+        inner, ts = self.env.reset(key, params)
+        obs = self._augment(ts.obs, self._zero_action(params), 0.0, False, params)
+        info = dict(ts.info, episode=jnp.zeros((), jnp.int32), episode_done=jnp.asarray(False))
+        state = TrialState(inner, jnp.zeros((), jnp.int32))
+        return state, ts._replace(obs=obs, info=info)
+
+    def step(
+        self, key: jax.Array, state: TrialState, action: jax.Array, params: PyTree
+    ) -> tuple[TrialState, TimeStep]:
+        """Steps the inner environment, resetting it on the same task when its episode ends."""
+        k_step, k_reset = jax.random.split(key)
+        inner, ts = self.env.step(k_step, state.inner, action, params)
+        ep_done = ts.terminated | ts.truncated
+        inner_reset, ts_reset = self.env.reset(k_reset, params)
+        inner = tree_select(ep_done, inner_reset, inner)
+        next_obs = jnp.where(ep_done, ts_reset.obs, ts.obs)
+        episode = state.episode + ep_done.astype(jnp.int32)
+        obs = self._augment(next_obs, action, ts.reward, ep_done, params)
+        info = dict(ts.info, episode=state.episode, episode_done=ep_done)
+        out = TimeStep(
+            obs=obs,
+            reward=ts.reward,
+            terminated=episode >= self.episodes,
+            truncated=jnp.asarray(False),
+            info=info,
+        )
+        return TrialState(inner, episode), out
+
+    def observation_space(self, params: PyTree) -> Box:
+        """Augmented observation: inner obs, previous action, reward and done flag."""
+        inner = self.env.observation_space(params)
+        space = self.env.action_space(params)
+        act_dim = space.n if isinstance(space, Discrete) else int(jnp.prod(jnp.array(space.shape)))
+        obs_dim = int(jnp.prod(jnp.array(inner.shape))) if inner.shape else 1
+        return Box(-jnp.inf, jnp.inf, (obs_dim + act_dim + 2,))
+
+    def action_space(self, params: PyTree) -> Discrete | Box:
+        """The inner action space."""
+        return self.env.action_space(params)

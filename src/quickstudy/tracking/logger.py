@@ -1,0 +1,192 @@
+"""Scalar metrics to ``metrics.jsonl``, ``metrics.csv`` and TensorBoard event files."""
+
+from __future__ import annotations
+
+import csv
+import io
+import json
+from collections.abc import Mapping
+from pathlib import Path
+from types import TracebackType
+from typing import Any
+
+from quickstudy.errors import QuickstudyError
+from quickstudy.tracking.run_dir import write_bytes_atomic
+
+JSONL = "metrics.jsonl"
+CSV = "metrics.csv"
+
+
+def read_metrics(path: str | Path) -> list[dict[str, Any]]:
+    """Reads the rows of a ``metrics.jsonl`` file.
+
+    A last line without a newline is a write cut short by a crash and is skipped.
+
+    Args:
+        path: The JSONL file; a missing file has no rows.
+
+    Returns:
+        One dict per logged step, each with ``step`` (int) and the metrics (floats).
+
+    Raises:
+        QuickstudyError: A complete line is not a JSON object with an integer ``step``.
+    """
+    path = Path(path)
+    if not path.exists():
+        return []
+    text = path.read_text(encoding="utf-8")
+    lines = text.split("\n")
+    lines = lines[:-1]  # Either "" after the final newline or an unterminated partial line.
+    rows = []
+    for number, line in enumerate(lines, start=1):
+        if not line.strip():
+            continue
+        try:
+            row = json.loads(line)
+        except json.JSONDecodeError as e:
+            raise QuickstudyError(f"{path}:{number}: not a JSON line ({e})") from None
+        if not isinstance(row, dict) or not isinstance(row.get("step"), int):
+            raise QuickstudyError(f"{path}:{number}: expected an object with an integer 'step'")
+        rows.append(row)
+    return rows
+
+
+def _header(rows: list[dict[str, Any]]) -> list[str]:
+    keys = {"step": None}
+    for row in rows:
+        keys.update(dict.fromkeys(row))
+    return list(keys)
+
+
+def _csv_text(header: list[str], rows: list[dict[str, Any]]) -> str:
+    buf = io.StringIO()
+    writer = csv.DictWriter(buf, fieldnames=header, restval="", lineterminator="\n")
+    writer.writeheader()
+    writer.writerows(rows)
+    return buf.getvalue()
+
+
+def _jsonl_text(rows: list[dict[str, Any]]) -> str:
+    return "".join(json.dumps(row) + "\n" for row in rows)
+
+
+class MetricsLogger:
+    """Appends scalar metrics of a run to JSONL, CSV and (optionally) TensorBoard.
+
+    ``metrics.jsonl`` is the record; ``metrics.csv`` is derived from it and has one column per
+    key seen so far (rewritten from the JSONL when a new key appears, empty cells where a row
+    lacks a key). Opening a logger on an existing run directory continues both files; call
+    `truncate_after` first when the run resumes from a checkpoint older than the last row.
+
+    Example:
+        >>> with MetricsLogger(run_dir) as logger:  # doctest: +SKIP
+        ...     logger.log(100, {"loss": 0.5, "return": 12.0})
+    """
+
+    def __init__(self, run_dir: str | Path, tensorboard: bool = True) -> None:
+        """Opens (or continues) the metrics files of ``run_dir``.
+
+        Args:
+            run_dir: The run directory; created if missing.
+            tensorboard: Also write TensorBoard event files into ``run_dir``.
+        """
+        self.run_dir = Path(run_dir)
+        self.run_dir.mkdir(parents=True, exist_ok=True)
+        self.jsonl_path = self.run_dir / JSONL
+        self.csv_path = self.run_dir / CSV
+        self._tensorboard = tensorboard
+        self._writer: Any = None
+        self._closed = False
+        rows = read_metrics(self.jsonl_path)
+        # Drop a partial last line and make the CSV agree with the JSONL.
+        self._rewrite(rows)
+        self._header = _header(rows)
+        if tensorboard:
+            self._writer = self._open_writer(purge_step=None)
+
+    def _open_writer(self, purge_step: int | None) -> Any:
+        from tensorboardX import SummaryWriter  # Imported here: slow, and only needed here.
+
+        return SummaryWriter(logdir=str(self.run_dir), purge_step=purge_step)
+
+    def _rewrite(self, rows: list[dict[str, Any]]) -> None:
+        write_bytes_atomic(self.jsonl_path, _jsonl_text(rows).encode("utf-8"))
+        write_bytes_atomic(self.csv_path, _csv_text(_header(rows), rows).encode("utf-8"))
+
+    def _check_open(self) -> None:
+        if self._closed:
+            raise QuickstudyError(f"the metrics logger of {self.run_dir} is closed")
+
+    def log(self, step: int, metrics: Mapping[str, Any]) -> None:
+        """Records the metrics of one step.
+
+        Args:
+            step: Global step (e.g. environment steps or meta-iterations).
+            metrics: Scalar values by name; anything ``float()`` accepts (Python/NumPy/JAX
+                scalars, 0-d arrays).
+
+        Raises:
+            ValueError: A metric is named ``step`` or is not a scalar.
+        """
+        self._check_open()
+        if "step" in metrics:
+            raise ValueError("'step' is reserved for the step argument and cannot be a metric")
+        row: dict[str, Any] = {"step": int(step)}
+        for name, value in metrics.items():
+            try:
+                row[str(name)] = float(value)
+            except (TypeError, ValueError):
+                raise ValueError(f"metric {name!r} is not a scalar: {value!r}") from None
+        with open(self.jsonl_path, "a", encoding="utf-8") as f:
+            f.write(json.dumps(row) + "\n")
+        if any(key not in self._header for key in row):
+            rows = read_metrics(self.jsonl_path)
+            self._header = _header(rows)
+            write_bytes_atomic(self.csv_path, _csv_text(self._header, rows).encode("utf-8"))
+        else:
+            with open(self.csv_path, "a", encoding="utf-8", newline="") as f:
+                csv.DictWriter(f, self._header, restval="", lineterminator="\n").writerow(row)
+        if self._writer is not None:
+            for name, value in row.items():
+                if name != "step":
+                    self._writer.add_scalar(name, value, global_step=row["step"])
+
+    def truncate_after(self, step: int) -> None:
+        """Drops the rows with ``step`` greater than the given one from the JSONL and the CSV.
+
+        TensorBoard event files cannot be edited; the writer is reopened with
+        ``purge_step=step + 1`` so that TensorBoard hides the later events.
+
+        Args:
+            step: The last step to keep, e.g. the step of the checkpoint a run resumes from.
+        """
+        self._check_open()
+        rows = [row for row in read_metrics(self.jsonl_path) if row["step"] <= step]
+        self._rewrite(rows)
+        self._header = _header(rows)
+        if self._writer is not None:
+            self._writer.close()
+            self._writer = self._open_writer(purge_step=int(step) + 1)
+
+    def flush(self) -> None:
+        """Flushes pending TensorBoard events (JSONL and CSV are written at every `log`)."""
+        if self._writer is not None:
+            self._writer.flush()
+
+    def close(self) -> None:
+        """Flushes and closes the TensorBoard writer; later calls do nothing."""
+        if self._writer is not None:
+            self._writer.close()
+            self._writer = None
+        self._closed = True
+
+    def __enter__(self) -> MetricsLogger:
+        return self
+
+    def __exit__(
+        self,
+        exc_type: type[BaseException] | None,
+        exc: BaseException | None,
+        tb: TracebackType | None,
+    ) -> None:
+        self.close()

@@ -1,0 +1,126 @@
+import json
+
+import jax
+import numpy as np
+import pytest
+
+from quickstudy import runner
+from quickstudy.algorithms.rl2 import RL2Config
+from quickstudy.cli import main
+from quickstudy.errors import CheckpointError
+from quickstudy.tracking import latest_checkpoint, load_checkpoint
+
+TINY = ["--total-steps", "480", "--num-envs", "8", "--hidden-size", "16", "--num-minibatches", "2"]
+
+
+def _params(run_dir):
+    run = runner.open_run(run_dir)
+    return load_checkpoint(latest_checkpoint(run_dir / "checkpoints"), runner.initial_state(run))
+
+
+def test_train_writes_a_complete_run_dir(tmp_path, capsys):
+    run_dir = tmp_path / "run"
+    assert main(["train", "rl2", "--run-dir", str(run_dir), "--chunk-updates", "2", *TINY]) == 0
+    config = json.loads((run_dir / "config.json").read_text())
+    assert config["algo"] == "rl2" and config["task"] == "bandit-k5-n10"
+    assert config["config"]["total_steps"] == 480 and config["derived"]["num_updates"] == 6
+    rows = [json.loads(line) for line in (run_dir / "metrics.jsonl").read_text().splitlines()]
+    assert [r["update"] for r in rows] == [1, 2, 3, 4, 5, 6]
+    assert (run_dir / "metrics.csv").read_text().count("\n") == 7
+    assert list(run_dir.glob("events.out.tfevents*"))
+    summary = json.loads((run_dir / "eval" / "summary.json").read_text())
+    assert summary["num_tasks"] == 1000 and summary["episodes"] == 10
+    assert (run_dir / "eval" / "adaptation.png").stat().st_size > 1000
+    assert "trial return" in capsys.readouterr().out
+
+
+def test_interrupted_then_resumed_equals_uninterrupted(tmp_path):
+    cfg = RL2Config(total_steps=480, num_envs=8, hidden_size=16, num_minibatches=2)
+    settings = runner.RunSettings(seed=5, chunk_updates=2, checkpoint_every=1)
+    full = runner.create_run("rl2", "bandit-k5-n10", cfg, settings, run_dir=tmp_path / "full")
+    final_full = runner.train(full)
+    part = runner.create_run("rl2", "bandit-k5-n10", cfg, settings, run_dir=tmp_path / "part")
+    runner.train(part, stop_after_updates=3)  # stops mid-chunk: last checkpoint at update 3
+    assert main(["resume", str(tmp_path / "part")]) == 0
+    final_part = _params(tmp_path / "part")
+    assert int(final_part.update) == int(final_full.update) == 6
+    for a, b in zip(jax.tree.leaves(final_full), jax.tree.leaves(final_part), strict=True):
+        a, b = (
+            jax.random.key_data(x) if jax.dtypes.issubdtype(x.dtype, jax.dtypes.prng_key) else x
+            for x in (a, b)
+        )
+        np.testing.assert_array_equal(np.asarray(a), np.asarray(b))
+    full_rows = (tmp_path / "full" / "metrics.jsonl").read_text().splitlines()
+    part_rows = (tmp_path / "part" / "metrics.jsonl").read_text().splitlines()
+    assert full_rows == part_rows
+
+
+def test_evaluate_command_with_other_episodes(tmp_path):
+    run_dir = tmp_path / "run"
+    assert main(["train", "rl2", "--run-dir", str(run_dir), *TINY]) == 0
+    assert main(["evaluate", str(run_dir), "--episodes", "4", "--tasks", "20"]) == 0
+    summary = json.loads((run_dir / "eval" / "summary.json").read_text())
+    assert summary["episodes"] == 4 and summary["num_tasks"] == 20
+
+
+def test_unknown_task_and_algorithm(tmp_path, capsys):
+    assert main(["train", "rl2", "--task", "bandit-k7", "--run-dir", str(tmp_path / "x")]) == 2
+    err = capsys.readouterr().err
+    assert "unknown task 'bandit-k7'" in err and "bandit-k10-n100" in err
+    assert not (tmp_path / "x").exists()
+    assert main(["train", "maml-foo"]) == 2
+    assert "Valid algorithms: rl2" in capsys.readouterr().err
+
+
+@pytest.mark.parametrize(
+    "flag,value,field",
+    [
+        ("--learning-rate", "-0.1", "learning_rate"),
+        ("--total-steps", "0", "total_steps"),
+        ("--gamma", "2", "gamma"),
+        ("--num-envs", "abc", "num-envs"),
+    ],
+)
+def test_bad_config_value_names_the_field(flag, value, field, capsys):
+    with pytest.raises(SystemExit) as exc:
+        main(["train", "rl2", flag, value])
+    assert exc.value.code != 0
+    assert field in capsys.readouterr().err.replace("\n", " ")
+
+
+def test_missing_and_corrupt_checkpoints(tmp_path, capsys):
+    assert main(["resume", str(tmp_path / "nope")]) == 2
+    assert "not a run directory" in capsys.readouterr().err
+    run_dir = tmp_path / "run"
+    assert main(["train", "rl2", "--run-dir", str(run_dir), *TINY]) == 0
+    ckpt = latest_checkpoint(run_dir / "checkpoints")
+    data = bytearray(ckpt.read_bytes())
+    data[len(data) // 2] ^= 0xFF
+    ckpt.write_bytes(bytes(data))
+    before = {p: p.read_bytes() for p in run_dir.rglob("*") if p.is_file()}
+    assert main(["evaluate", str(run_dir)]) == 2
+    assert main(["resume", str(run_dir)]) == 2
+    err = capsys.readouterr().err
+    assert ckpt.name in err
+    after = {p: p.read_bytes() for p in run_dir.rglob("*") if p.is_file()}
+    assert before == after
+    with pytest.raises(CheckpointError):
+        runner.evaluate(runner.open_run(run_dir))
+
+
+def test_existing_run_dir_is_not_overwritten(tmp_path, capsys):
+    run_dir = tmp_path / "run"
+    assert main(["train", "rl2", "--run-dir", str(run_dir), *TINY]) == 0
+    before = (run_dir / "config.json").read_text()
+    assert main(["train", "rl2", "--run-dir", str(run_dir), *TINY]) == 2
+    assert "already holds a run" in capsys.readouterr().err
+    assert (run_dir / "config.json").read_text() == before
+
+
+def test_tasks_lists_every_registered_task(capsys):
+    from quickstudy import tasks
+
+    assert main(["tasks"]) == 0
+    out = capsys.readouterr().out
+    for name in tasks.names():
+        assert name in out

@@ -1,0 +1,99 @@
+import csv
+import json
+
+import jax.numpy as jnp
+import numpy as np
+import pytest
+
+from quickstudy.errors import QuickstudyError
+from quickstudy.tracking import MetricsLogger, read_metrics
+
+
+def _jsonl(run_dir):
+    return [json.loads(line) for line in (run_dir / "metrics.jsonl").read_text().splitlines()]
+
+
+def _csv(run_dir):
+    with open(run_dir / "metrics.csv", newline="") as f:
+        reader = csv.reader(f)
+        return next(reader), list(reader)
+
+
+def test_log_writes_jsonl_csv_and_tensorboard(tmp_path):
+    with MetricsLogger(tmp_path) as logger:
+        logger.log(1, {"loss": np.float32(0.5), "return": jnp.asarray(2.0)})
+        logger.log(2, {"loss": 0.25, "return": 3})
+    rows = _jsonl(tmp_path)
+    assert rows == [
+        {"step": 1, "loss": 0.5, "return": 2.0},
+        {"step": 2, "loss": 0.25, "return": 3.0},
+    ]
+    assert all(isinstance(v, float) for row in rows for k, v in row.items() if k != "step")
+    header, body = _csv(tmp_path)
+    assert header == ["step", "loss", "return"]
+    assert body == [["1", "0.5", "2.0"], ["2", "0.25", "3.0"]]
+    events = list(tmp_path.glob("events.out.tfevents.*"))
+    assert events and events[0].stat().st_size > 0
+
+
+def test_new_key_widens_csv(tmp_path):
+    with MetricsLogger(tmp_path, tensorboard=False) as logger:
+        logger.log(1, {"a": 1.0})
+        logger.log(2, {"a": 2.0, "b": 5.0})
+        logger.log(3, {"b": 6.0})
+    header, body = _csv(tmp_path)
+    assert header == ["step", "a", "b"]
+    assert body == [["1", "1.0", ""], ["2", "2.0", "5.0"], ["3", "", "6.0"]]
+    assert not list(tmp_path.glob("events.out.tfevents.*"))
+
+
+def test_resume_appends(tmp_path):
+    with MetricsLogger(tmp_path, tensorboard=False) as logger:
+        logger.log(1, {"a": 1.0})
+        logger.log(2, {"a": 2.0})
+    with MetricsLogger(tmp_path, tensorboard=False) as logger:
+        logger.log(3, {"a": 3.0})
+    assert [row["step"] for row in _jsonl(tmp_path)] == [1, 2, 3]
+    header, body = _csv(tmp_path)
+    assert header == ["step", "a"]
+    assert [r[0] for r in body] == ["1", "2", "3"]
+
+
+def test_resume_drops_partial_last_line(tmp_path):
+    with MetricsLogger(tmp_path, tensorboard=False) as logger:
+        logger.log(1, {"a": 1.0})
+    with open(tmp_path / "metrics.jsonl", "a") as f:
+        f.write('{"step": 2, "a": 2.')  # crash in the middle of a write
+    assert [row["step"] for row in read_metrics(tmp_path / "metrics.jsonl")] == [1]
+    with MetricsLogger(tmp_path, tensorboard=False) as logger:
+        logger.log(2, {"a": 2.5})
+    assert _jsonl(tmp_path) == [{"step": 1, "a": 1.0}, {"step": 2, "a": 2.5}]
+    assert _csv(tmp_path)[1] == [["1", "1.0"], ["2", "2.5"]]
+
+
+def test_truncate_after(tmp_path):
+    with MetricsLogger(tmp_path) as logger:
+        for step in range(1, 6):
+            logger.log(step * 10, {"a": float(step), **({"late": 1.0} if step == 5 else {})})
+    with MetricsLogger(tmp_path) as logger:
+        logger.truncate_after(30)
+        assert [row["step"] for row in _jsonl(tmp_path)] == [10, 20, 30]
+        header, body = _csv(tmp_path)
+        assert header == ["step", "a"]
+        assert [r[0] for r in body] == ["10", "20", "30"]
+        logger.log(40, {"a": 4.5})
+    assert [row["step"] for row in _jsonl(tmp_path)] == [10, 20, 30, 40]
+    assert _jsonl(tmp_path)[-1]["a"] == 4.5
+
+
+def test_bad_metrics_and_closed(tmp_path):
+    logger = MetricsLogger(tmp_path, tensorboard=False)
+    with pytest.raises(ValueError, match="reserved"):
+        logger.log(1, {"step": 1.0})
+    with pytest.raises(ValueError, match="'vec' is not a scalar"):
+        logger.log(1, {"vec": np.ones(3)})
+    assert _jsonl(tmp_path) == []
+    logger.close()
+    logger.close()
+    with pytest.raises(QuickstudyError, match="closed"):
+        logger.log(1, {"a": 1.0})
