@@ -14,6 +14,7 @@ the job of :class:`quickstudy.tasks.TaskDistribution`.
 from __future__ import annotations
 
 import dataclasses
+import math
 from typing import Any, NamedTuple, Protocol
 
 import jax
@@ -70,7 +71,7 @@ class Box:
 
     def sample(self, key: jax.Array) -> jax.Array:
         """Draws one element uniformly (bounded boxes only; unbounded ones draw N(0, 1))."""
-        if jnp.isfinite(self.low) and jnp.isfinite(self.high):
+        if math.isfinite(self.low) and math.isfinite(self.high):
             return jax.random.uniform(key, self.shape, minval=self.low, maxval=self.high)
         return jax.random.normal(key, self.shape)
 

@@ -9,6 +9,7 @@ policy, driven by the trial's ``terminated`` flag).
 from __future__ import annotations
 
 import dataclasses
+import math
 from typing import Any, NamedTuple
 
 import jax
@@ -96,8 +97,8 @@ class Trial:
         """Augmented observation: inner obs, previous action, reward and done flag."""
         inner = self.env.observation_space(params)
         space = self.env.action_space(params)
-        act_dim = space.n if isinstance(space, Discrete) else int(jnp.prod(jnp.array(space.shape)))
-        obs_dim = int(jnp.prod(jnp.array(inner.shape))) if inner.shape else 1
+        act_dim = space.n if isinstance(space, Discrete) else math.prod(space.shape)
+        obs_dim = math.prod(inner.shape)
         return Box(-jnp.inf, jnp.inf, (obs_dim + act_dim + 2,))
 
     def action_space(self, params: PyTree) -> Discrete | Box:
