@@ -10,7 +10,6 @@ exactly the same state as an uninterrupted one and ends with the same parameters
 from __future__ import annotations
 
 import dataclasses
-import math
 from collections.abc import Callable
 from pathlib import Path
 from typing import Any
@@ -209,35 +208,38 @@ def train(
     end = total if stop_after_updates is None else min(total, stop_after_updates)
     chunk = run.settings.chunk_updates
     compiled: dict[int, Callable] = {}
+    saved = done
     with MetricsLogger(run.path) as logger:
         logger.truncate_after(done * run.steps_per_update)
         chunks_since_save = 0
-        while done < end:
-            length = min(chunk - done % chunk, end - done)
-            if length not in compiled:
-                compiled[length] = _chunk_fn(run.algo, length)
-            state, metrics = compiled[length](state)
-            metrics = jax.device_get(metrics)
-            for i in range(length):
-                row = {k: float(v[i]) for k, v in metrics.items()}
-                row["update"] = done + i + 1
-                logger.log((done + i + 1) * run.steps_per_update, row)
-            done += length
-            chunks_since_save += 1
-            if chunks_since_save >= run.settings.checkpoint_every or done >= end:
-                save_checkpoint(
-                    run.path / "checkpoints", done, state, keep=run.settings.keep_checkpoints
-                )
-                chunks_since_save = 0
-            if on_chunk is not None:
-                on_chunk(done, metrics)
+        try:
+            while done < end:
+                length = min(chunk - done % chunk, end - done)
+                if length not in compiled:
+                    compiled[length] = _chunk_fn(run.algo, length)
+                state, metrics = compiled[length](state)
+                metrics = jax.device_get(metrics)
+                for i in range(length):
+                    row = {k: float(v[i]) for k, v in metrics.items()}
+                    row["update"] = done + i + 1
+                    logger.log((done + i + 1) * run.steps_per_update, row)
+                done += length
+                chunks_since_save += 1
+                if chunks_since_save >= run.settings.checkpoint_every or done >= end:
+                    _save(run, done, state)
+                    saved, chunks_since_save = done, 0
+                if on_chunk is not None:
+                    on_chunk(done, metrics)
+        except KeyboardInterrupt:
+            if done > saved:  # keep every completed chunk; chunk boundaries stay absolute
+                _save(run, done, state)
+            raise
     return state
 
 
-def save_now(run: Run, state: PyTree) -> Path:
-    """Checkpoints ``state`` at its own update count (e.g. on interruption)."""
+def _save(run: Run, update: int, state: PyTree) -> Path:
     return save_checkpoint(
-        run.path / "checkpoints", int(state.update), state, keep=run.settings.keep_checkpoints
+        run.path / "checkpoints", update, state, keep=run.settings.keep_checkpoints
     )
 
 
@@ -295,8 +297,3 @@ def evaluate(
         title=f"{run.algo_name} on {run.task_name}: meta-test, {summary['num_tasks']} tasks",
     )
     return summary
-
-
-def steps_to_updates(run: Run, steps: int) -> int:
-    """Number of whole updates covering ``steps`` environment steps."""
-    return math.ceil(steps / run.steps_per_update)

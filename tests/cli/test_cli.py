@@ -124,3 +124,22 @@ def test_tasks_lists_every_registered_task(capsys):
     out = capsys.readouterr().out
     for name in tasks.names():
         assert name in out
+
+
+def test_ctrl_c_keeps_the_last_completed_chunk(tmp_path):
+    cfg = RL2Config(total_steps=480, num_envs=8, hidden_size=16, num_minibatches=2)
+    settings = runner.RunSettings(seed=1, chunk_updates=2, checkpoint_every=100)
+    run = runner.create_run("rl2", "bandit-k5-n10", cfg, settings, run_dir=tmp_path / "run")
+
+    def interrupt(done, metrics):
+        if done == 4:
+            raise KeyboardInterrupt
+
+    with pytest.raises(KeyboardInterrupt):
+        runner.train(run, on_chunk=interrupt)
+    assert latest_checkpoint(tmp_path / "run" / "checkpoints").name == "ckpt_000000004.msgpack"
+    final = runner.train(runner.open_run(tmp_path / "run"))
+    full = runner.create_run("rl2", "bandit-k5-n10", cfg, settings, run_dir=tmp_path / "full")
+    reference = runner.train(full)
+    for a, b in zip(jax.tree.leaves(reference.params), jax.tree.leaves(final.params), strict=True):
+        np.testing.assert_array_equal(np.asarray(a), np.asarray(b))

@@ -7,9 +7,9 @@ from quickstudy.networks.distributions import Categorical, DiagGaussian
 from quickstudy.networks.recurrent import RecurrentActorCritic
 
 
-@pytest.mark.parametrize("cell", ["gru", "lstm"])
-def test_scan_equals_step_by_step_and_reset(cell):
-    net = RecurrentActorCritic(action_dim=3, discrete=True, hidden_size=8, cell=cell)
+@pytest.mark.parametrize("cell,separate", [("gru", False), ("lstm", False), ("gru", True)])
+def test_scan_equals_step_by_step_and_reset(cell, separate):
+    net = RecurrentActorCritic(3, True, hidden_size=8, cell=cell, separate_critic=separate)
     T, B, D = 6, 2, 4
     obs = jax.random.normal(jax.random.key(0), (T, B, D))
     start = jnp.zeros((T, B), bool).at[0].set(True).at[3, 1].set(True)

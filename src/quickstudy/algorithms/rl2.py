@@ -37,6 +37,7 @@ class RL2Config:
         rollout_len: Steps per environment per update (0: one full trial).
         hidden_size: Recurrent state size.
         cell: Recurrent cell.
+        separate_critic: Give the value function its own recurrent core (twice the compute).
         learning_rate: Adam step size.
         num_epochs: PPO passes per batch.
         num_minibatches: PPO minibatches per pass (over trials).
@@ -57,6 +58,7 @@ class RL2Config:
     rollout_len: int = 0
     hidden_size: int = 256
     cell: Literal["gru", "lstm"] = "gru"
+    separate_critic: bool = False
     learning_rate: float = 1e-3
     num_epochs: int = 4
     num_minibatches: int = 4
@@ -180,6 +182,7 @@ def make_rl2(config: RL2Config, tasks: TaskDistribution) -> RL2:
         discrete=discrete,
         hidden_size=config.hidden_size,
         cell=config.cell,
+        separate_critic=config.separate_critic,
     )
     dist = network.distribution
     obs_dim = trial.observation_space(example).shape[0]

@@ -82,7 +82,10 @@ class LSTM(nn.Module):
 
 
 class RecurrentActorCritic(nn.Module):
-    """Shared recurrent torso with linear policy and value heads.
+    """Recurrent actor-critic: linear policy and value heads on a recurrent torso.
+
+    The torso is shared by both heads, or with ``separate_critic`` each head has its own
+    recurrent core (then the carried state is both cores' states side by side).
 
     Attributes:
         action_dim: Number of discrete actions, or the continuous action dimension.
@@ -90,6 +93,7 @@ class RecurrentActorCritic(nn.Module):
         hidden_size: Recurrent state size ``H``.
         cell: ``"gru"`` or ``"lstm"``.
         init_log_std: Initial log standard deviation of a Gaussian policy.
+        separate_critic: Give the value head its own recurrent core.
     """
 
     action_dim: int
@@ -97,11 +101,17 @@ class RecurrentActorCritic(nn.Module):
     hidden_size: int = 256
     cell: str = "gru"
     init_log_std: float = 0.0
+    separate_critic: bool = False
+
+    @property
+    def core_size(self) -> int:
+        """State width of one recurrent core."""
+        return self.hidden_size * (2 if self.cell == "lstm" else 1)
 
     @property
     def state_size(self) -> int:
         """Width of the carried state ``[B, state_size]``."""
-        return self.hidden_size * (2 if self.cell == "lstm" else 1)
+        return self.core_size * (2 if self.separate_critic else 1)
 
     @property
     def distribution(self) -> Distribution:
@@ -128,7 +138,15 @@ class RecurrentActorCritic(nn.Module):
             ``[T, B]``.
         """
         core = GRU if self.cell == "gru" else LSTM
-        h, y = core(self.hidden_size, name="core")(h, obs, start)
+        if self.separate_critic:
+            h_pi, y = core(self.hidden_size, name="core")(h[:, : self.core_size], obs, start)
+            h_v, y_v = core(self.hidden_size, name="critic_core")(
+                h[:, self.core_size :], obs, start
+            )
+            h = jnp.concatenate([h_pi, h_v], -1)
+        else:
+            h, y = core(self.hidden_size, name="core")(h, obs, start)
+            y_v = y
         small = nn.initializers.orthogonal(0.01)
         out = nn.Dense(self.action_dim, kernel_init=small, name="policy")(y)
         if not self.discrete:
@@ -136,5 +154,5 @@ class RecurrentActorCritic(nn.Module):
                 "log_std", nn.initializers.constant(self.init_log_std), (self.action_dim,)
             )
             out = jnp.concatenate([out, jnp.broadcast_to(log_std, out.shape)], -1)
-        value = nn.Dense(1, kernel_init=nn.initializers.orthogonal(1.0), name="value")(y)
+        value = nn.Dense(1, kernel_init=nn.initializers.orthogonal(1.0), name="value")(y_v)
         return h, out, value[..., 0]
