@@ -37,7 +37,7 @@ class TrainRL2:
     """Checkpoint every this many chunks."""
     eval_tasks: int = 0
     """Held-out tasks for the final meta-test (0: the task's default)."""
-    config: RL2Config = RL2Config(total_steps=600_000, num_envs=128, hidden_size=128)
+    config: RL2Config = RL2Config(total_steps=600_000)
     """RL² hyperparameters."""
 
 

@@ -142,7 +142,12 @@ def unroll(
         v_trunc = jax.lax.cond(
             jnp.any(ts.truncated), bootstrap, lambda _: jnp.zeros_like(v), operand=None
         )
-        task = batch_select(done, sample_tasks(k_task, batch), rs.task)
+        # Task sampling can be costly (Dirichlet draws for MDPs): only when a trial ended.
+        task = jax.lax.cond(
+            jnp.any(done),
+            lambda: batch_select(done, sample_tasks(k_task, batch), rs.task),
+            lambda: rs.task,
+        )
         reset_state, reset_ts = jax.vmap(env.reset)(jax.random.split(k_reset, batch), task)
         trial_return = rs.trial_return + ts.reward
         next_rs = RolloutState(
