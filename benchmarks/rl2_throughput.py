@@ -466,8 +466,12 @@ def _jaxlib_version() -> str | None:
 
 def run_task(name: str, args: argparse.Namespace) -> dict[str, Any]:
     dist = task_registry.make(name)
+    # One shared GRU torso (the paper's architecture), so the NumPy reference is the same net.
     config = RL2Config(
-        hidden_size=args.hidden_size, num_envs=args.num_envs, total_steps=HUGE_TOTAL_STEPS
+        hidden_size=args.hidden_size,
+        num_envs=args.num_envs,
+        total_steps=HUGE_TOTAL_STEPS,
+        separate_critic=False,
     )
     rl2 = make_rl2(config, dist)
     state = jax.jit(rl2.init)(jax.random.key(args.seed))
