@@ -9,6 +9,7 @@ from typing import Any
 import numpy as np
 from matplotlib.backends.backend_agg import FigureCanvasAgg
 from matplotlib.figure import Figure
+from matplotlib.ticker import MaxNLocator
 
 
 def plot_adaptation_curve(
@@ -51,6 +52,7 @@ def plot_adaptation_curve(
         high = np.array([row["ci95_high"] for row in rows], dtype=float)
         (line,) = ax.plot(x, mean, marker="o" if len(rows) <= 20 else None, label=name)
         ax.fill_between(x, low, high, color=line.get_color(), alpha=0.2, linewidth=0)
+    ax.xaxis.set_major_locator(MaxNLocator(integer=True))
     ax.set_xlabel(xlabel)
     ax.set_ylabel(ylabel)
     if title:
