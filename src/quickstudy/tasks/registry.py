@@ -10,9 +10,10 @@ import difflib
 import functools
 from collections.abc import Callable
 
+import jax
 import numpy as np
 
-from quickstudy.envs.bandit import BanditParams, BernoulliBandit, sample_bandit
+from quickstudy.envs.bandit import BernoulliBandit, sample_bandit
 from quickstudy.envs.navigation import GoalParams, PointNavigation
 from quickstudy.envs.tabular_mdp import TabularMDP, sample_mdp
 from quickstudy.errors import UnknownNameError
@@ -73,8 +74,6 @@ def _mdp(n: int) -> TaskDistribution:
 
 
 def _nav2d() -> TaskDistribution:
-    import jax
-
     def sampler(key, n):
         return GoalParams(jax.random.uniform(key, (n, 2), minval=-0.5, maxval=0.5))
 
@@ -134,4 +133,4 @@ register("nav2d", _nav2d)
 register("point-robot", _point_robot)
 register("sparse-point-robot", _sparse_point_robot)
 
-__all__ = ["BanditParams", "make", "names", "register"]
+__all__ = ["make", "names", "register"]
