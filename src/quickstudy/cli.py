@@ -134,11 +134,11 @@ def _progress(run, start_update: int):
         rate="-",
         ret="-",
     )
-    t0, first = time.perf_counter(), [start_update]
+    t0 = time.perf_counter()
 
     def on_chunk(done: int, metrics) -> None:
         elapsed = time.perf_counter() - t0
-        steps = (done - first[0]) * run.steps_per_update
+        steps = (done - start_update) * run.steps_per_update
         ret = metrics["trial_return"][-1]
         progress.update(
             task_id,
