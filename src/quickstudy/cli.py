@@ -1,4 +1,4 @@
-"""The ``quickstudy`` command line: ``tasks``, ``train``, ``evaluate``, ``resume``."""
+"""The ``quickstudy`` command line: tasks, train, evaluate, resume, reproduce."""
 
 from __future__ import annotations
 
@@ -75,11 +75,38 @@ class Resume:
     """The run directory."""
 
 
+@dataclasses.dataclass(frozen=True)
+class Reproduce:
+    """Reproduce a paper table: classical baselines and RL² on the same held-out trials.
+
+    Writes OUT/table.md (ours beside the paper's, best in bold by Welch's test), OUT/table.json
+    and OUT/figure.png; an interrupted reproduction resumes where it stopped when run again.
+    """
+
+    table: tyro.conf.Positional[str]
+    """Table: rl2-bandits or rl2-mdps."""
+    out: str | None = None
+    """Output directory (default: runs/reproduce-<table>)."""
+    cells: tuple[str, ...] = ()
+    """Cells (task names) to run, e.g. --cells bandit-k5-n10 bandit-k10-n10 (default: all)."""
+    budget: int | None = None
+    """RL² environment steps per cell (default: the preset's; 0 skips RL²)."""
+    trials: int = 1000
+    """Held-out trials per cell."""
+    tune_trials: int = 500
+    """Trials per hyperparameter value when tuning the baselines."""
+    seed: int = 0
+    """Seed of RL² training and of the baselines."""
+    cache_dir: str | None = None
+    """Where RL² runs are kept and reused (default: OUT/rl2-runs)."""
+
+
 Command = (
     Annotated[Tasks, tyro.conf.subcommand("tasks")]
     | Annotated[Train, tyro.conf.subcommand("train")]
     | Annotated[Evaluate, tyro.conf.subcommand("evaluate")]
     | Annotated[Resume, tyro.conf.subcommand("resume")]
+    | Annotated[Reproduce, tyro.conf.subcommand("reproduce")]
 )
 
 
@@ -174,6 +201,50 @@ def _report_eval(run, summary) -> None:
     console.print(f"results: {run.path / 'eval'}")
 
 
+def _train_with_progress(run, start_update: int):
+    from quickstudy import runner
+
+    progress, on_chunk = _progress(run, start_update)
+    with progress:
+        return runner.train(run, on_chunk=on_chunk)
+
+
+def _cmd_reproduce(cmd: Reproduce, argv: list[str]) -> int:
+    from pathlib import Path
+
+    from quickstudy.reproduce import ReproduceSettings, reproduce
+
+    console = _console()
+    out = Path(cmd.out or f"runs/reproduce-{cmd.table}")
+    settings = ReproduceSettings(
+        table=cmd.table,
+        out_dir=out,
+        cells=cmd.cells,
+        budget=cmd.budget,
+        trials=cmd.trials,
+        tune_trials=cmd.tune_trials,
+        seed=cmd.seed,
+        cache_dir=Path(cmd.cache_dir) if cmd.cache_dir else None,
+    )
+    t0 = time.perf_counter()
+    try:
+        reproduce(
+            settings,
+            log=console.print,
+            train_hook=_train_with_progress,
+            command="quickstudy " + " ".join(argv),
+        )
+    except KeyboardInterrupt:
+        console.print(
+            f"interrupted; finished cells and RL² checkpoints are kept. Run the same command "
+            f"again to continue: quickstudy {' '.join(argv)}"
+        )
+        return 130
+    console.print(f"done in {time.perf_counter() - t0:,.0f} s: {out / 'table.md'}")
+    console.print((out / "table.md").read_text(), markup=False)
+    return 0
+
+
 def _train_and_evaluate(run, start_update: int) -> int:
     from quickstudy import runner
 
@@ -259,6 +330,8 @@ def main(argv: list[str] | None = None) -> int:
             return _cmd_train(cmd.algo, [])
         if isinstance(cmd, Evaluate):
             return _cmd_evaluate(cmd)
+        if isinstance(cmd, Reproduce):
+            return _cmd_reproduce(cmd, argv)
         return _cmd_resume(cmd)
     except QuickstudyError as err:
         print(f"error: {err}", file=sys.stderr)  # noqa: T201

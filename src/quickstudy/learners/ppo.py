@@ -42,6 +42,7 @@ class PPOConfig:
         gamma: Discount.
         gae_lambda: GAE lambda.
         normalize_advantages: Standardise advantages per minibatch.
+        adam_eps: Adam's denominator epsilon.
     """
 
     learning_rate: float = 3e-4
@@ -55,6 +56,7 @@ class PPOConfig:
     gamma: float = 0.99
     gae_lambda: float = 0.95
     normalize_advantages: bool = True
+    adam_eps: float = 1e-5
 
 
 class PPOBatch(NamedTuple):
@@ -74,7 +76,7 @@ def make_optimizer(config: PPOConfig) -> optax.GradientTransformation:
     """Global-norm clipping followed by Adam."""
     return optax.chain(
         optax.clip_by_global_norm(config.max_grad_norm),
-        optax.adam(config.learning_rate, eps=1e-5),
+        optax.adam(config.learning_rate, eps=config.adam_eps),
     )
 
 
