@@ -173,9 +173,17 @@ def run_rl2(
     steps = settings.rl2_steps(cell)
     path = _rl2_run_dir(settings, cell, steps)
     if (path / "config.json").exists():
+        recorded = read_json(path / "config.json").get("config", {})
+        wanted = dataclasses.asdict(RL2Config(total_steps=steps, **cell.rl2_overrides))
+        if recorded != wanted:
+            raise ConfigError(
+                f"{path} holds an RL² run with another configuration; remove it or pass another "
+                f"--cache-dir"
+            )
+    if (path / "config.json").exists():
         run = runner.open_run(path)
     else:
-        config = RL2Config(total_steps=steps)
+        config = RL2Config(total_steps=steps, **cell.rl2_overrides)
         run_settings = runner.RunSettings(
             seed=settings.seed, chunk_updates=20, eval_tasks=settings.trials
         )
@@ -201,6 +209,7 @@ def run_rl2(
     record = {
         "run_dir": str(path),
         "steps": run.total_steps,
+        "hidden_size": run.algo.config.hidden_size,
         "train_seconds": timing["train_seconds"],
         "per_episode_last": summary["per_episode"][-1]["mean"],
     }

@@ -23,6 +23,7 @@ Rules (ties go to the lowest index unless the rule is randomised):
 from __future__ import annotations
 
 import functools
+import math
 from collections.abc import Callable
 from typing import NamedTuple
 
@@ -204,7 +205,11 @@ def gittins_table(gamma: float, max_pulls: int, depth: int = 2000, grid: int = 5
 
 @functools.cache
 def _cached_gittins(gamma: float, max_pulls: int) -> np.ndarray:
-    return gittins_table(gamma, max_pulls, depth=max(2000, 2 * max_pulls))
+    # Truncate where gamma^depth < 1e-6 (the tail no longer moves the index), at most at
+    # max(2000, 2 max_pulls) pulls (the RL² authors used 1000).
+    tail = math.ceil(math.log(1e-6) / math.log(gamma))
+    depth = max(max_pulls, min(tail, max(2000, 2 * max_pulls)))
+    return gittins_table(gamma, max_pulls, depth=depth)
 
 
 def make_choose(name: str, num_pulls: int, **hyper: float) -> ChooseFn:

@@ -1,0 +1,1 @@
+"""Configurations that reproduce the papers' experiments."""

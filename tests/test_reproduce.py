@@ -1,0 +1,138 @@
+import json
+
+import numpy as np
+import pytest
+
+from quickstudy import runner
+from quickstudy.cli import main
+from quickstudy.errors import ConfigError, UnknownNameError
+from quickstudy.evaluation.tables import not_worse_than_best, render_markdown
+from quickstudy.reproduce import ReproduceSettings, reproduce
+
+# Tiny settings: a couple of RL² updates on the 10-pull bandits (128 trials x 10 pulls each).
+SMALL = {"trials": 40, "tune_trials": 16}
+ONE_UPDATE = 128 * 10
+
+
+def test_not_worse_than_best_uses_a_one_sided_welch_test():
+    rng = np.random.default_rng(0)
+    samples = {
+        "best": 10.0 + rng.standard_normal(500),
+        "close": 9.99 + rng.standard_normal(500),
+        "far": 9.0 + rng.standard_normal(500),
+    }
+    assert not_worse_than_best(samples) == {"best", "close"}
+    assert not_worse_than_best({}) == set()
+
+
+def test_render_markdown_bolds_and_shows_paper_values():
+    text = render_markdown(
+        "T",
+        ["row"],
+        ["a", "b", "c"],
+        {"a": "A"},
+        [{"a": {"mean": 1.234, "se": 0.05, "bold": True}, "b": {"mean": 0.5, "se": 0.1}}],
+        [{"a": 1.2, "b": None, "c": 3.0}],
+        decimals=2,
+    )
+    assert "| setting | A | b | c |" in text
+    assert "| row | **1.23 ± 0.05** (1.20) | 0.50 ± 0.10 (—) | — (3.00) |" in text
+
+
+def test_settings_reject_bad_input():
+    with pytest.raises(UnknownNameError, match="Valid tables"):
+        ReproduceSettings("rl2-mazes", "out")
+    with pytest.raises(UnknownNameError, match="bandit-k5-n10"):
+        ReproduceSettings("rl2-bandits", "out", cells=("bandit-k7-n10",))
+    with pytest.raises(ConfigError, match="budget"):
+        ReproduceSettings("rl2-bandits", "out", budget=-1)
+    with pytest.raises(ConfigError, match="trials"):
+        ReproduceSettings("rl2-mdps", "out", trials=1)
+
+
+def test_baselines_only_reproduction_writes_outputs_and_reuses_cells(tmp_path):
+    settings = ReproduceSettings("rl2-mdps", tmp_path, cells=("mdp-s10-a5-n10",), budget=0, **SMALL)
+    records = reproduce(settings)
+    assert [r["task"] for r in records] == ["mdp-s10-a5-n10"]
+    methods = records[0]["methods"]
+    assert set(methods) == {"random", "psrl", "opsrl", "ucrl2", "beb", "epsilon-greedy", "greedy"}
+    assert all(m["n"] == 40 for m in methods.values())
+    assert methods["ucrl2"]["hyper"]["scaling"] > 0  # tuned on its grid
+    assert any(m["bold"] for m in methods.values())
+    text = (tmp_path / "table.md").read_text()
+    assert "| n=10 |" in text and "(156.2)" in text and "Produced by" in text
+    assert json.loads((tmp_path / "table.json").read_text())["cells"][0]["task"] == "mdp-s10-a5-n10"
+    assert (tmp_path / "figure.png").stat().st_size > 0
+    logs = []
+    again = reproduce(settings, log=logs.append)
+    assert again[0]["methods"]["psrl"]["mean"] == methods["psrl"]["mean"]
+    assert any("reusing" in line for line in logs)
+
+
+def test_interrupted_rl2_cell_resumes_and_finished_runs_are_reused(tmp_path):
+    settings = ReproduceSettings(
+        "rl2-bandits", tmp_path, cells=("bandit-k5-n10",), budget=2 * ONE_UPDATE, **SMALL
+    )
+
+    def interrupt_after_one_update(run, start):
+        runner.train(run, stop_after_updates=1)
+        raise KeyboardInterrupt
+
+    with pytest.raises(KeyboardInterrupt):
+        reproduce(settings, train_hook=interrupt_after_one_update)
+    assert not (tmp_path / "cells" / "bandit-k5-n10.json").exists()
+
+    starts = []
+
+    def record_start(run, start):
+        starts.append(start)
+        return runner.train(run)
+
+    records = reproduce(settings, train_hook=record_start)
+    assert starts == [1]  # resumed from the checkpoint, not from scratch
+    rl2 = records[0]["methods"]["rl2"]
+    assert rl2["steps"] == 2 * ONE_UPDATE and rl2["n"] == 40
+    # A new output directory with the same cache reuses the finished RL² run.
+    other = ReproduceSettings(
+        "rl2-bandits",
+        tmp_path / "other",
+        cells=("bandit-k5-n10",),
+        budget=2 * ONE_UPDATE,
+        cache_dir=tmp_path / "rl2-runs",
+        **SMALL,
+    )
+    logs = []
+    again = reproduce(other, log=logs.append, train_hook=record_start)
+    assert starts == [1]
+    assert any("reusing the finished run" in line for line in logs)
+    assert again[0]["methods"]["rl2"]["mean"] == rl2["mean"]
+
+
+def test_cli_reproduce_baselines_only(tmp_path, capsys):
+    out = tmp_path / "t"
+    rc = main(
+        [
+            "reproduce",
+            "rl2-bandits",
+            "--cells",
+            "bandit-k5-n10",
+            "--budget",
+            "0",
+            "--trials",
+            "40",
+            "--tune-trials",
+            "16",
+            "--out",
+            str(out),
+        ]
+    )
+    assert rc == 0
+    printed = capsys.readouterr().out
+    assert "n=10, k=5" in printed and "Gittins" in printed
+    assert (out / "table.md").exists()
+
+
+def test_cli_reproduce_unknown_cell_exits_with_the_valid_names(tmp_path, capsys):
+    rc = main(["reproduce", "rl2-mdps", "--cells", "mdp-s10-a5-n11", "--out", str(tmp_path)])
+    assert rc == 2
+    assert "mdp-s10-a5-n10" in capsys.readouterr().err
