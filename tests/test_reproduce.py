@@ -136,3 +136,12 @@ def test_cli_reproduce_unknown_cell_exits_with_the_valid_names(tmp_path, capsys)
     rc = main(["reproduce", "rl2-mdps", "--cells", "mdp-s10-a5-n11", "--out", str(tmp_path)])
     assert rc == 2
     assert "mdp-s10-a5-n10" in capsys.readouterr().err
+
+
+def test_agreement_with_the_paper_uses_the_larger_of_three_se_and_three_percent():
+    from quickstudy.reproduce import agrees_with_paper
+
+    assert agrees_with_paper(97.1, 0.1, 100.0)  # within 3 %
+    assert not agrees_with_paper(96.9, 0.1, 100.0)
+    assert agrees_with_paper(96.0, 1.5, 100.0)  # within 3 s.e.
+    assert agrees_with_paper(1.0, 0.1, None)

@@ -269,6 +269,7 @@ def run_cell(
         "seed": settings.seed,
         "rl2_steps": settings.rl2_steps(cell),
         "seconds": time.perf_counter() - t0,
+        "commit": _git_commit(),
         "paper": cell.paper,
         "methods": methods,
     }
@@ -278,9 +279,9 @@ def run_cell(
     return record
 
 
-def _provenance(command: str, seconds: float) -> dict[str, Any]:
+def _git_commit() -> str:
     try:
-        commit = subprocess.run(
+        return subprocess.run(
             ["git", "rev-parse", "--short", "HEAD"],
             capture_output=True,
             text=True,
@@ -288,10 +289,14 @@ def _provenance(command: str, seconds: float) -> dict[str, Any]:
             cwd=Path(__file__).parent,
         ).stdout.strip()
     except (OSError, subprocess.CalledProcessError):
-        commit = "unknown"
+        return "unknown"
+
+
+def _provenance(command: str, records: list[dict[str, Any]], seconds: float) -> dict[str, Any]:
+    commits = sorted({r.get("commit", "unknown") for r in records})
     return {
         "command": command,
-        "commit": commit,
+        "commit": ", ".join(commits),
         "machine": f"{platform.machine()}, {os.cpu_count()} CPU cores, {platform.system()}",
         "python": platform.python_version(),
         "jax": jax.__version__,
@@ -300,10 +305,19 @@ def _provenance(command: str, seconds: float) -> dict[str, Any]:
     }
 
 
+def agrees_with_paper(mean: float, se: float, paper: float | None) -> bool:
+    """Whether ``mean`` is within ``max(3 se, 3 % of |paper|)`` of the published value."""
+    return paper is None or abs(mean - paper) <= max(3.0 * se, 0.03 * abs(paper))
+
+
 def write_outputs(
     settings: ReproduceSettings, records: list[dict[str, Any]], provenance: dict[str, Any]
 ) -> None:
-    """Writes ``table.md``, ``table.json`` and ``figure.png`` from the finished cells."""
+    """Writes ``table.md``, ``table.json`` and ``figure.png`` from the finished cells.
+
+    ``provenance`` holds the command, the commits that computed the cells, the machine and the
+    wall-clock accumulated over every invocation on this output directory.
+    """
     table = settings.spec
     out = Path(settings.out_dir)
     decimals = 2 if table.kind == "bandit" else 1
@@ -337,6 +351,18 @@ def write_outputs(
         for r in records
     ]
     lines += ["", "Tuned hyperparameters (on separate trials): " + "; ".join(tuned) + "."]
+    misses = [
+        f"{r['label']} {LABELS.get(m, m)} {res['mean']:.{decimals}f} vs {r['paper'][m]}"
+        for r in records
+        for m, res in r["methods"].items()
+        if m != "rl2" and not agrees_with_paper(res["mean"], res["se"], r["paper"].get(m))
+    ]
+    lines += [
+        "",
+        "Baselines further than max(3 s.e., 3 %) from the paper: "
+        + ("; ".join(misses) if misses else "none")
+        + ".",
+    ]
     lines += ["", "Produced by:", ""]
     lines += [f"- {k}: `{v}`" if k == "command" else f"- {k}: {v}" for k, v in provenance.items()]
     (out / "table.md").write_text("\n".join(lines) + "\n")
@@ -373,11 +399,16 @@ def reproduce(
     """
     out = Path(settings.out_dir)
     out.mkdir(parents=True, exist_ok=True)
+    # Wall-clock accumulates over invocations, so a resumed reproduction reports its total.
+    elapsed_path = out / "elapsed.json"
+    before = read_json(elapsed_path)["seconds"] if elapsed_path.exists() else 0.0
     t0 = time.perf_counter()
     records = []
     cells = settings.selected
     for i, cell in enumerate(cells):
         log(f"[{i + 1}/{len(cells)}] {cell.task}")
         records.append(run_cell(cell, settings, log, train_hook))
-        write_outputs(settings, records, _provenance(command, time.perf_counter() - t0))
+        seconds = before + time.perf_counter() - t0
+        write_json_atomic(elapsed_path, {"seconds": seconds})
+        write_outputs(settings, records, _provenance(command, records, seconds))
     return records

@@ -92,13 +92,13 @@ def plot_method_bars(
     paper: Sequence[Mapping[str, float | None]] | None = None,
     title: str = "",
 ) -> Path:
-    """One panel per setting; methods as bars with 95% CI error bars (paper values as ticks).
+    """One panel per setting; methods as bars with 95% CI error bars (paper values as dots).
 
     Args:
         panels: ``(setting label, method -> {"mean", "ci95_low", "ci95_high"})`` per panel.
         path: PNG file to write.
         column_labels: Method name -> tick label.
-        paper: Per panel, method -> published value, drawn as a black tick over the bar.
+        paper: Per panel, method -> published value, drawn as an orange dot.
         title: Figure title.
 
     Returns:
@@ -124,7 +124,7 @@ def plot_method_bars(
             ref = [paper[i].get(m) for m in methods]
             pts = [(j, v) for j, v in enumerate(ref) if v is not None]
             if pts:
-                ax.scatter(*zip(*pts, strict=True), marker="_", s=200, color="black", zorder=3)
+                ax.scatter(*zip(*pts, strict=True), marker="D", s=18, color="tab:orange", zorder=3)
         ax.set_xticks(x, [labels.get(m, m) for m in methods], rotation=45, ha="right", fontsize=8)
         ax.set_title(name, fontsize=10)
         top = max(
@@ -134,7 +134,8 @@ def plot_method_bars(
         ax.set_ylim(bottom, top * 1.05 if top > 0 else 1.0)
         ax.grid(axis="y", alpha=0.3)
     if title:
-        fig.suptitle(title + ("  (black ticks: paper)" if paper is not None else ""), fontsize=11)
+        note = "  (orange dots: the paper; RL² in red)" if paper is not None else ""
+        fig.suptitle(title + note, fontsize=11)
     fig.tight_layout()
     path = Path(path)
     path.parent.mkdir(parents=True, exist_ok=True)
