@@ -9,17 +9,10 @@ from __future__ import annotations
 import dataclasses
 from typing import Any
 
-BANDIT_METHODS = (
-    "random",
-    "gittins",
-    "thompson",
-    "optimistic-thompson",
-    "ucb1",
-    "epsilon-greedy",
-    "greedy",
-    "rl2",
-)
-MDP_METHODS = ("random", "psrl", "opsrl", "ucrl2", "beb", "epsilon-greedy", "greedy", "rl2")
+from quickstudy.algorithms import bandit_baselines, mdp_baselines
+
+BANDIT_METHODS = (*bandit_baselines.ALGORITHMS, "rl2")
+MDP_METHODS = (*mdp_baselines.ALGORITHMS, "rl2")
 
 LABELS = {
     "random": "Random",
