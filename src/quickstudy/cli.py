@@ -10,8 +10,9 @@ from typing import Annotated
 
 import tyro
 
+from quickstudy.algorithms.maml import MAMLConfig
 from quickstudy.algorithms.rl2 import RL2Config
-from quickstudy.errors import QuickstudyError, UnknownNameError
+from quickstudy.errors import ConfigError, QuickstudyError, UnknownNameError
 
 
 @dataclasses.dataclass(frozen=True)
@@ -42,14 +43,40 @@ class TrainRL2:
 
 
 @dataclasses.dataclass(frozen=True)
+class TrainMAML:
+    """Meta-train supervised MAML (or its pretrained/oracle baselines), then meta-test it.
+
+    --total-steps counts meta-iterations; the meta-test reports the query MSE of held-out tasks
+    after 0..test-steps gradient steps.
+    """
+
+    task: str = "sinusoid-k10"
+    """Few-shot task distribution (see `quickstudy tasks`)."""
+    seed: int = 0
+    """Seed of the run."""
+    run_dir: str | None = None
+    """Run directory (default: runs/<algo>-<task>-<timestamp>)."""
+    runs_root: str = "runs"
+    """Parent of generated run directories."""
+    chunk_updates: int = 1000
+    """Meta-iterations per compiled chunk (logging/progress/checkpoint granularity)."""
+    checkpoint_every: int = 10
+    """Checkpoint every this many chunks."""
+    eval_tasks: int = 0
+    """Held-out tasks for the final meta-test (0: the task's default, 600)."""
+    config: MAMLConfig = MAMLConfig()
+    """MAML hyperparameters."""
+
+
+@dataclasses.dataclass(frozen=True)
 class Train:
     """Meta-train an algorithm on a task distribution: `quickstudy train ALGO --help`."""
 
     algo: tyro.conf.Positional[str]
-    """Algorithm: rl2."""
+    """Algorithm: rl2 or maml."""
 
 
-TRAIN_ARGS = {"rl2": TrainRL2}
+TRAIN_ARGS = {"rl2": TrainRL2, "maml": TrainMAML}
 _TYRO_CONFIG = (tyro.conf.OmitArgPrefixes, tyro.conf.OmitSubcommandPrefixes)
 
 
@@ -60,7 +87,7 @@ class Evaluate:
     run_dir: tyro.conf.Positional[str]
     """The run directory."""
     episodes: int = 0
-    """Episodes per trial K (0: as trained)."""
+    """Episodes per trial K (0: as trained); for maml, gradient steps (0: as configured)."""
     tasks: int = 0
     """Number of held-out tasks (0: the task's default)."""
     seed: int = 0
@@ -77,28 +104,33 @@ class Resume:
 
 @dataclasses.dataclass(frozen=True)
 class Reproduce:
-    """Reproduce a paper table: classical baselines and RL² on the same held-out trials.
+    """Reproduce a paper's table beside the published numbers.
 
-    Writes OUT/table.md (ours beside the paper's, best in bold by Welch's test), OUT/table.json
-    and OUT/figure.png; an interrupted reproduction resumes where it stopped when run again.
+    rl2-bandits / rl2-mdps: classical baselines and RL² on the same held-out trials.
+    maml-sinusoid: MAML, first-order MAML, Meta-SGD, pretrained and oracle on 600 held-out
+    sinusoids, query MSE after 0..10 gradient steps.
+    Writes OUT/table.md, OUT/table.json and OUT/figure.png; an interrupted reproduction resumes
+    where it stopped when run again.
     """
 
     table: tyro.conf.Positional[str]
-    """Table: rl2-bandits or rl2-mdps."""
+    """Table: rl2-bandits, rl2-mdps or maml-sinusoid."""
     out: str | None = None
     """Output directory (default: runs/reproduce-<table>)."""
     cells: tuple[str, ...] = ()
     """Cells (task names) to run, e.g. --cells bandit-k5-n10 bandit-k10-n10 (default: all)."""
     budget: int | None = None
-    """RL² environment steps per cell (default: the preset's; 0 skips RL²)."""
-    trials: int = 1000
-    """Held-out trials per cell."""
+    """Training per cell: RL² environment steps (0 skips RL²) or MAML meta-iterations."""
+    trials: int | None = None
+    """Held-out trials (RL² tables, default 1000) or tasks (maml-sinusoid, default 600)."""
     tune_trials: int = 500
-    """Trials per hyperparameter value when tuning the baselines."""
+    """Trials per hyperparameter value when tuning the classical baselines."""
+    methods: tuple[str, ...] = ()
+    """maml-sinusoid only: methods to run (default: all)."""
     seed: int = 0
-    """Seed of RL² training and of the baselines."""
+    """Seed of training and of the evaluation."""
     cache_dir: str | None = None
-    """Where RL² runs are kept and reused (default: OUT/rl2-runs)."""
+    """Where training runs are kept and reused (default: inside OUT)."""
 
 
 Command = (
@@ -126,7 +158,8 @@ def _cmd_tasks() -> int:
         table.add_column(col, overflow="fold")
     for name in tasks.names():
         info = tasks.make(name).describe()
-        table.add_row(name, str(info["episodes_per_trial"]), info["description"], info["reward"])
+        k = info.get("episodes_per_trial", info.get("shots"))
+        table.add_row(name, str(k), info["description"], info["reward"])
     _console().print(table)
     return 0
 
@@ -141,16 +174,19 @@ def _progress(run, start_update: int):
         TimeRemainingColumn,
     )
 
+    key, label = run.progress_metric
+    unit = "steps" if run.steps_per_update > 1 else "iters"
+
     progress = Progress(
         TextColumn("[bold]{task.description}"),
         BarColumn(),
         MofNCompleteColumn(),
-        TextColumn("steps"),
-        TextColumn("{task.fields[rate]} steps/s"),
+        TextColumn(unit),
+        TextColumn("{task.fields[rate]} " + unit + "/s"),
         TimeElapsedColumn(),
         TextColumn("ETA"),
         TimeRemainingColumn(),
-        TextColumn("trial return {task.fields[ret]}"),
+        TextColumn(label + " {task.fields[ret]}"),
         console=_console(),
         disable=not sys.stdout.isatty() and os.environ.get("QUICKSTUDY_PROGRESS") != "1",
     )
@@ -166,7 +202,7 @@ def _progress(run, start_update: int):
     def on_chunk(done: int, metrics) -> None:
         elapsed = time.perf_counter() - t0
         steps = (done - start_update) * run.steps_per_update
-        ret = metrics["trial_return"][-1]
+        ret = metrics[key][-1]
         progress.update(
             task_id,
             completed=done * run.steps_per_update,
@@ -181,6 +217,22 @@ def _report_eval(run, summary) -> None:
     from rich.table import Table
 
     console = _console()
+    if "per_step" in summary:
+        table = Table(title=f"meta-test of {run.algo_name} on {run.task_name}")
+        table.add_column("gradient steps")
+        table.add_column(f"query {summary['metric']} ({summary['num_tasks']} tasks), mean ± s.e.")
+        table.add_column("95% CI")
+        steps = summary["steps"]
+        for k in sorted({0, 1, min(5, steps), steps}):
+            row = summary["per_step"][k]
+            table.add_row(
+                str(k),
+                f"{row['mean']:.3f} ± {row['se']:.3f}",
+                f"[{row['ci95_low']:.3f}, {row['ci95_high']:.3f}]",
+            )
+        console.print(table)
+        console.print(f"results: {run.path / 'eval'}")
+        return
     per = summary["per_episode"]
     total = summary["trial_return"]
     table = Table(title=f"meta-test of {run.algo_name} on {run.task_name}")
@@ -209,26 +261,55 @@ def _train_with_progress(run, start_update: int):
         return runner.train(run, on_chunk=on_chunk)
 
 
-def _cmd_reproduce(cmd: Reproduce, argv: list[str]) -> int:
+def _reproduce_settings(cmd: Reproduce, out):
     from pathlib import Path
 
-    from quickstudy.reproduce import ReproduceSettings, reproduce
+    from quickstudy import reproduce_maml
+    from quickstudy.reproduce import TABLES, ReproduceSettings
 
-    console = _console()
-    out = Path(cmd.out or f"runs/reproduce-{cmd.table}")
+    cache = Path(cmd.cache_dir) if cmd.cache_dir else None
+    if cmd.table in reproduce_maml.TABLES:
+        if cmd.tune_trials != 500:
+            raise ConfigError("--tune-trials applies to the RL² tables only")
+        settings = reproduce_maml.SinusoidSettings(
+            out_dir=out,
+            cells=cmd.cells,
+            budget=cmd.budget,
+            trials=cmd.trials or reproduce_maml.SINUSOID_TEST_TASKS,
+            seed=cmd.seed,
+            cache_dir=cache,
+            methods=cmd.methods,
+        )
+        return settings, reproduce_maml.reproduce_sinusoid
+    if cmd.table not in TABLES:
+        valid = [*TABLES, *reproduce_maml.TABLES]
+        raise UnknownNameError(f"unknown table {cmd.table!r}. Valid tables: {', '.join(valid)}")
+    if cmd.methods:
+        raise ConfigError("--methods applies to maml-sinusoid only")
+    from quickstudy.reproduce import reproduce
+
     settings = ReproduceSettings(
         table=cmd.table,
         out_dir=out,
         cells=cmd.cells,
         budget=cmd.budget,
-        trials=cmd.trials,
+        trials=cmd.trials or 1000,
         tune_trials=cmd.tune_trials,
         seed=cmd.seed,
-        cache_dir=Path(cmd.cache_dir) if cmd.cache_dir else None,
+        cache_dir=cache,
     )
+    return settings, reproduce
+
+
+def _cmd_reproduce(cmd: Reproduce, argv: list[str]) -> int:
+    from pathlib import Path
+
+    console = _console()
+    out = Path(cmd.out or f"runs/reproduce-{cmd.table}")
+    settings, run = _reproduce_settings(cmd, out)
     t0 = time.perf_counter()
     try:
-        reproduce(
+        run(
             settings,
             log=console.print,
             train_hook=_train_with_progress,
@@ -236,7 +317,7 @@ def _cmd_reproduce(cmd: Reproduce, argv: list[str]) -> int:
         )
     except KeyboardInterrupt:
         console.print(
-            f"interrupted; finished cells and RL² checkpoints are kept. Run the same command "
+            f"interrupted; finished cells and checkpoints are kept. Run the same command "
             f"again to continue: quickstudy {' '.join(argv)}"
         )
         return 130
@@ -249,10 +330,12 @@ def _train_and_evaluate(run, start_update: int) -> int:
     from quickstudy import runner
 
     console = _console()
-    console.print(
-        f"run directory: {run.path}  ({run.algo.num_updates} updates x "
-        f"{run.steps_per_update:,} steps)"
+    size = (
+        f"{run.algo.num_updates} updates x {run.steps_per_update:,} steps"
+        if run.steps_per_update > 1
+        else f"{run.algo.num_updates:,} meta-iterations"
     )
+    console.print(f"run directory: {run.path}  ({size})")
     progress, on_chunk = _progress(run, start_update)
     state = None
     try:

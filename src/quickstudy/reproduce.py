@@ -11,12 +11,13 @@ from __future__ import annotations
 
 import dataclasses
 import itertools
+import json
 import os
 import platform
 import subprocess
 import time
 import zlib
-from collections.abc import Callable
+from collections.abc import Callable, Sequence
 from pathlib import Path
 from typing import Any
 
@@ -162,6 +163,61 @@ def _rl2_run_dir(settings: ReproduceSettings, cell: Cell, steps: int) -> Path:
     return settings.rl2_cache / f"{cell.task}-steps{steps}-seed{settings.seed}"
 
 
+def train_or_reuse(
+    algo_name: str,
+    task: str,
+    config: Any,
+    path: Path,
+    run_settings: runner.RunSettings,
+    log: Log,
+    train_hook: TrainHook | None = None,
+) -> tuple[runner.Run, Any, float]:
+    """Trains a cached run to its end: creates it, resumes it, or reuses it when finished.
+
+    Args:
+        algo_name: Registered algorithm.
+        task: Registered task.
+        config: The algorithm's configuration; a cached run with another one is refused.
+        path: The run directory (the cache entry).
+        run_settings: Settings of a newly created run.
+        log: Receives one line when training starts or a finished run is reused.
+        train_hook: Trains the run (default: :func:`quickstudy.runner.train`).
+
+    Returns:
+        The run, the final parameters (``None`` when a finished run was reused: they are its
+        latest checkpoint's) and the training wall-clock accumulated over all invocations.
+
+    Raises:
+        ConfigError: ``path`` holds a run with another configuration.
+    """
+    if (path / "config.json").exists():
+        recorded = read_json(path / "config.json").get("config", {})
+        if recorded != json.loads(json.dumps(dataclasses.asdict(config))):  # tuples as lists
+            raise ConfigError(
+                f"{path} holds a {algo_name} run with another configuration; remove it or pass "
+                f"another --cache-dir"
+            )
+        run = runner.open_run(path)
+    else:
+        run = runner.create_run(algo_name, task, config, run_settings, run_dir=path)
+    timing_path = path / "timing.json"
+    timing = read_json(timing_path) if timing_path.exists() else {"train_seconds": 0.0}
+    ckpt = latest_checkpoint(path / "checkpoints")
+    _, done = runner.restore_latest(run) if ckpt is not None else (None, 0)
+    if done >= run.algo.num_updates:
+        log(f"{algo_name} on {task}: reusing the finished run {path}")
+        return run, None, timing["train_seconds"]
+    unit = "steps" if run.steps_per_update > 1 else "meta-iterations"
+    log(f"{algo_name} on {task}: training {run.total_steps:,} {unit} in {path}")
+    t0 = time.perf_counter()
+    try:
+        state = train_hook(run, done) if train_hook is not None else runner.train(run)
+    finally:
+        timing["train_seconds"] += time.perf_counter() - t0
+        write_json_atomic(timing_path, timing)
+    return run, state.params, timing["train_seconds"]
+
+
 def run_rl2(
     cell: Cell, settings: ReproduceSettings, log: Log, train_hook: TrainHook | None = None
 ) -> tuple[np.ndarray, dict[str, Any]]:
@@ -172,45 +228,20 @@ def run_rl2(
     """
     steps = settings.rl2_steps(cell)
     path = _rl2_run_dir(settings, cell, steps)
-    if (path / "config.json").exists():
-        recorded = read_json(path / "config.json").get("config", {})
-        wanted = dataclasses.asdict(RL2Config(total_steps=steps, **cell.rl2_overrides))
-        if recorded != wanted:
-            raise ConfigError(
-                f"{path} holds an RL² run with another configuration; remove it or pass another "
-                f"--cache-dir"
-            )
-    if (path / "config.json").exists():
-        run = runner.open_run(path)
-    else:
-        config = RL2Config(total_steps=steps, **cell.rl2_overrides)
-        run_settings = runner.RunSettings(
-            seed=settings.seed, chunk_updates=20, eval_tasks=settings.trials
-        )
-        run = runner.create_run("rl2", cell.task, config, run_settings, run_dir=path)
-    timing_path = path / "timing.json"
-    timing = read_json(timing_path) if timing_path.exists() else {"train_seconds": 0.0}
-    ckpt = latest_checkpoint(path / "checkpoints")
-    _, done = runner.restore_latest(run) if ckpt is not None else (None, 0)
-    if done < run.algo.num_updates:
-        log(f"RL² on {cell.task}: training {run.total_steps:,} steps in {path}")
-        t0 = time.perf_counter()
-        try:
-            state = train_hook(run, done) if train_hook is not None else runner.train(run)
-        finally:
-            timing["train_seconds"] += time.perf_counter() - t0
-            write_json_atomic(timing_path, timing)
-        params = state.params
-    else:
-        log(f"RL² on {cell.task}: reusing the finished run {path}")
-        params = None
+    config = RL2Config(total_steps=steps, **cell.rl2_overrides)
+    run_settings = runner.RunSettings(
+        seed=settings.seed, chunk_updates=20, eval_tasks=settings.trials
+    )
+    run, params, train_seconds = train_or_reuse(
+        "rl2", cell.task, config, path, run_settings, log, train_hook
+    )
     summary = runner.evaluate(run, params, num_tasks=settings.trials, seed=settings.seed)
     returns = np.load(path / "eval" / "results.npz")["returns"]
     record = {
         "run_dir": str(path),
         "steps": run.total_steps,
         "hidden_size": run.algo.config.hidden_size,
-        "train_seconds": timing["train_seconds"],
+        "train_seconds": train_seconds,
         "per_episode_last": summary["per_episode"][-1]["mean"],
     }
     return returns.sum(axis=1).astype(np.float64), record
@@ -269,7 +300,7 @@ def run_cell(
         "seed": settings.seed,
         "rl2_steps": settings.rl2_steps(cell),
         "seconds": time.perf_counter() - t0,
-        "commit": _git_commit(),
+        "commit": git_commit(),
         "paper": cell.paper,
         "methods": methods,
     }
@@ -279,7 +310,8 @@ def run_cell(
     return record
 
 
-def _git_commit() -> str:
+def git_commit() -> str:
+    """The short commit hash of the installed source tree (``"unknown"`` outside git)."""
     try:
         return subprocess.run(
             ["git", "rev-parse", "--short", "HEAD"],
@@ -292,7 +324,8 @@ def _git_commit() -> str:
         return "unknown"
 
 
-def _provenance(command: str, records: list[dict[str, Any]], seconds: float) -> dict[str, Any]:
+def provenance(command: str, records: list[dict[str, Any]], seconds: float) -> dict[str, Any]:
+    """Command, commits of the cells, machine, versions, date and total wall-clock."""
     commits = sorted({r.get("commit", "unknown") for r in records})
     return {
         "command": command,
@@ -397,18 +430,50 @@ def reproduce(
     Returns:
         The cell records in table order.
     """
-    out = Path(settings.out_dir)
+    return run_cells(
+        settings.out_dir,
+        settings.selected,
+        lambda cell: run_cell(cell, settings, log, train_hook),
+        lambda records, prov: write_outputs(settings, records, prov),
+        command,
+        log,
+    )
+
+
+def run_cells(
+    out_dir: Path,
+    cells: Sequence[Any],
+    run_one: Callable[[Any], dict[str, Any]],
+    write: Callable[[list[dict[str, Any]], dict[str, Any]], None],
+    command: str,
+    log: Log,
+) -> list[dict[str, Any]]:
+    """Runs cells in order, rewriting the outputs after each one.
+
+    The wall-clock accumulates over invocations in ``<out_dir>/elapsed.json``, so a resumed
+    reproduction reports its total.
+
+    Args:
+        out_dir: Output directory (created if missing).
+        cells: Cells with a ``task`` attribute.
+        run_one: Computes (or reloads) one cell's record.
+        write: Writes the outputs from the records so far and the provenance.
+        command: The command line, recorded in the provenance.
+        log: Receives a line per cell.
+
+    Returns:
+        The records in order.
+    """
+    out = Path(out_dir)
     out.mkdir(parents=True, exist_ok=True)
-    # Wall-clock accumulates over invocations, so a resumed reproduction reports its total.
     elapsed_path = out / "elapsed.json"
     before = read_json(elapsed_path)["seconds"] if elapsed_path.exists() else 0.0
     t0 = time.perf_counter()
-    records = []
-    cells = settings.selected
+    records: list[dict[str, Any]] = []
     for i, cell in enumerate(cells):
         log(f"[{i + 1}/{len(cells)}] {cell.task}")
-        records.append(run_cell(cell, settings, log, train_hook))
+        records.append(run_one(cell))
         seconds = before + time.perf_counter() - t0
         write_json_atomic(elapsed_path, {"seconds": seconds})
-        write_outputs(settings, records, _provenance(command, records, seconds))
+        write(records, provenance(command, records, seconds))
     return records

@@ -19,10 +19,11 @@ import numpy as np
 
 import quickstudy
 from quickstudy import tasks as task_registry
+from quickstudy.algorithms.maml import MAML, MAMLConfig, make_maml
 from quickstudy.algorithms.rl2 import RL2Config, make_rl2
 from quickstudy.errors import CheckpointError, ConfigError, QuickstudyError, UnknownNameError
 from quickstudy.evaluation.plots import plot_adaptation_curve
-from quickstudy.evaluation.protocol import summarize_meta_test
+from quickstudy.evaluation.protocol import summarize_adaptation_steps, summarize_meta_test
 from quickstudy.tracking import (
     MetricsLogger,
     latest_checkpoint,
@@ -35,7 +36,10 @@ from quickstudy.tracking import (
 
 PyTree = Any
 
-ALGORITHMS: dict[str, tuple[type, Callable[..., Any]]] = {"rl2": (RL2Config, make_rl2)}
+ALGORITHMS: dict[str, tuple[type, Callable[..., Any]]] = {
+    "rl2": (RL2Config, make_rl2),
+    "maml": (MAMLConfig, make_maml),
+}
 
 
 @dataclasses.dataclass(frozen=True)
@@ -81,8 +85,15 @@ class Run:
 
     @property
     def steps_per_update(self) -> int:
-        """Environment steps collected per update."""
-        return self.algo.config.num_envs * self.algo.rollout_len
+        """Steps per update: environment steps (RL²) or 1 (a supervised meta-iteration)."""
+        return self.algo.steps_per_update
+
+    @property
+    def progress_metric(self) -> tuple[str, str]:
+        """The training metric shown while training: (metrics key, label)."""
+        if isinstance(self.algo, MAML):
+            return "query_loss", "query loss"
+        return "trial_return", "trial return"
 
     @property
     def total_steps(self) -> int:
@@ -129,10 +140,9 @@ def create_run(
         "settings": dataclasses.asdict(settings),
         "config": dataclasses.asdict(config),
         "derived": {
-            "episodes": algo.episodes,
-            "rollout_len": algo.rollout_len,
+            **{k: getattr(algo, k) for k in ("episodes", "rollout_len") if hasattr(algo, k)},
             "num_updates": algo.num_updates,
-            "steps_per_update": config.num_envs * algo.rollout_len,
+            "steps_per_update": algo.steps_per_update,
         },
         "task_info": algo.tasks.describe(),
         "versions": {"quickstudy": quickstudy.__version__, "jax": jax.__version__},
@@ -255,7 +265,8 @@ def evaluate(
     Args:
         run: The run.
         params: Policy parameters; the latest checkpoint's when ``None``.
-        episodes: Episodes per trial (0: the run's setting, else the training value).
+        episodes: Episodes per trial (0: the run's setting, else the training value); for
+            supervised MAML the number of gradient steps (0: ``config.test_steps``).
         num_tasks: Held-out tasks (0: the run's setting, else the task's default).
         seed: Seed of the evaluation key.
 
@@ -270,8 +281,10 @@ def evaluate(
         if ckpt is None:
             raise CheckpointError(f"{run.path} has no checkpoint to evaluate")
         params = load_checkpoint(ckpt, initial_state(run)).params
-    episodes = episodes or run.settings.eval_episodes or run.algo.episodes
     num_tasks = num_tasks or run.settings.eval_tasks or 0
+    if isinstance(run.algo, MAML):
+        return _evaluate_gradient_steps(run, params, episodes, num_tasks, seed)
+    episodes = episodes or run.settings.eval_episodes or run.algo.episodes
     algo = run.algo
     if episodes != algo.episodes:
         algo = build_algorithm(
@@ -295,5 +308,31 @@ def evaluate(
         xlabel="episode in trial",
         ylabel="return",
         title=f"{run.algo_name} on {run.task_name}: meta-test, {summary['num_tasks']} tasks",
+    )
+    return summary
+
+
+def _evaluate_gradient_steps(
+    run: Run, params: PyTree, steps: int, num_tasks: int, seed: int
+) -> dict[str, Any]:
+    """Meta-test of a supervised MAML run: query loss after 0..steps gradient steps."""
+    algo = run.algo
+    steps = steps or run.settings.eval_episodes or algo.config.test_steps
+    test_tasks = algo.tasks.test_tasks(num_tasks or None)
+    evaluate = jax.jit(algo.evaluate, static_argnums=3)
+    result = jax.device_get(evaluate(params, jax.random.key(seed), test_tasks, steps))
+    losses = np.asarray(result.losses)
+    summary = summarize_adaptation_steps(losses, algo.tasks.loss)
+    summary.update(algo=run.algo_name, variant=algo.config.variant, task=run.task_name, seed=seed)
+    eval_dir = run.path / "eval"
+    write_json_atomic(eval_dir / "summary.json", summary)
+    np.savez_compressed(eval_dir / "results.npz", losses=losses)
+    plot_adaptation_curve(
+        {f"{run.algo_name} ({algo.config.variant})": summary["per_step"]},
+        eval_dir / "adaptation.png",
+        xlabel="gradient steps at meta-test",
+        ylabel=f"query {algo.tasks.loss}",
+        title=f"{run.algo_name} on {run.task_name}: meta-test, {summary['num_tasks']} tasks",
+        xs=np.arange(steps + 1),
     )
     return summary

@@ -28,7 +28,7 @@ from quickstudy import tasks
 from quickstudy.envs.base import Box, Discrete
 from quickstudy.tasks import Trial
 
-NAMES = tasks.names()
+NAMES = tasks.names("rl")
 T = 12  # crosses the MDP episode boundary (t = 10) and the end of a bandit-*-n10 trial
 B = 4
 

@@ -24,3 +24,15 @@ def test_plot_adaptation_curve_custom_x_and_errors(tmp_path):
         plot_adaptation_curve({"maml": rows}, tmp_path / "d.png", xs=[0, 1])
     with pytest.raises(ValueError, match="empty"):
         plot_adaptation_curve({}, tmp_path / "e.png")
+
+
+def test_plot_adaptation_panels(tmp_path):
+    from quickstudy.evaluation.plots import plot_adaptation_panels
+
+    rng = np.random.default_rng(1)
+    rows = per_index_summary(rng.gamma(2.0, 1.0, size=(30, 4)))
+    panels = [("5-shot", {"MAML": rows, "oracle": rows}), ("10-shot", {"MAML": rows})]
+    path = plot_adaptation_panels(panels, tmp_path / "f.png", xs=[0, 1, 2, 3], log_y=True)
+    assert path.read_bytes()[:8] == b"\x89PNG\r\n\x1a\n"
+    with pytest.raises(ValueError, match="no panels"):
+        plot_adaptation_panels([], tmp_path / "g.png")

@@ -14,7 +14,7 @@ from quickstudy.envs.navigation import GoalParams
 from quickstudy.envs.tabular_mdp import MDPParams
 from quickstudy.errors import QuickstudyError, UnknownNameError
 
-NAMES = tasks.names()
+NAMES = tasks.names("rl")
 N = 4  # one batch size everywhere, so each sampler compiles once per session
 
 EXPECTED_NAMES = (

@@ -151,6 +151,7 @@ class RL2(NamedTuple):
         episodes: Episodes per trial.
         rollout_len: Steps per environment per update.
         num_updates: Updates in ``config.total_steps``.
+        steps_per_update: Environment steps collected per update.
         init: ``init(key) -> RL2State``.
         update: ``update(state) -> (state, metrics)``, one meta-iteration (collect + PPO).
         train: ``train(key) -> (state, metrics)``: init + all updates in one ``lax.scan``;
@@ -165,6 +166,7 @@ class RL2(NamedTuple):
     episodes: int
     rollout_len: int
     num_updates: int
+    steps_per_update: int
     init: Callable[[jax.Array], RL2State]
     update: Callable[[RL2State], tuple[RL2State, dict[str, jax.Array]]]
     train: Callable[[jax.Array], tuple[RL2State, dict[str, jax.Array]]]
@@ -172,7 +174,16 @@ class RL2(NamedTuple):
 
 
 def make_rl2(config: RL2Config, tasks: TaskDistribution) -> RL2:
-    """Builds RL² for ``tasks`` (see :class:`RL2`)."""
+    """Builds RL² for ``tasks`` (see :class:`RL2`).
+
+    Raises:
+        ConfigError: ``tasks`` is not an RL task distribution.
+    """
+    if not isinstance(tasks, TaskDistribution):
+        raise ConfigError(
+            f"rl2 trains on RL task distributions; {tasks.name} is a supervised few-shot task "
+            f"(use maml)"
+        )
     episodes = config.episodes or tasks.episodes
     trial = Trial(tasks.env, episodes)
     horizon = tasks.env.horizon
@@ -251,6 +262,7 @@ def make_rl2(config: RL2Config, tasks: TaskDistribution) -> RL2:
         episodes=episodes,
         rollout_len=rollout_len,
         num_updates=num_updates,
+        steps_per_update=config.num_envs * rollout_len,
         init=init,
         update=update,
         train=train,

@@ -41,6 +41,24 @@ def plot_adaptation_curve(
     fig = Figure(figsize=(6.0, 4.0), dpi=120)
     FigureCanvasAgg(fig)
     ax = fig.add_subplot()
+    _draw_curves(ax, summaries, xs)
+    ax.xaxis.set_major_locator(MaxNLocator(integer=True))
+    ax.set_xlabel(xlabel)
+    ax.set_ylabel(ylabel)
+    if title:
+        ax.set_title(title)
+    ax.grid(alpha=0.3)
+    ax.legend()
+    fig.tight_layout()
+    path = Path(path)
+    path.parent.mkdir(parents=True, exist_ok=True)
+    fig.savefig(path, format="png")
+    return path
+
+
+def _draw_curves(
+    ax: Any, summaries: Mapping[str, Sequence[Mapping[str, Any]]], xs: Sequence[float] | None
+) -> None:
     for name, rows in summaries.items():
         if len(rows) == 0:
             raise ValueError(f"method {name!r} has no summaries")
@@ -52,13 +70,51 @@ def plot_adaptation_curve(
         high = np.array([row["ci95_high"] for row in rows], dtype=float)
         (line,) = ax.plot(x, mean, marker="o" if len(rows) <= 20 else None, label=name)
         ax.fill_between(x, low, high, color=line.get_color(), alpha=0.2, linewidth=0)
-    ax.xaxis.set_major_locator(MaxNLocator(integer=True))
-    ax.set_xlabel(xlabel)
-    ax.set_ylabel(ylabel)
+
+
+def plot_adaptation_panels(
+    panels: Sequence[tuple[str, Mapping[str, Sequence[Mapping[str, Any]]]]],
+    path: str | Path,
+    *,
+    xs: Sequence[float] | None = None,
+    xlabel: str = "episode",
+    ylabel: str = "return",
+    title: str = "",
+    log_y: bool = False,
+) -> Path:
+    """Adaptation curves of several settings side by side, one panel per setting.
+
+    Args:
+        panels: ``(setting label, method -> per-index summaries)`` per panel (see
+            :func:`plot_adaptation_curve`).
+        path: PNG file to write; its directory is created if missing.
+        xs: x positions of the indices (``1..K`` if ``None``).
+        xlabel: x-axis label.
+        ylabel: y-axis label (of the first panel).
+        title: Figure title.
+        log_y: Logarithmic y axis (for losses spanning decades).
+
+    Returns:
+        ``path`` as a ``Path``.
+    """
+    if not panels:
+        raise ValueError("nothing to plot: no panels")
+    fig = Figure(figsize=(4.4 * len(panels), 3.8), dpi=110)
+    FigureCanvasAgg(fig)
+    for i, (name, summaries) in enumerate(panels):
+        ax = fig.add_subplot(1, len(panels), i + 1)
+        _draw_curves(ax, summaries, xs)
+        ax.xaxis.set_major_locator(MaxNLocator(integer=True))
+        if log_y:
+            ax.set_yscale("log")
+        ax.set_xlabel(xlabel)
+        if i == 0:
+            ax.set_ylabel(ylabel)
+            ax.legend(fontsize=8)
+        ax.set_title(name, fontsize=10)
+        ax.grid(alpha=0.3, which="both")
     if title:
-        ax.set_title(title)
-    ax.grid(alpha=0.3)
-    ax.legend()
+        fig.suptitle(title, fontsize=11)
     fig.tight_layout()
     path = Path(path)
     path.parent.mkdir(parents=True, exist_ok=True)

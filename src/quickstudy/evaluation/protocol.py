@@ -3,7 +3,8 @@
 For each held-out task, start from the meta-trained state, adapt for ``K`` episodes (in context for
 RL²-style agents, by gradient steps for MAML) and record the return and success of each episode:
 ``returns[task, k]``. The summary reports mean, s.e. and 95% CI per ``k`` and of the trial's total
-return (the RL² papers' metric for bandits and tabular MDPs).
+return (the RL² papers' metric for bandits and tabular MDPs). Supervised MAML records the query loss
+after ``k = 0, 1, ...`` gradient steps instead (:func:`summarize_adaptation_steps`).
 """
 
 from __future__ import annotations
@@ -44,3 +45,25 @@ def summarize_meta_test(
     if lengths is not None:
         out["mean_length_per_episode"] = np.asarray(lengths, np.float64).mean(0).tolist()
     return out
+
+
+def summarize_adaptation_steps(values: np.ndarray, metric: str) -> dict[str, Any]:
+    """Summarises a metric recorded after ``k = 0..K-1`` adaptation (gradient) steps.
+
+    Args:
+        values: Per-task values ``[N, K]``; column ``k`` is after ``k`` steps (0: before).
+        metric: Name of the metric, e.g. ``"mse"`` or ``"return"``.
+
+    Returns:
+        A JSON-able dict: ``metric``, ``num_tasks``, ``steps`` (``K - 1``) and ``per_step``
+        (a summary per k, as from `quickstudy.evaluation.stats.per_index_summary`).
+    """
+    values = np.asarray(values, np.float64)
+    if values.ndim != 2:
+        raise ValueError(f"values must be [tasks, steps + 1], got shape {values.shape}")
+    return {
+        "metric": metric,
+        "num_tasks": int(values.shape[0]),
+        "steps": int(values.shape[1] - 1),
+        "per_step": per_index_summary(values),
+    }

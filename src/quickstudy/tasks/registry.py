@@ -18,25 +18,40 @@ from quickstudy.envs.navigation import GoalParams, PointNavigation
 from quickstudy.envs.tabular_mdp import TabularMDP, sample_mdp
 from quickstudy.errors import UnknownNameError
 from quickstudy.tasks.distribution import TaskDistribution
+from quickstudy.tasks.fewshot import FewShotTasks, sinusoid
 
-_REGISTRY: dict[str, Callable[[], TaskDistribution]] = {}
+AnyTasks = TaskDistribution | FewShotTasks
+_REGISTRY: dict[str, Callable[[], AnyTasks]] = {}
 
 
-def register(name: str, factory: Callable[[], TaskDistribution]) -> None:
+def register(name: str, factory: Callable[[], AnyTasks]) -> None:
     """Registers ``factory`` under ``name``; names are unique."""
     if name in _REGISTRY:
         raise ValueError(f"task {name!r} is already registered")
     _REGISTRY[name] = factory
 
 
-def names() -> list[str]:
-    """All registered task names, in registration order."""
-    return list(_REGISTRY)
+def names(kind: str | None = None) -> list[str]:
+    """Registered task names, in registration order.
+
+    Args:
+        kind: ``"rl"`` for RL task distributions, ``"fewshot"`` for supervised ones, ``None``
+            for all.
+    """
+    if kind is None:
+        return list(_REGISTRY)
+    if kind not in ("rl", "fewshot"):
+        raise ValueError(f"kind must be 'rl', 'fewshot' or None, got {kind!r}")
+    cls = TaskDistribution if kind == "rl" else FewShotTasks
+    return [name for name in _REGISTRY if isinstance(make(name), cls)]
 
 
 @functools.cache
-def make(name: str) -> TaskDistribution:
+def make(name: str) -> AnyTasks:
     """Builds the task distribution registered as ``name``.
+
+    RL task distributions are :class:`TaskDistribution`; supervised few-shot ones
+    (``sinusoid-k*``) are :class:`FewShotTasks`.
 
     Raises:
         UnknownNameError: ``name`` is not registered; the message lists the valid names.
@@ -132,5 +147,7 @@ for _n in (10, 25, 50, 75, 100):
 register("nav2d", _nav2d)
 register("point-robot", _point_robot)
 register("sparse-point-robot", _sparse_point_robot)
+for _shots in (5, 10, 20):
+    register(f"sinusoid-k{_shots}", functools.partial(sinusoid, _shots))
 
 __all__ = ["make", "names", "register"]

@@ -1,0 +1,73 @@
+import json
+
+import jax
+import numpy as np
+import pytest
+
+from quickstudy import runner
+from quickstudy.algorithms.maml import MAMLConfig
+from quickstudy.cli import main
+from quickstudy.tracking import latest_checkpoint, load_checkpoint
+
+TINY = ["--total-steps", "6", "--meta-batch-size", "4", "--hidden-sizes", "8", "8"]
+
+
+def _leaves(state):
+    return [
+        np.asarray(
+            jax.random.key_data(x) if jax.dtypes.issubdtype(x.dtype, jax.dtypes.prng_key) else x
+        )
+        for x in jax.tree.leaves(state)
+    ]
+
+
+def test_train_maml_writes_a_complete_run_dir(tmp_path, capsys):
+    run_dir = tmp_path / "run"
+    args = ["train", "maml", "--run-dir", str(run_dir), "--chunk-updates", "2", *TINY]
+    assert main([*args, "--test-steps", "3", "--eval-tasks", "20"]) == 0
+    config = json.loads((run_dir / "config.json").read_text())
+    assert config["algo"] == "maml" and config["task"] == "sinusoid-k10"
+    assert config["derived"] == {"num_updates": 6, "steps_per_update": 1}
+    rows = [json.loads(line) for line in (run_dir / "metrics.jsonl").read_text().splitlines()]
+    assert [r["update"] for r in rows] == [1, 2, 3, 4, 5, 6]
+    summary = json.loads((run_dir / "eval" / "summary.json").read_text())
+    assert summary["metric"] == "mse" and summary["num_tasks"] == 20 and summary["steps"] == 3
+    assert len(summary["per_step"]) == 4
+    assert (run_dir / "eval" / "adaptation.png").stat().st_size > 1000
+    assert "query mse" in capsys.readouterr().out
+    assert main(["evaluate", str(run_dir), "--episodes", "5", "--tasks", "7"]) == 0
+    summary = json.loads((run_dir / "eval" / "summary.json").read_text())
+    assert summary["steps"] == 5 and summary["num_tasks"] == 7
+
+
+def test_maml_interrupted_then_resumed_equals_uninterrupted(tmp_path):
+    cfg = MAMLConfig(total_steps=7, meta_batch_size=4, hidden_sizes=(8,), test_steps=1)
+    settings = runner.RunSettings(seed=2, chunk_updates=3, checkpoint_every=1, eval_tasks=5)
+    full = runner.create_run("maml", "sinusoid-k5", cfg, settings, run_dir=tmp_path / "full")
+    final_full = runner.train(full)
+    part = runner.create_run("maml", "sinusoid-k5", cfg, settings, run_dir=tmp_path / "part")
+    runner.train(part, stop_after_updates=4)
+    assert main(["resume", str(tmp_path / "part")]) == 0
+    ckpt = latest_checkpoint(tmp_path / "part" / "checkpoints")
+    final_part = load_checkpoint(ckpt, runner.initial_state(runner.open_run(tmp_path / "part")))
+    assert int(final_part.update) == 7
+    for a, b in zip(_leaves(final_full), _leaves(final_part), strict=True):
+        np.testing.assert_array_equal(a, b)
+
+
+def test_algorithm_and_task_kinds_must_match(tmp_path, capsys):
+    assert main(["train", "maml", "--task", "nav2d", "--run-dir", str(tmp_path / "a")]) == 2
+    assert "few-shot" in capsys.readouterr().err
+    assert main(["train", "rl2", "--task", "sinusoid-k5", "--run-dir", str(tmp_path / "b")]) == 2
+    assert "supervised" in capsys.readouterr().err
+    assert main(["train", "maml", "--task", "sinusoid-k7", "--run-dir", str(tmp_path / "c")]) == 2
+    assert "sinusoid-k5" in capsys.readouterr().err  # lists the valid names
+    assert not (tmp_path / "a").exists() and not (tmp_path / "b").exists()
+
+
+def test_bad_maml_config_value_names_the_field(tmp_path, capsys):
+    with pytest.raises(SystemExit) as exc:
+        main(["train", "maml", "--inner-lr", "-1", "--run-dir", str(tmp_path / "r")])
+    assert exc.value.code != 0
+    assert "inner_lr" in capsys.readouterr().err
+    assert not (tmp_path / "r").exists()

@@ -1,0 +1,60 @@
+import json
+
+import numpy as np
+import pytest
+
+from quickstudy.cli import main
+from quickstudy.errors import ConfigError, UnknownNameError
+from quickstudy.reproduce_maml import SinusoidSettings, reproduce_sinusoid
+
+SMALL = {"budget": 20, "trials": 12, "methods": ("maml", "oracle")}
+
+
+def test_settings_reject_bad_input(tmp_path):
+    with pytest.raises(UnknownNameError, match="sinusoid-k10"):
+        SinusoidSettings(tmp_path, cells=("sinusoid-k7",))
+    with pytest.raises(UnknownNameError, match="pretrained"):
+        SinusoidSettings(tmp_path, methods=("reptile",))
+    with pytest.raises(ConfigError, match="budget"):
+        SinusoidSettings(tmp_path, budget=0)
+    with pytest.raises(ConfigError, match="trials"):
+        SinusoidSettings(tmp_path, trials=1)
+
+
+def test_sinusoid_reproduction_writes_outputs_and_reuses_everything(tmp_path):
+    settings = SinusoidSettings(tmp_path, cells=("sinusoid-k5",), **SMALL)
+    records = reproduce_sinusoid(settings)
+    methods = records[0]["methods"]
+    assert list(methods) == ["maml", "oracle"]
+    assert len(methods["maml"]["per_step"]) == 11
+    assert methods["maml"]["per_step"][0]["n"] == 12
+    table = (tmp_path / "table.md").read_text()
+    assert "| MAML |" in table and "(1.13)" in table and "| oracle |" in table
+    assert "- commit:" in table and "wall_clock_seconds" in table
+    assert (tmp_path / "figure.png").read_bytes()[:4] == b"\x89PNG"
+    saved = np.load(tmp_path / "cells" / "sinusoid-k5.npz")
+    assert saved["maml"].shape == (12, 11)
+    logs = []
+    again = reproduce_sinusoid(settings, log=logs.append)
+    assert any("reusing" in line for line in logs)
+    assert again[0]["methods"]["maml"]["per_step"] == methods["maml"]["per_step"]
+    # A changed cell reuses the finished training runs and recomputes the same meta-test.
+    (tmp_path / "cells" / "sinusoid-k5.json").unlink()
+    logs.clear()
+    third = reproduce_sinusoid(settings, log=logs.append)
+    assert sum("reusing the finished run" in line for line in logs) == 2
+    assert third[0]["methods"]["maml"]["per_step"] == methods["maml"]["per_step"]
+    data = json.loads((tmp_path / "table.json").read_text())
+    assert data["cells"][0]["iterations"] == 20
+
+
+def test_cli_reproduce_maml_sinusoid_and_bad_flags(tmp_path, capsys):
+    args = ["reproduce", "maml-sinusoid", "--out", str(tmp_path), "--cells", "sinusoid-k10"]
+    assert main([*args, "--budget", "10", "--trials", "5", "--methods", "pretrained"]) == 0
+    assert "| pretrained |" in (tmp_path / "table.md").read_text()
+    assert main([*args, "--methods", "reptile"]) == 2
+    assert "Valid methods" in capsys.readouterr().err
+    assert main(["reproduce", "rl2-bandits", "--methods", "maml"]) == 2
+    assert "maml-sinusoid only" in capsys.readouterr().err
+    assert main(["reproduce", "maml-nothing"]) == 2
+    assert "maml-sinusoid" in capsys.readouterr().err
