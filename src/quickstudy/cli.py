@@ -11,6 +11,7 @@ from typing import Annotated
 import tyro
 
 from quickstudy.algorithms.maml import MAMLConfig
+from quickstudy.algorithms.maml_rl import MAMLRLConfig
 from quickstudy.algorithms.rl2 import RL2Config
 from quickstudy.errors import ConfigError, QuickstudyError, UnknownNameError
 
@@ -21,23 +22,31 @@ class Tasks:
 
 
 @dataclasses.dataclass(frozen=True)
-class TrainRL2:
-    """Meta-train RL² (GRU policy + PPO over K-episode trials), then meta-test it."""
+class RunArgs:
+    """Options of a training run common to every algorithm."""
 
-    task: str = "bandit-k5-n10"
-    """Task distribution (see `quickstudy tasks`)."""
     seed: int = 0
     """Seed of the run."""
     run_dir: str | None = None
     """Run directory (default: runs/<algo>-<task>-<timestamp>)."""
     runs_root: str = "runs"
     """Parent of generated run directories."""
+    eval_tasks: int = 0
+    """Held-out tasks for the final meta-test (0: the task's default)."""
+
+
+@dataclasses.dataclass(frozen=True)
+class TrainRL2:
+    """Meta-train RL² (GRU policy + PPO over K-episode trials), then meta-test it."""
+
+    task: str = "bandit-k5-n10"
+    """Task distribution (see `quickstudy tasks`)."""
     chunk_updates: int = 10
     """Updates per compiled chunk (logging/progress/checkpoint granularity)."""
     checkpoint_every: int = 5
     """Checkpoint every this many chunks."""
-    eval_tasks: int = 0
-    """Held-out tasks for the final meta-test (0: the task's default)."""
+    run: RunArgs = RunArgs()
+    """Run directory, seed and final meta-test."""
     config: RL2Config = RL2Config(total_steps=600_000)
     """RL² hyperparameters."""
 
@@ -52,20 +61,34 @@ class TrainMAML:
 
     task: str = "sinusoid-k10"
     """Few-shot task distribution (see `quickstudy tasks`)."""
-    seed: int = 0
-    """Seed of the run."""
-    run_dir: str | None = None
-    """Run directory (default: runs/<algo>-<task>-<timestamp>)."""
-    runs_root: str = "runs"
-    """Parent of generated run directories."""
     chunk_updates: int = 1000
     """Meta-iterations per compiled chunk (logging/progress/checkpoint granularity)."""
     checkpoint_every: int = 10
     """Checkpoint every this many chunks."""
-    eval_tasks: int = 0
-    """Held-out tasks for the final meta-test (0: the task's default, 600)."""
+    run: RunArgs = RunArgs()
+    """Run directory, seed and final meta-test."""
     config: MAMLConfig = MAMLConfig()
     """MAML hyperparameters."""
+
+
+@dataclasses.dataclass(frozen=True)
+class TrainMAMLRL:
+    """Meta-train MAML for RL (policy-gradient inner loop, TRPO outer loop), then meta-test it.
+
+    The meta-test adapts to each held-out task with policy-gradient steps on fresh episodes and
+    reports the mean episode return after 0..test-steps steps.
+    """
+
+    task: str = "nav2d"
+    """RL task distribution with continuous actions (see `quickstudy tasks`)."""
+    chunk_updates: int = 5
+    """Meta-iterations per compiled chunk (logging/progress/checkpoint granularity)."""
+    checkpoint_every: int = 1
+    """Checkpoint every this many chunks."""
+    run: RunArgs = RunArgs()
+    """Run directory, seed and final meta-test."""
+    config: MAMLRLConfig = MAMLRLConfig()
+    """MAML-RL hyperparameters."""
 
 
 @dataclasses.dataclass(frozen=True)
@@ -73,10 +96,10 @@ class Train:
     """Meta-train an algorithm on a task distribution: `quickstudy train ALGO --help`."""
 
     algo: tyro.conf.Positional[str]
-    """Algorithm: rl2 or maml."""
+    """Algorithm: rl2, maml or maml-rl."""
 
 
-TRAIN_ARGS = {"rl2": TrainRL2, "maml": TrainMAML}
+TRAIN_ARGS = {"rl2": TrainRL2, "maml": TrainMAML, "maml-rl": TrainMAMLRL}
 _TYRO_CONFIG = (tyro.conf.OmitArgPrefixes, tyro.conf.OmitSubcommandPrefixes)
 
 
@@ -87,7 +110,7 @@ class Evaluate:
     run_dir: tyro.conf.Positional[str]
     """The run directory."""
     episodes: int = 0
-    """Episodes per trial K (0: as trained); for maml, gradient steps (0: as configured)."""
+    """Episodes per trial K (0: as trained); maml/maml-rl: gradient steps (0: as configured)."""
     tasks: int = 0
     """Number of held-out tasks (0: the task's default)."""
     seed: int = 0
@@ -220,7 +243,8 @@ def _report_eval(run, summary) -> None:
     if "per_step" in summary:
         table = Table(title=f"meta-test of {run.algo_name} on {run.task_name}")
         table.add_column("gradient steps")
-        table.add_column(f"query {summary['metric']} ({summary['num_tasks']} tasks), mean ± s.e.")
+        name = "return" if summary["metric"] == "return" else f"query {summary['metric']}"
+        table.add_column(f"{name} ({summary['num_tasks']} tasks), mean ± s.e.")
         table.add_column("95% CI")
         steps = summary["steps"]
         for k in sorted({0, 1, min(5, steps), steps}):
@@ -366,13 +390,18 @@ def _cmd_train(algo_name: str, argv: list[str]) -> int:
         config=_TYRO_CONFIG,
     )
     settings = runner.RunSettings(
-        seed=args.seed,
+        seed=args.run.seed,
         chunk_updates=args.chunk_updates,
         checkpoint_every=args.checkpoint_every,
-        eval_tasks=args.eval_tasks,
+        eval_tasks=args.run.eval_tasks,
     )
     run = runner.create_run(
-        algo_name, args.task, args.config, settings, run_dir=args.run_dir, runs_root=args.runs_root
+        algo_name,
+        args.task,
+        args.config,
+        settings,
+        run_dir=args.run.run_dir,
+        runs_root=args.run.runs_root,
     )
     return _train_and_evaluate(run, 0)
 

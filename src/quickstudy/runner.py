@@ -20,6 +20,7 @@ import numpy as np
 import quickstudy
 from quickstudy import tasks as task_registry
 from quickstudy.algorithms.maml import MAML, MAMLConfig, make_maml
+from quickstudy.algorithms.maml_rl import MAMLRL, MAMLRLConfig, make_maml_rl
 from quickstudy.algorithms.rl2 import RL2Config, make_rl2
 from quickstudy.errors import CheckpointError, ConfigError, QuickstudyError, UnknownNameError
 from quickstudy.evaluation.plots import plot_adaptation_curve
@@ -39,6 +40,7 @@ PyTree = Any
 ALGORITHMS: dict[str, tuple[type, Callable[..., Any]]] = {
     "rl2": (RL2Config, make_rl2),
     "maml": (MAMLConfig, make_maml),
+    "maml-rl": (MAMLRLConfig, make_maml_rl),
 }
 
 
@@ -93,6 +95,8 @@ class Run:
         """The training metric shown while training: (metrics key, label)."""
         if isinstance(self.algo, MAML):
             return "query_loss", "query loss"
+        if isinstance(self.algo, MAMLRL):
+            return "return_post", "post-update return"
         return "trial_return", "trial return"
 
     @property
@@ -282,7 +286,7 @@ def evaluate(
             raise CheckpointError(f"{run.path} has no checkpoint to evaluate")
         params = load_checkpoint(ckpt, initial_state(run)).params
     num_tasks = num_tasks or run.settings.eval_tasks or 0
-    if isinstance(run.algo, MAML):
+    if isinstance(run.algo, MAML | MAMLRL):
         return _evaluate_gradient_steps(run, params, episodes, num_tasks, seed)
     episodes = episodes or run.settings.eval_episodes or run.algo.episodes
     algo = run.algo
@@ -315,23 +319,33 @@ def evaluate(
 def _evaluate_gradient_steps(
     run: Run, params: PyTree, steps: int, num_tasks: int, seed: int
 ) -> dict[str, Any]:
-    """Meta-test of a supervised MAML run: query loss after 0..steps gradient steps."""
+    """Meta-test of a MAML run: query loss (supervised) or return (RL) after 0..steps steps."""
     algo = run.algo
     steps = steps or run.settings.eval_episodes or algo.config.test_steps
     test_tasks = algo.tasks.test_tasks(num_tasks or None)
     evaluate = jax.jit(algo.evaluate, static_argnums=3)
     result = jax.device_get(evaluate(params, jax.random.key(seed), test_tasks, steps))
-    losses = np.asarray(result.losses)
-    summary = summarize_adaptation_steps(losses, algo.tasks.loss)
+    if isinstance(algo, MAML):
+        values, metric, key, arrays = np.asarray(result.losses), algo.tasks.loss, "losses", {}
+        ylabel = f"query {metric}"
+    else:
+        values, metric, key = np.asarray(result.returns), "return", "returns"
+        arrays = {"success": np.asarray(result.success)}
+        ylabel = "mean episode return"
+    summary = summarize_adaptation_steps(values, metric)
+    if arrays:
+        summary["success_per_step"] = summarize_adaptation_steps(arrays["success"], "success")[
+            "per_step"
+        ]
     summary.update(algo=run.algo_name, variant=algo.config.variant, task=run.task_name, seed=seed)
     eval_dir = run.path / "eval"
     write_json_atomic(eval_dir / "summary.json", summary)
-    np.savez_compressed(eval_dir / "results.npz", losses=losses)
+    np.savez_compressed(eval_dir / "results.npz", **{key: values}, **arrays)
     plot_adaptation_curve(
         {f"{run.algo_name} ({algo.config.variant})": summary["per_step"]},
         eval_dir / "adaptation.png",
         xlabel="gradient steps at meta-test",
-        ylabel=f"query {algo.tasks.loss}",
+        ylabel=ylabel,
         title=f"{run.algo_name} on {run.task_name}: meta-test, {summary['num_tasks']} tasks",
         xs=np.arange(steps + 1),
     )

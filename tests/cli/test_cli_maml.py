@@ -71,3 +71,17 @@ def test_bad_maml_config_value_names_the_field(tmp_path, capsys):
     assert exc.value.code != 0
     assert "inner_lr" in capsys.readouterr().err
     assert not (tmp_path / "r").exists()
+
+
+def test_train_maml_rl_writes_a_run_dir_and_meta_tests(tmp_path, capsys):
+    run_dir = tmp_path / "rl"
+    args = ["train", "maml-rl", "--run-dir", str(run_dir), "--meta-batch-size", "2"]
+    args += ["--episodes-per-task", "2", "--hidden-sizes", "8", "--total-steps", "800"]
+    assert main([*args, "--test-episodes", "3", "--test-steps", "1", "--eval-tasks", "4"]) == 0
+    config = json.loads((run_dir / "config.json").read_text())
+    assert config["derived"] == {"num_updates": 1, "steps_per_update": 800}
+    summary = json.loads((run_dir / "eval" / "summary.json").read_text())
+    assert summary["metric"] == "return" and summary["num_tasks"] == 4 and summary["steps"] == 1
+    assert len(summary["success_per_step"]) == 2
+    assert "return (4 tasks)" in capsys.readouterr().out
+    assert np.load(run_dir / "eval" / "results.npz")["returns"].shape == (4, 2)

@@ -1,0 +1,459 @@
+"""MAML for reinforcement learning (Finn, Abbeel & Levine 2017, §5.3) on pure-JAX tasks.
+
+Per task of a meta-batch: sample episodes with θ, fit a linear feature baseline, take ``k`` vanilla
+policy-gradient steps θ'_i = θ - α ∇ L_i(θ) (each on fresh episodes of the current adapted policy),
+sample episodes with θ'_i, and improve θ on the adapted policies' surrogate, differentiating through
+the inner steps. The outer optimiser is TRPO (conjugate gradient on the Hessian of the mean KL of
+the adapted policies, KL ≤ 0.01, backtracking line search) as in the paper, or a PPO-style clipped
+objective with Adam, recomputing the adaptation every epoch (as in ProMP, Rothfuss et al. 2019,
+without its inner-KL penalty).
+
+Facts from the authors' ``maml_rl`` code that the paper does not state: the policy acts in
+normalised units ``[-1, 1]`` scaled to the env's action box; Gaussian policy with a learned
+state-independent log-std initialised to 0 (std 1) and Xavier-initialised ReLU layers; γ = 0.99,
+GAE λ = 1 with the linear baseline fitted on the batch it scores; advantages standardised per task;
+the inner loss is ``-mean(log π · A)`` over all valid steps; α = 0.5; at meta-test the first step
+uses α and later ones α/2, each on 40 fresh episodes.
+
+Baselines on the same protocol (``variant``): ``pretrained`` (one policy trained with TRPO on the
+mixture of tasks, fine-tuned at meta-test like MAML; the authors pretrained with one Adam step per
+batch instead), ``oracle`` (the task's parameters — for ``nav2d`` the goal — appended to the
+observation). The random-initialisation baseline is the initial policy, fine-tuned.
+"""
+
+from __future__ import annotations
+
+import dataclasses
+from collections.abc import Callable
+from typing import Any, Literal, NamedTuple
+
+import flax.linen as nn
+import jax
+import jax.numpy as jnp
+import optax
+from jax.flatten_util import ravel_pytree
+
+from quickstudy.algorithms.maml import inner_step
+from quickstudy.envs.base import Box
+from quickstudy.errors import ConfigError
+from quickstudy.networks.distributions import DiagGaussian
+from quickstudy.networks.mlp import MLP
+from quickstudy.objectives.policy_gradient import (
+    clipped_surrogate,
+    fit_linear_baseline,
+    linear_features,
+    masked_mean,
+    ratio_surrogate,
+    vpg_surrogate,
+)
+from quickstudy.objectives.returns import discounted_returns
+from quickstudy.objectives.trust_region import gauss_newton_fvp, trust_region_step
+from quickstudy.rollout.episodes import Episodes, sample_episodes
+from quickstudy.tasks.distribution import TaskDistribution
+
+PyTree = Any
+MIN_LOG_STD = float(jnp.log(1e-6))
+
+
+@dataclasses.dataclass(frozen=True)
+class MAMLRLConfig:
+    """MAML-RL with a TRPO or PPO outer loop (and its pretrained / oracle baselines).
+
+    Attributes:
+        total_steps: Environment steps of meta-training (pre- and post-update episodes).
+        variant: ``maml``, ``pretrained`` (no inner step in training) or ``oracle`` (task
+            parameters appended to the observation; no inner step).
+        outer: Outer optimiser: ``trpo`` (the paper) or ``ppo`` (clipped surrogate, Adam).
+        meta_batch_size: Tasks per meta-iteration (the paper's code: 40 on nav2d).
+        episodes_per_task: Episodes per task and inner step (the paper: 20).
+        inner_steps: Inner policy-gradient steps during meta-training (MAML only).
+        inner_lr: Inner step size α (the paper's code: 0.5 on nav2d).
+        first_order: Drop the second-order term of the meta-gradient.
+        max_kl: TRPO's KL bound δ.
+        cg_iters: Conjugate-gradient iterations.
+        cg_damping: Added to the Fisher-vector product.
+        backtrack_ratio: Line-search shrink factor.
+        max_backtracks: Line-search steps before the update is skipped.
+        ppo_epochs: Outer Adam steps per meta-iteration (``outer="ppo"``).
+        ppo_lr: Outer Adam step size (``outer="ppo"``).
+        clip_eps: Ratio clip (``outer="ppo"``).
+        gamma: Discount.
+        hidden_sizes: Hidden widths of the Gaussian MLP policy (ReLU).
+        init_std: Initial standard deviation of the policy (normalised action units).
+        test_steps: Gradient steps at meta-test (returns recorded after 0..test_steps).
+        test_episodes: Episodes per task and step at meta-test (the paper: 40).
+        test_later_lr_scale: Step-size factor of meta-test steps after the first (the paper: 1/2).
+    """
+
+    total_steps: int = 16_000_000
+    variant: Literal["maml", "pretrained", "oracle"] = "maml"
+    outer: Literal["trpo", "ppo"] = "trpo"
+    meta_batch_size: int = 40
+    episodes_per_task: int = 20
+    inner_steps: int = 1
+    inner_lr: float = 0.5
+    first_order: bool = False
+    max_kl: float = 0.01
+    cg_iters: int = 10
+    cg_damping: float = 1e-5
+    backtrack_ratio: float = 0.8
+    max_backtracks: int = 15
+    ppo_epochs: int = 5
+    ppo_lr: float = 1e-3
+    clip_eps: float = 0.2
+    gamma: float = 0.99
+    hidden_sizes: tuple[int, ...] = (100, 100)
+    init_std: float = 1.0
+    test_steps: int = 3
+    test_episodes: int = 40
+    test_later_lr_scale: float = 0.5
+
+    def __post_init__(self):
+        if isinstance(self.hidden_sizes, list):  # as read back from config.json
+            object.__setattr__(self, "hidden_sizes", tuple(self.hidden_sizes))
+        positive_int = (
+            "total_steps",
+            "meta_batch_size",
+            "episodes_per_task",
+            "cg_iters",
+            "max_backtracks",
+            "ppo_epochs",
+            "test_episodes",
+        )
+        for name in positive_int:
+            value = getattr(self, name)
+            if not isinstance(value, int) or isinstance(value, bool) or value <= 0:
+                raise ConfigError(f"{name} must be a positive integer, got {value!r}")
+        for name in ("inner_steps", "test_steps"):
+            value = getattr(self, name)
+            if not isinstance(value, int) or isinstance(value, bool) or value < 0:
+                raise ConfigError(f"{name} must be a non-negative integer, got {value!r}")
+        for name in ("inner_lr", "max_kl", "ppo_lr", "clip_eps", "init_std", "test_later_lr_scale"):
+            value = getattr(self, name)
+            if not isinstance(value, int | float) or isinstance(value, bool) or not value > 0:
+                raise ConfigError(f"{name} must be a positive number, got {value!r}")
+        if not isinstance(self.cg_damping, int | float) or self.cg_damping < 0:
+            raise ConfigError(f"cg_damping must be a non-negative number, got {self.cg_damping!r}")
+        for name in ("gamma", "backtrack_ratio"):
+            value = getattr(self, name)
+            if not isinstance(value, int | float) or not 0 < value <= 1:
+                raise ConfigError(f"{name} must lie in (0, 1], got {value!r}")
+        if self.variant not in ("maml", "pretrained", "oracle"):
+            raise ConfigError(
+                f"variant must be 'maml', 'pretrained' or 'oracle', got {self.variant!r}"
+            )
+        if self.outer not in ("trpo", "ppo"):
+            raise ConfigError(f"outer must be 'trpo' or 'ppo', got {self.outer!r}")
+        if not self.hidden_sizes or any(
+            not isinstance(w, int) or isinstance(w, bool) or w <= 0 for w in self.hidden_sizes
+        ):
+            raise ConfigError(f"hidden_sizes must be positive integers, got {self.hidden_sizes!r}")
+
+    @property
+    def train_inner_steps(self) -> int:
+        """Inner steps inside the meta-objective (0 for the baselines)."""
+        return self.inner_steps if self.variant == "maml" else 0
+
+
+class Batch(NamedTuple):
+    """One task's processed episodes, flattened to samples ``[N, T]``.
+
+    Attributes:
+        obs: Policy inputs ``[N, T, D]``.
+        actions: Sampled actions (normalised units) ``[N, T, A]``.
+        adv: Standardised advantages ``[N, T]``.
+        valid: Valid steps ``[N, T]``.
+        logp_old: Log-probabilities under the sampling policy ``[N, T]``.
+        dist_old: Distribution parameters of the sampling policy ``[N, T, 2A]``.
+    """
+
+    obs: jax.Array
+    actions: jax.Array
+    adv: jax.Array
+    valid: jax.Array
+    logp_old: jax.Array
+    dist_old: jax.Array
+
+
+class MAMLRLState(NamedTuple):
+    """Meta-training state.
+
+    Attributes:
+        params: Policy parameters ``{"mean": MLP params, "log_std": [A]}``.
+        opt_state: Adam state for ``outer="ppo"`` (empty for TRPO).
+        key: PRNG key.
+        update: Meta-iterations done (int32 scalar).
+    """
+
+    params: PyTree
+    opt_state: Any
+    key: jax.Array
+    update: jax.Array
+
+
+class MetaTestReturns(NamedTuple):
+    """Meta-test results of held-out tasks.
+
+    Attributes:
+        returns: Mean episode return after ``k`` gradient steps ``[N, test_steps + 1]``.
+        success: Fraction of successful episodes after ``k`` steps ``[N, test_steps + 1]``.
+    """
+
+    returns: jax.Array
+    success: jax.Array
+
+
+class MAMLRL(NamedTuple):
+    """The pure functions of one MAML-RL configuration on one task distribution.
+
+    Attributes:
+        config: The configuration.
+        tasks: The task distribution.
+        num_updates: Meta-iterations in ``config.total_steps``.
+        steps_per_update: Environment steps per meta-iteration.
+        init: ``init(key) -> MAMLRLState``.
+        update: ``update(state) -> (state, metrics)``: one meta-iteration.
+        train: ``train(key) -> (state, metrics)``: all meta-iterations in one ``lax.scan``.
+        evaluate: ``evaluate(params, key, test_tasks, num_steps) -> MetaTestReturns``.
+        adapt: ``adapt(params, key, task, num_steps) -> (params_k, returns [k+1], success)``:
+            the meta-test adaptation of one task.
+    """
+
+    config: MAMLRLConfig
+    tasks: TaskDistribution
+    num_updates: int
+    steps_per_update: int
+    init: Callable[[jax.Array], MAMLRLState]
+    update: Callable[[MAMLRLState], tuple[MAMLRLState, dict[str, jax.Array]]]
+    train: Callable[[jax.Array], tuple[MAMLRLState, dict[str, jax.Array]]]
+    evaluate: Callable[[PyTree, jax.Array, PyTree, int], MetaTestReturns]
+    adapt: Callable[..., tuple[PyTree, jax.Array, jax.Array]]
+
+
+def gaussian_kl(p: jax.Array, q: jax.Array, dim: int) -> jax.Array:
+    """``KL(p || q)`` of diagonal Gaussians, each ``concat([mean, log_std])`` ``[..., 2 dim]``."""
+    mp, lp = p[..., :dim], p[..., dim:]
+    mq, lq = q[..., :dim], q[..., dim:]
+    var_p, var_q = jnp.exp(2 * lp), jnp.exp(2 * lq)
+    return jnp.sum(lq - lp + (var_p + (mp - mq) ** 2) / (2 * var_q) - 0.5, axis=-1)
+
+
+def make_maml_rl(config: MAMLRLConfig, tasks: TaskDistribution) -> MAMLRL:
+    """Builds MAML-RL for a pure-JAX task distribution with a continuous action box.
+
+    Raises:
+        ConfigError: ``tasks`` is not an RL distribution with a ``Box`` action space.
+    """
+    if not isinstance(tasks, TaskDistribution):
+        raise ConfigError(
+            f"maml-rl trains on RL task distributions; {tasks.name} is a supervised few-shot task "
+            f"(use maml)"
+        )
+    env = tasks.env
+    example = tasks.sample_one(jax.random.key(0))
+    space = env.action_space(example)
+    if not isinstance(space, Box):
+        raise ConfigError(
+            f"maml-rl needs continuous actions (a Gaussian policy); {tasks.name} has {space}"
+        )
+    act_dim = space.shape[0]
+    low = jnp.broadcast_to(jnp.asarray(space.low, jnp.float32), space.shape)
+    high = jnp.broadcast_to(jnp.asarray(space.high, jnp.float32), space.shape)
+    oracle = config.variant == "oracle"
+    task_dim = ravel_pytree(example)[0].shape[0]
+    obs_dim = env.observation_space(example).shape[0] + (task_dim if oracle else 0)
+    horizon = env.horizon
+    dist = DiagGaussian(act_dim)
+    mlp = MLP(tuple(config.hidden_sizes), act_dim, kernel_init=nn.initializers.glorot_uniform())
+    inner = config.train_inner_steps
+    steps_per_update = config.meta_batch_size * config.episodes_per_task * horizon * (inner + 1)
+    num_updates = max(1, config.total_steps // steps_per_update)
+    optimizer = optax.adam(config.ppo_lr)
+
+    def policy(params: PyTree, obs: jax.Array) -> jax.Array:
+        mean = mlp.apply(params["mean"], obs)
+        log_std = jnp.maximum(params["log_std"], MIN_LOG_STD)
+        return jnp.concatenate([mean, jnp.broadcast_to(log_std, mean.shape)], axis=-1)
+
+    def inputs(obs: jax.Array, task: PyTree) -> jax.Array:
+        if not oracle:
+            return obs
+        feats = ravel_pytree(task)[0].astype(obs.dtype)
+        return jnp.concatenate([obs, jnp.broadcast_to(feats, (*obs.shape[:-1], task_dim))], -1)
+
+    def sample(key: jax.Array, params: PyTree, task: PyTree, n: int) -> Episodes:
+        params = jax.lax.stop_gradient(params)
+
+        def act(k, obs):
+            a = dist.sample(k, policy(params, inputs(obs, task)))
+            env_a = low + (jnp.clip(a, -1.0, 1.0) + 1.0) * 0.5 * (high - low)
+            return a, env_a
+
+        return sample_episodes(key, env, task, act, n)
+
+    def process(params: PyTree, eps: Episodes, task: PyTree) -> Batch:
+        params = jax.lax.stop_gradient(params)
+        done = jnp.zeros_like(eps.valid)
+        g = jax.vmap(lambda r, d: discounted_returns(r, d, config.gamma))(eps.rewards, done)
+        feats = jax.vmap(lambda o: linear_features(o, horizon))(eps.obs)
+        w = fit_linear_baseline(feats, g, eps.valid)
+        adv = g - feats @ w
+        mean = masked_mean(adv, eps.valid)
+        std = jnp.sqrt(masked_mean((adv - mean) ** 2, eps.valid))
+        adv = jnp.where(eps.valid, (adv - mean) / (std + 1e-8), 0.0)
+        obs = inputs(eps.obs, task)
+        d_old = policy(params, obs)
+        return Batch(obs, eps.actions, adv, eps.valid, dist.log_prob(d_old, eps.actions), d_old)
+
+    def inner_loss(params: PyTree, batch: Batch) -> jax.Array:
+        logp = dist.log_prob(policy(params, batch.obs), batch.actions)
+        return vpg_surrogate(logp, batch.adv, batch.valid)
+
+    def adapted(params: PyTree, batches: list[Batch], lrs: list[float]) -> PyTree:
+        for batch, lr in zip(batches, lrs, strict=True):
+            params = inner_step(inner_loss, params, batch, lr, first_order=config.first_order)
+        return params
+
+    def collect(key: jax.Array, params: PyTree, task: PyTree):
+        """Pre-update batches of the inner steps and the post-update batch of one task."""
+        keys = jax.random.split(key, inner + 1)
+        batches, returns = [], []
+        current = params
+        for j in range(inner + 1):
+            eps = sample(keys[j], current, task, config.episodes_per_task)
+            batch = process(current, eps, task)
+            returns.append(eps.returns.mean())
+            if j < inner:
+                batches.append(batch)
+                current = inner_step(inner_loss, current, batch, config.inner_lr)
+        return batches, batch, jnp.stack(returns)
+
+    def task_objective(params, batches, post):
+        new = adapted(params, batches, [config.inner_lr] * inner)
+        d_new = policy(new, post.obs)
+        logp = dist.log_prob(d_new, post.actions)
+        kl = masked_mean(gaussian_kl(post.dist_old, d_new, act_dim), post.valid)
+        return logp, kl, d_new
+
+    def surrogate(params, data):
+        batches, post = data
+
+        def one(batches, post):
+            logp, kl, _ = task_objective(params, batches, post)
+            return ratio_surrogate(logp, post.logp_old, post.adv, post.valid), kl
+
+        loss, kl = jax.vmap(one)(batches, post)
+        return loss.mean(), kl.mean()
+
+    def ppo_loss(params, data):
+        batches, post = data
+
+        def one(batches, post):
+            logp, kl, _ = task_objective(params, batches, post)
+            loss = clipped_surrogate(logp, post.logp_old, post.adv, post.valid, config.clip_eps)
+            return loss, kl
+
+        loss, kl = jax.vmap(one)(batches, post)
+        return loss.mean(), kl.mean()
+
+    def init(key: jax.Array) -> MAMLRLState:
+        k_net, key = jax.random.split(key)
+        params = {
+            "mean": mlp.init(k_net, jnp.zeros((1, obs_dim))),
+            "log_std": jnp.full((act_dim,), jnp.log(config.init_std), jnp.float32),
+        }
+        opt_state = optimizer.init(params) if config.outer == "ppo" else ()
+        return MAMLRLState(params, opt_state, key, jnp.zeros((), jnp.int32))
+
+    def update(state: MAMLRLState) -> tuple[MAMLRLState, dict[str, jax.Array]]:
+        key, k_tasks, k_collect = jax.random.split(state.key, 3)
+        batch_tasks = tasks.sample(k_tasks, config.meta_batch_size)
+        keys = jax.random.split(k_collect, config.meta_batch_size)
+        batches, post, returns = jax.vmap(collect, in_axes=(0, None, 0))(
+            keys, state.params, batch_tasks
+        )
+        data = (batches, post)
+        metrics = {"return_pre": returns[:, 0].mean(), "return_post": returns[:, -1].mean()}
+        if config.outer == "trpo":
+            flat, unravel = ravel_pytree(state.params)
+
+            def dists(th):
+                return jax.vmap(lambda b, p: task_objective(unravel(th), b, p)[2])(batches, post)
+
+            weight = post.valid / jnp.maximum(post.valid.sum((1, 2), keepdims=True), 1.0)
+            weight = weight[..., None] / config.meta_batch_size
+
+            def metric(u):  # Fisher of (mean, log_std): 1/sigma^2 and 2, per sample
+                inv_var = jnp.exp(-2.0 * post.dist_old[..., act_dim:])
+                scale = jnp.concatenate([inv_var, jnp.full_like(inv_var, 2.0)], axis=-1)
+                return u * scale * weight
+
+            new_flat, info = trust_region_step(
+                lambda th: surrogate(unravel(th), data)[0],
+                lambda th: surrogate(unravel(th), data)[1],
+                flat,
+                config.max_kl,
+                config.cg_iters,
+                config.cg_damping,
+                config.backtrack_ratio,
+                config.max_backtracks,
+                fvp=gauss_newton_fvp(dists, flat, metric),
+            )
+            params, opt_state = unravel(new_flat), state.opt_state
+            metrics.update(
+                loss_before=info.loss_before,
+                loss_after=info.loss_after,
+                kl=info.kl,
+                backtracks=info.backtracks.astype(jnp.float32),
+                accepted=info.accepted.astype(jnp.float32),
+            )
+        else:
+
+            def epoch(carry, _):
+                params, opt_state = carry
+                (loss, kl), grads = jax.value_and_grad(ppo_loss, has_aux=True)(params, data)
+                updates, opt_state = optimizer.update(grads, opt_state, params)
+                return (optax.apply_updates(params, updates), opt_state), (loss, kl)
+
+            (params, opt_state), (losses, kls) = jax.lax.scan(
+                epoch, (state.params, state.opt_state), None, length=config.ppo_epochs
+            )
+            metrics.update(loss_before=losses[0], loss_after=losses[-1], kl=kls[-1])
+        metrics["log_std"] = params["log_std"].mean()
+        return MAMLRLState(params, opt_state, key, state.update + 1), metrics
+
+    def train(key: jax.Array) -> tuple[MAMLRLState, dict[str, jax.Array]]:
+        state = init(key)
+        return jax.lax.scan(lambda s, _: update(s), state, None, length=num_updates)
+
+    def adapt(params: PyTree, key: jax.Array, task: PyTree, num_steps: int):
+        keys = jax.random.split(key, num_steps + 1)
+        returns, success = [], []
+        for k in range(num_steps + 1):
+            eps = sample(keys[k], params, task, config.test_episodes)
+            returns.append(eps.returns.mean())
+            success.append((eps.success.max(axis=1) > 0).mean())
+            if k < num_steps:
+                lr = config.inner_lr * (1.0 if k == 0 else config.test_later_lr_scale)
+                params = inner_step(inner_loss, params, process(params, eps, task), lr)
+        return params, jnp.stack(returns), jnp.stack(success)
+
+    def evaluate(params: PyTree, key: jax.Array, test_tasks: PyTree, num_steps: int):
+        n = jax.tree.leaves(test_tasks)[0].shape[0]
+        keys = jax.random.split(key, n)
+        _, returns, success = jax.vmap(lambda k, t: adapt(params, k, t, num_steps))(
+            keys, test_tasks
+        )
+        return MetaTestReturns(returns, success)
+
+    return MAMLRL(
+        config=config,
+        tasks=tasks,
+        num_updates=num_updates,
+        steps_per_update=steps_per_update,
+        init=init,
+        update=update,
+        train=train,
+        evaluate=evaluate,
+        adapt=adapt,
+    )
