@@ -132,24 +132,27 @@ class Reproduce:
     rl2-bandits / rl2-mdps: classical baselines and RL² on the same held-out trials.
     maml-sinusoid: MAML, first-order MAML, Meta-SGD, pretrained and oracle on 600 held-out
     sinusoids, query MSE after 0..10 gradient steps.
+    maml-nav2d: MAML, pretrained, random init and oracle on 40 held-out goals, return after
+    0..3 policy-gradient steps.
     Writes OUT/table.md, OUT/table.json and OUT/figure.png; an interrupted reproduction resumes
     where it stopped when run again.
     """
 
     table: tyro.conf.Positional[str]
-    """Table: rl2-bandits, rl2-mdps or maml-sinusoid."""
+    """Table: rl2-bandits, rl2-mdps, maml-sinusoid or maml-nav2d."""
     out: str | None = None
     """Output directory (default: runs/reproduce-<table>)."""
     cells: tuple[str, ...] = ()
     """Cells (task names) to run, e.g. --cells bandit-k5-n10 bandit-k10-n10 (default: all)."""
     budget: int | None = None
-    """Training per cell: RL² environment steps (0 skips RL²) or MAML meta-iterations."""
+    """Training per cell and method: RL² env steps (0 skips RL²), maml-sinusoid
+    meta-iterations, maml-nav2d env steps."""
     trials: int | None = None
-    """Held-out trials (RL² tables, default 1000) or tasks (maml-sinusoid, default 600)."""
+    """Held-out trials (RL² tables, default 1000) or tasks (MAML: 600 sinusoids, 40 goals)."""
     tune_trials: int = 500
     """Trials per hyperparameter value when tuning the classical baselines."""
     methods: tuple[str, ...] = ()
-    """maml-sinusoid only: methods to run (default: all)."""
+    """MAML tables only: methods to run (default: all)."""
     seed: int = 0
     """Seed of training and of the evaluation."""
     cache_dir: str | None = None
@@ -295,21 +298,22 @@ def _reproduce_settings(cmd: Reproduce, out):
     if cmd.table in reproduce_maml.TABLES:
         if cmd.tune_trials != 500:
             raise ConfigError("--tune-trials applies to the RL² tables only")
-        settings = reproduce_maml.SinusoidSettings(
+        settings = reproduce_maml.MAMLSettings(
+            table=cmd.table,
             out_dir=out,
             cells=cmd.cells,
             budget=cmd.budget,
-            trials=cmd.trials or reproduce_maml.SINUSOID_TEST_TASKS,
+            trials=cmd.trials,
             seed=cmd.seed,
             cache_dir=cache,
             methods=cmd.methods,
         )
-        return settings, reproduce_maml.reproduce_sinusoid
+        return settings, reproduce_maml.reproduce_maml
     if cmd.table not in TABLES:
         valid = [*TABLES, *reproduce_maml.TABLES]
         raise UnknownNameError(f"unknown table {cmd.table!r}. Valid tables: {', '.join(valid)}")
     if cmd.methods:
-        raise ConfigError("--methods applies to maml-sinusoid only")
+        raise ConfigError("--methods applies to the MAML tables only")
     from quickstudy.reproduce import reproduce
 
     settings = ReproduceSettings(

@@ -1,9 +1,11 @@
-"""Reproduce MAML's sinusoid regression: MAML, its variants and baselines on the same test tasks.
+"""Reproduce MAML's experiments: MAML, its variants and baselines on the same held-out tasks.
 
-For every shot count ``K``: meta-train each method (or reuse / resume a cached run), then record
-the query MSE of the same 600 held-out tasks after 0..10 gradient steps. Writes ``table.md`` (ours
-beside the published numbers), ``table.json`` and ``figure.png`` (one adaptation-curve panel per
-``K``); finished cells are saved under ``<out>/cells/`` so an interrupted reproduction resumes.
+``maml-sinusoid``: query MSE of 600 held-out sinusoids after 0..10 gradient steps, for 5, 10 and
+20 shots. ``maml-nav2d``: return on 40 held-out goals after 0..3 policy-gradient steps. For every
+cell each method is meta-trained (or a cached run is reused / resumed), then meta-tested on the
+same tasks with the same seed. Writes ``table.md`` (ours beside the published numbers),
+``table.json`` and ``figure.png`` (one adaptation-curve panel per cell); finished cells are saved
+under ``<out>/cells/`` so an interrupted reproduction resumes.
 """
 
 from __future__ import annotations
@@ -13,83 +15,85 @@ import time
 from pathlib import Path
 from typing import Any
 
+import jax
 import numpy as np
 
 from quickstudy import runner
+from quickstudy import tasks as task_registry
 from quickstudy.errors import ConfigError, UnknownNameError
 from quickstudy.evaluation.plots import plot_adaptation_panels
 from quickstudy.evaluation.stats import per_index_summary
-from quickstudy.presets.maml_tables import (
-    LABELS,
-    SINUSOID_CELLS,
-    SINUSOID_ITERATIONS,
-    SINUSOID_TEST_STEPS,
-    SINUSOID_TEST_TASKS,
-    SINUSOID_VARIANTS,
-    SinusoidCell,
-    sinusoid_config,
-)
+from quickstudy.presets.maml_tables import TABLES, MAMLCell, MAMLTable
 from quickstudy.reproduce import Log, TrainHook, git_commit, run_cells, train_or_reuse
 from quickstudy.tracking import read_json, write_json_atomic
 
-TABLES = ("maml-sinusoid",)
-
 
 @dataclasses.dataclass(frozen=True)
-class SinusoidSettings:
+class MAMLSettings:
     """What to reproduce and how.
 
     Attributes:
+        table: ``"maml-sinusoid"`` or ``"maml-nav2d"``.
         out_dir: Output directory (cells, table, figure).
         cells: Task names of the cells to run (empty: all).
-        budget: Meta-iterations per method (``None``: the paper's 70k).
-        trials: Held-out tasks (the paper: 600).
+        budget: Training budget per method (``None``: the table's; see its note for the unit).
+        trials: Held-out tasks (``None``: the table's).
         seed: Seed of training and of the meta-test.
         cache_dir: Where runs are kept and reused (default: ``<out_dir>/runs``).
-        methods: Methods to run (empty: all of ``SINUSOID_VARIANTS``).
+        methods: Methods to run (empty: all of the table's).
     """
 
+    table: str
     out_dir: Path
     cells: tuple[str, ...] = ()
     budget: int | None = None
-    trials: int = SINUSOID_TEST_TASKS
+    trials: int | None = None
     seed: int = 0
     cache_dir: Path | None = None
     methods: tuple[str, ...] = ()
 
     def __post_init__(self):
-        valid = [cell.task for cell in SINUSOID_CELLS]
+        if self.table not in TABLES:
+            raise UnknownNameError(
+                f"unknown table {self.table!r}. Valid tables: {', '.join(TABLES)}"
+            )
+        valid = [cell.task for cell in self.spec.cells]
         unknown = [c for c in self.cells if c not in valid]
         if unknown:
             raise UnknownNameError(
-                f"unknown cell(s) {', '.join(unknown)} for maml-sinusoid. Valid cells: "
+                f"unknown cell(s) {', '.join(unknown)} for {self.table}. Valid cells: "
                 f"{', '.join(valid)}"
             )
-        unknown = [m for m in self.methods if m not in SINUSOID_VARIANTS]
+        unknown = [m for m in self.methods if m not in self.spec.methods]
         if unknown:
             raise UnknownNameError(
-                f"unknown method(s) {', '.join(unknown)}. Valid methods: "
-                f"{', '.join(SINUSOID_VARIANTS)}"
+                f"unknown method(s) {', '.join(unknown)} for {self.table}. Valid methods: "
+                f"{', '.join(self.spec.methods)}"
             )
         if self.budget is not None and (not isinstance(self.budget, int) or self.budget <= 0):
             raise ConfigError(f"budget must be a positive integer, got {self.budget!r}")
-        if not isinstance(self.trials, int) or self.trials < 2:
+        if self.trials is not None and (not isinstance(self.trials, int) or self.trials < 2):
             raise ConfigError(f"trials must be an integer >= 2, got {self.trials!r}")
 
     @property
-    def selected(self) -> tuple[SinusoidCell, ...]:
-        """The cells to run, in order of shots."""
-        return tuple(c for c in SINUSOID_CELLS if not self.cells or c.task in self.cells)
+    def spec(self) -> MAMLTable:
+        """The table being reproduced."""
+        return TABLES[self.table]
+
+    @property
+    def selected(self) -> tuple[MAMLCell, ...]:
+        """The cells to run, in the table's order."""
+        return tuple(c for c in self.spec.cells if not self.cells or c.task in self.cells)
 
     @property
     def selected_methods(self) -> tuple[str, ...]:
-        """The methods to run."""
-        return tuple(m for m in SINUSOID_VARIANTS if not self.methods or m in self.methods)
+        """The methods to run, in the table's order."""
+        return tuple(m for m in self.spec.methods if not self.methods or m in self.methods)
 
     @property
-    def iterations(self) -> int:
-        """Meta-iterations per method."""
-        return self.budget or SINUSOID_ITERATIONS
+    def num_tasks(self) -> int:
+        """Held-out tasks."""
+        return self.trials or self.spec.test_tasks
 
     @property
     def run_cache(self) -> Path:
@@ -97,169 +101,183 @@ class SinusoidSettings:
         return Path(self.cache_dir) if self.cache_dir else Path(self.out_dir) / "runs"
 
 
+def _untrained(cell: MAMLCell, method: str, settings: MAMLSettings) -> tuple[np.ndarray, dict]:
+    """Meta-test of the initial parameters (random initialisation, fine-tuned)."""
+    spec = settings.spec
+    algo = runner.ALGORITHMS[spec.algo][1](
+        spec.config(method, settings.budget), task_registry.make(cell.task)
+    )
+    params = jax.jit(algo.init)(jax.random.key(settings.seed)).params
+    evaluate = jax.jit(algo.evaluate, static_argnums=3)
+    tasks = algo.tasks.test_tasks(settings.num_tasks)
+    result = evaluate(params, jax.random.key(settings.seed), tasks, spec.test_steps)
+    values = result.losses if spec.metric == "mse" else result.returns
+    return np.asarray(values, np.float64), {"train_seconds": 0.0}
+
+
 def run_method(
-    cell: SinusoidCell,
+    cell: MAMLCell,
     method: str,
-    settings: SinusoidSettings,
+    settings: MAMLSettings,
     log: Log,
     train_hook: TrainHook | None = None,
 ) -> tuple[np.ndarray, dict[str, Any]]:
     """Trains one method on one cell (or reuses its cached run) and meta-tests it.
 
     Returns:
-        Query MSE per held-out task after 0..10 steps ``[trials, 11]`` and a record.
+        The metric per held-out task after 0..test_steps steps ``[tasks, test_steps + 1]`` and a
+        record (run directory, training seconds).
     """
-    config = sinusoid_config(method, settings.iterations)
-    name = f"{method}-{cell.task}-iters{settings.iterations}-seed{settings.seed}"
+    spec = settings.spec
+    if spec.methods[method] is None:
+        return _untrained(cell, method, settings)
+    config = spec.config(method, settings.budget)
+    name = f"{method}-{cell.task}-budget{config.total_steps}-seed{settings.seed}"
     path = settings.run_cache / name
     run_settings = runner.RunSettings(
-        seed=settings.seed, chunk_updates=1000, checkpoint_every=10, eval_tasks=settings.trials
+        seed=settings.seed,
+        chunk_updates=1000 if spec.algo == "maml" else 5,
+        checkpoint_every=10 if spec.algo == "maml" else 1,
+        eval_tasks=settings.num_tasks,
     )
     run, params, train_seconds = train_or_reuse(
-        "maml", cell.task, config, path, run_settings, log, train_hook
+        spec.algo, cell.task, config, path, run_settings, log, train_hook
     )
     runner.evaluate(
-        run, params, episodes=SINUSOID_TEST_STEPS, num_tasks=settings.trials, seed=settings.seed
+        run, params, episodes=spec.test_steps, num_tasks=settings.num_tasks, seed=settings.seed
     )
-    losses = np.load(path / "eval" / "results.npz")["losses"].astype(np.float64)
-    return losses, {"run_dir": str(path), "train_seconds": train_seconds}
+    key = "losses" if spec.metric == "mse" else "returns"
+    values = np.load(path / "eval" / "results.npz")[key].astype(np.float64)
+    return values, {"run_dir": str(path), "train_seconds": train_seconds}
 
 
-def _cell_paths(settings: SinusoidSettings, cell: SinusoidCell) -> tuple[Path, Path]:
+def _cell_paths(settings: MAMLSettings, cell: MAMLCell) -> tuple[Path, Path]:
     base = Path(settings.out_dir) / "cells" / cell.task
     return base.with_suffix(".json"), base.with_suffix(".npz")
 
 
 def run_cell(
-    cell: SinusoidCell, settings: SinusoidSettings, log: Log, train_hook: TrainHook | None = None
+    cell: MAMLCell, settings: MAMLSettings, log: Log, train_hook: TrainHook | None = None
 ) -> dict[str, Any]:
     """Every selected method on one cell; saves ``cells/<task>.json`` and ``.npz``."""
+    spec = settings.spec
     json_path, npz_path = _cell_paths(settings, cell)
     methods = settings.selected_methods
+    budget = settings.budget or spec.budget
     if json_path.exists() and npz_path.exists():
         record = read_json(json_path)
         if (
-            record.get("trials") == settings.trials
+            record.get("trials") == settings.num_tasks
             and record.get("seed") == settings.seed
-            and record.get("iterations") == settings.iterations
+            and record.get("budget") == budget
             and tuple(record.get("methods", {})) == methods
         ):
             log(f"{cell.task}: done earlier, reusing {json_path}")
             return record
     t0 = time.perf_counter()
     results: dict[str, dict[str, Any]] = {}
-    losses: dict[str, np.ndarray] = {}
+    values: dict[str, np.ndarray] = {}
     for method in methods:
         x, info = run_method(cell, method, settings, log, train_hook)
-        losses[method] = x
+        values[method] = x
         results[method] = {"per_step": per_index_summary(x), **info}
-        one = results[method]["per_step"][1]
+        per = results[method]["per_step"]
         log(
-            f"{cell.task}: {LABELS[method]:17s} MSE after 1 step {one['mean']:.3f} ± "
-            f"{one['se']:.3f}, after {SINUSOID_TEST_STEPS} "
-            f"{results[method]['per_step'][-1]['mean']:.3f}  "
-            f"(published {cell.paper_one_step.get(method, '—')})"
+            f"{cell.task}: {spec.labels[method]:17s} "
+            + ", ".join(f"{k} steps {per[k]['mean']:.3f} ± {per[k]['se']:.3f}" for k in (0, 1))
+            + f", {spec.test_steps} steps {per[-1]['mean']:.3f}"
+            + f"  (published {cell.paper.get(method, {})})"
         )
     record = {
         "task": cell.task,
-        "shots": cell.shots,
-        "trials": settings.trials,
+        "label": cell.label,
+        "trials": settings.num_tasks,
         "seed": settings.seed,
-        "iterations": settings.iterations,
+        "budget": budget,
         "seconds": time.perf_counter() - t0,
         "commit": git_commit(),
-        "paper_one_step": cell.paper_one_step,
-        "target_one_step": cell.target_one_step,
+        "paper": {m: {str(k): v for k, v in p.items()} for m, p in cell.paper.items()},
+        "targets": {str(k): v for k, v in cell.targets.items()},
         "methods": results,
     }
     npz_path.parent.mkdir(parents=True, exist_ok=True)
-    np.savez_compressed(npz_path, **{m.replace("-", "_"): x for m, x in losses.items()})
+    np.savez_compressed(npz_path, **{m.replace("-", "_"): x for m, x in values.items()})
     write_json_atomic(json_path, record)
     return record
 
 
-def _entry(row: dict[str, Any]) -> str:
-    return f"{row['mean']:.3f} ± {row['se']:.3f}"
+def _shown_steps(spec: MAMLTable) -> list[int]:
+    return sorted({0, 1, 2, spec.test_steps} & set(range(spec.test_steps + 1)))
 
 
 def write_outputs(
-    settings: SinusoidSettings, records: list[dict[str, Any]], prov: dict[str, Any]
+    settings: MAMLSettings, records: list[dict[str, Any]], prov: dict[str, Any]
 ) -> None:
     """Writes ``table.md``, ``table.json`` and ``figure.png`` from the finished cells."""
+    spec = settings.spec
     out = Path(settings.out_dir)
-    steps = SINUSOID_TEST_STEPS
-    lines = [
-        "### MAML sinusoid regression: query MSE on held-out tasks",
-        "",
-        "| method | "
-        + " | ".join(f"{r['shots']}-shot: 0 / 1 / {steps} steps" for r in records)
-        + " |",
-        "|---" * (len(records) + 1) + "|",
-    ]
-    for method in settings.selected_methods:
-        entries = []
-        for r in records:
+    steps = _shown_steps(spec)
+    decimals = 3 if spec.metric == "mse" else 2
+    lines = [f"### {spec.title}", ""]
+    for r in records:
+        lines += [
+            f"**{r['label']}** ({r['trials']} held-out tasks)",
+            "",
+            "| method | " + " | ".join(f"{k} steps" for k in steps) + " | training (s) |",
+            "|---" * (len(steps) + 2) + "|",
+        ]
+        for method in settings.selected_methods:
             res = r["methods"].get(method)
             if res is None:
-                entries.append("—")
                 continue
-            per = res["per_step"]
-            ref = r["paper_one_step"].get(method)
-            one = _entry(per[1]) + (f" ({ref:.2f})" if ref is not None else "")
-            entries.append(f"{per[0]['mean']:.3f} / {one} / {_entry(per[steps])}")
-        lines.append(f"| {LABELS[method]} | " + " | ".join(entries) + " |")
-    lines += [
-        "",
-        f"Entries: mean query MSE over {settings.trials} held-out tasks (100 query points each) "
-        f"after 0, 1 and {steps} gradient steps (α = 0.01) on the K support points, ± s.e.; "
-        "in brackets the published 1-step value (Meta-SGD paper, Table 1). For reference: "
-        "predicting 0 gives ≈ 4.25, the best task-agnostic predictor ≈ 3.0; learn2learn's MAML "
-        "on this kind of machine gave 10-shot 1-step 0.44 (10k) and 0.36 (20k meta-iterations).",
-        "",
-        "| shots | target (MAML, 1 step) | ours | met | training seconds per method |",
-        "|---|---|---|---|---|",
-    ]
+            entries = []
+            for k in steps:
+                row = res["per_step"][k]
+                ref = r["paper"].get(method, {}).get(str(k))
+                text = f"{row['mean']:.{decimals}f} ± {row['se']:.{decimals}f}"
+                entries.append(text + (f" ({ref})" if ref is not None else ""))
+            seconds = f"{res['train_seconds']:.0f}" if res.get("run_dir") else "—"
+            lines.append(f"| {spec.labels[method]} | " + " | ".join(entries) + f" | {seconds} |")
+        lines.append("")
+    lines += [spec.note, "", "| setting | MAML target | ours | met |", "|---|---|---|---|"]
     for r in records:
         maml = r["methods"].get("maml")
-        target = r["target_one_step"]
-        ours = maml["per_step"][1]["mean"] if maml else None
-        met = "—" if target is None or ours is None else ("yes" if ours <= target else "no")
-        seconds = ", ".join(
-            f"{LABELS[m]} {res['train_seconds']:.0f}" for m, res in r["methods"].items()
-        )
-        lines.append(
-            f"| {r['shots']} | {'—' if target is None else f'≤ {target}'} | "
-            f"{'—' if ours is None else f'{ours:.3f}'} | {met} | {seconds} |"
-        )
+        for k, target in r["targets"].items():
+            if maml is None:
+                continue
+            ours = maml["per_step"][int(k)]["mean"]
+            met = ours >= target if spec.higher_is_better else ours <= target
+            bound = "≥" if spec.higher_is_better else "≤"
+            lines.append(
+                f"| {r['label']}, {k} step(s) | {bound} {target} | {ours:.{decimals}f} | "
+                f"{'yes' if met else 'no'} |"
+            )
     lines += ["", "Produced by:", ""]
     lines += [f"- {k}: `{v}`" if k == "command" else f"- {k}: {v}" for k, v in prov.items()]
     (out / "table.md").write_text("\n".join(lines) + "\n")
     write_json_atomic(out / "table.json", {"provenance": prov, "cells": records})
     panels = [
-        (
-            f"{r['shots']}-shot",
-            {LABELS[m]: res["per_step"] for m, res in r["methods"].items()},
-        )
+        (r["label"], {spec.labels[m]: res["per_step"] for m, res in r["methods"].items()})
         for r in records
     ]
     plot_adaptation_panels(
         panels,
         out / "figure.png",
-        xs=np.arange(steps + 1),
+        xs=np.arange(spec.test_steps + 1),
         xlabel="gradient steps at meta-test",
-        ylabel="query MSE",
-        title="MAML sinusoid regression (held-out tasks, 95% CI)",
-        log_y=True,
+        ylabel="query MSE" if spec.metric == "mse" else "mean episode return",
+        title=f"{spec.title} (95% CI)",
+        log_y=spec.metric == "mse",
     )
 
 
-def reproduce_sinusoid(
-    settings: SinusoidSettings,
+def reproduce_maml(
+    settings: MAMLSettings,
     log: Log = lambda _: None,
     train_hook: TrainHook | None = None,
     command: str = "",
 ) -> list[dict[str, Any]]:
-    """Runs (or resumes) the sinusoid reproduction and writes its outputs.
+    """Runs (or resumes) a MAML reproduction and writes its outputs.
 
     Args:
         settings: What to run.
@@ -268,7 +286,7 @@ def reproduce_sinusoid(
         command: The command line, recorded in the outputs.
 
     Returns:
-        The cell records in order of shots.
+        The cell records in the table's order.
     """
     return run_cells(
         settings.out_dir,

@@ -1,0 +1,349 @@
+"""MAML speed: time per meta-iteration, quickstudy (JAX) vs straightforward PyTorch (torch.func).
+
+Rows, each one meta-iteration with the same sizes in both implementations:
+
+* **sinusoid, 1 and 5 inner steps**: meta-batch 25 tasks, K = 10 support + 10 query points, MLP
+  1-40-40-1 ReLU, α = 0.01, second-order meta-gradient, one Adam step (lr 1e-3). Both sample the
+  tasks and points inside the timed step. PyTorch: ``torch.func.grad`` for the inner steps (second
+  order: the inner gradient is differentiated), ``torch.func.vmap`` over tasks, ``.backward()``
+  and ``torch.optim.Adam``.
+* **MAML-RL nav2d**: meta-batch 20 goals, 20 episodes x 100 steps per goal before and after one
+  inner step (α = 0.5), Gaussian MLP 2-100-100-2 ReLU, linear feature baseline, one TRPO step
+  (10 conjugate-gradient iterations, KL ≤ 0.01, backtracking). PyTorch: the environment and
+  the policy stepped batch-wise in torch (all 400 episodes at once, a Python loop over 100
+  steps), the baseline by ``torch.linalg.solve``, the inner step with ``create_graph=True``, the
+  Fisher-vector product as the Hessian-vector product of the mean KL (double backward; the
+  usual PyTorch TRPO), the line search recomputing the adaptation. quickstudy uses the
+  Gauss-Newton form of the same Fisher (equal at the sampling parameters).
+
+PyTorch gets its best settings: each row is timed with 1 thread and with all cores, the faster
+counts. Usage::
+
+    .venv/bin/pip install -e ".[bench]"           # torch (CPU) for the comparison
+    .venv/bin/python benchmarks/maml_speed.py      # a few minutes on 2 idle cores
+    .venv/bin/python benchmarks/maml_speed.py --quick
+
+Writes JSON to ``benchmarks/results/maml_speed.json`` (``--out`` to change).
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import math
+import os
+import platform
+import sys
+import time
+from pathlib import Path
+from typing import Any
+
+import jax
+import numpy as np
+
+from quickstudy import tasks as task_registry
+from quickstudy.algorithms.maml import MAMLConfig, make_maml
+from quickstudy.algorithms.maml_rl import MAMLRLConfig, make_maml_rl
+
+
+def _time(fn, repeats: int) -> float:
+    """Mean seconds per call after one warm-up call."""
+    fn()
+    t0 = time.perf_counter()
+    for _ in range(repeats):
+        fn()
+    return (time.perf_counter() - t0) / repeats
+
+
+# --------------------------------------------------------------------------------------------
+# quickstudy
+# --------------------------------------------------------------------------------------------
+
+
+def quickstudy_sinusoid(inner_steps: int, repeats: int) -> dict[str, float]:
+    algo = make_maml(MAMLConfig(inner_steps=inner_steps), task_registry.make("sinusoid-k10"))
+    update = jax.jit(algo.update)
+    state = algo.init(jax.random.key(0))
+    t0 = time.perf_counter()
+    state, _ = update(state)
+    jax.block_until_ready(state)
+    compile_s = time.perf_counter() - t0
+    box = [state]
+
+    def step():
+        box[0], _ = update(box[0])
+        jax.block_until_ready(box[0])
+
+    return {"seconds_per_iteration": _time(step, repeats), "compile_seconds": compile_s}
+
+
+def quickstudy_nav2d(repeats: int) -> dict[str, float]:
+    algo = make_maml_rl(MAMLRLConfig(meta_batch_size=20), task_registry.make("nav2d"))
+    update = jax.jit(algo.update)
+    state = algo.init(jax.random.key(0))
+    t0 = time.perf_counter()
+    state, _ = update(state)
+    jax.block_until_ready(state)
+    compile_s = time.perf_counter() - t0
+    box = [state]
+
+    def step():
+        box[0], _ = update(box[0])
+        jax.block_until_ready(box[0])
+
+    return {"seconds_per_iteration": _time(step, repeats), "compile_seconds": compile_s}
+
+
+# --------------------------------------------------------------------------------------------
+# PyTorch with torch.func
+# --------------------------------------------------------------------------------------------
+
+
+def torch_sinusoid(inner_steps: int, repeats: int) -> dict[str, float]:
+    import torch
+    from torch.func import functional_call, grad, vmap
+
+    torch.manual_seed(0)
+    net = torch.nn.Sequential(
+        torch.nn.Linear(1, 40),
+        torch.nn.ReLU(),
+        torch.nn.Linear(40, 40),
+        torch.nn.ReLU(),
+        torch.nn.Linear(40, 1),
+    )
+    params = dict(net.named_parameters())
+    opt = torch.optim.Adam(params.values(), lr=1e-3)
+    alpha, tasks, k = 0.01, 25, 10
+
+    def loss(p, x, y):
+        return torch.mean((functional_call(net, p, (x,)) - y) ** 2)
+
+    def task_loss(p, xs, ys, xq, yq):
+        for _ in range(inner_steps):
+            g = grad(loss)(p, xs, ys)
+            p = {n: p[n] - alpha * g[n] for n in p}
+        return loss(p, xq, yq)
+
+    def step():
+        amp = torch.empty(tasks, 1, 1).uniform_(0.1, 5.0)
+        phase = torch.empty(tasks, 1, 1).uniform_(0.0, math.pi)
+        x = torch.empty(tasks, 2 * k, 1).uniform_(-5.0, 5.0)
+        y = amp * torch.sin(x - phase)
+        losses = vmap(task_loss, in_dims=(None, 0, 0, 0, 0))(
+            params, x[:, :k], y[:, :k], x[:, k:], y[:, k:]
+        )
+        opt.zero_grad()
+        losses.mean().backward()
+        opt.step()
+
+    return {"seconds_per_iteration": _time(step, repeats)}
+
+
+def torch_nav2d(repeats: int) -> dict[str, float]:
+    import torch
+    from torch.func import functional_call
+
+    torch.manual_seed(0)
+    tasks, eps, horizon, alpha, max_kl, gamma = 20, 20, 100, 0.5, 0.01, 0.99
+    mean_net = torch.nn.Sequential(
+        torch.nn.Linear(2, 100),
+        torch.nn.ReLU(),
+        torch.nn.Linear(100, 100),
+        torch.nn.ReLU(),
+        torch.nn.Linear(100, 2),
+    )
+    for m in mean_net:
+        if isinstance(m, torch.nn.Linear):
+            torch.nn.init.xavier_uniform_(m.weight)
+            torch.nn.init.zeros_(m.bias)
+    params = {n: p.detach().clone() for n, p in mean_net.named_parameters()}
+    params["log_std"] = torch.zeros(2)
+    names = list(params)
+
+    def dist(p, obs):
+        mean = functional_call(mean_net, {n: p[n] for n in names if n != "log_std"}, (obs,))
+        return mean, p["log_std"].expand_as(mean)
+
+    def logp(p, obs, act):
+        mean, log_std = dist(p, obs)
+        z = (act - mean) * torch.exp(-log_std)
+        return (-0.5 * z**2 - log_std - 0.5 * math.log(2 * math.pi)).sum(-1)
+
+    @torch.no_grad()
+    def sample(p_list, goals):
+        """Episodes of every task at once: obs/act [B, E, T, 2], rewards/valid [B, E, T]."""
+        pos = torch.zeros(tasks, eps, 2)
+        alive = torch.ones(tasks, eps, dtype=torch.bool)
+        obs, acts, rews, valid = [], [], [], []
+        for _ in range(horizon):
+            means, stds = [], []
+            for i, p in enumerate(p_list):
+                mean, log_std = dist(p, pos[i])
+                means.append(mean)
+                stds.append(log_std.exp())
+            a = torch.stack(means) + torch.stack(stds) * torch.randn(tasks, eps, 2)
+            obs.append(pos)
+            acts.append(a)
+            valid.append(alive)
+            pos = pos + a.clamp(-1.0, 1.0) * 0.1
+            d = pos - goals[:, None, :]
+            rews.append(torch.where(alive, -d.norm(dim=-1), torch.zeros(())))
+            alive = alive & ~(d.abs() < 0.01).all(-1)
+        stack = lambda xs: torch.stack(xs, 2)  # noqa: E731
+        return stack(obs), stack(acts), stack(rews), stack(valid)
+
+    def advantages(obs, rews, valid):
+        ret = torch.zeros_like(rews)
+        run = torch.zeros(rews.shape[:-1])
+        for t in reversed(range(horizon)):
+            run = rews[..., t] + gamma * run
+            ret[..., t] = run
+        o = obs.clamp(-10, 10)
+        tt = (torch.arange(horizon, dtype=torch.float32) / 100).expand(*obs.shape[:-1])[..., None]
+        f = torch.cat([o, o**2, tt, tt**2, tt**3, torch.ones_like(tt)], -1)
+        m = valid.float()
+        out = []
+        for i in range(tasks):
+            fi, yi, mi = f[i].reshape(-1, 8), ret[i].reshape(-1), m[i].reshape(-1)
+            a = (fi * mi[:, None]).T @ fi / mi.sum() + 1e-5 * torch.eye(8)
+            w = torch.linalg.solve(a, (fi * mi[:, None]).T @ yi / mi.sum())
+            adv = yi - fi @ w
+            mu = (adv * mi).sum() / mi.sum()
+            sd = (((adv - mu) ** 2 * mi).sum() / mi.sum()).sqrt()
+            out.append((((adv - mu) / (sd + 1e-8)) * mi).reshape(eps, horizon))
+        return torch.stack(out)
+
+    def inner(p, batch, create_graph):
+        obs, act, adv, valid = batch
+        lp = logp(p, obs, act)
+        loss = -(lp * adv * valid).sum() / valid.sum()
+        g = torch.autograd.grad(loss, [p[n] for n in names], create_graph=create_graph)
+        return {n: p[n] - alpha * gi for n, gi in zip(names, g, strict=True)}
+
+    def step():
+        goals = torch.empty(tasks, 2).uniform_(-0.5, 0.5)
+        theta = {n: params[n].detach().requires_grad_(True) for n in names}
+        pre = sample([theta] * tasks, goals)
+        pre_b = [(pre[0][i], pre[1][i], None, pre[3][i].float()) for i in range(tasks)]
+        adv = advantages(pre[0], pre[2], pre[3])
+        pre_b = [(o, a, adv[i], v) for i, (o, a, _, v) in enumerate(pre_b)]
+        adapted = [{n: x.detach() for n, x in inner(theta, b, False).items()} for b in pre_b]
+        post = sample(adapted, goals)
+        adv_post = advantages(post[0], post[2], post[3])
+        old = [dist(adapted[i], post[0][i]) for i in range(tasks)]
+        old = [(m.detach(), s.detach()) for m, s in old]
+        old_lp = [logp(adapted[i], post[0][i], post[1][i]).detach() for i in range(tasks)]
+
+        def objective(p):
+            loss, kl = 0.0, 0.0
+            for i in range(tasks):
+                q = inner(p, pre_b[i], True)
+                v = post[3][i].float()
+                lp = logp(q, post[0][i], post[1][i])
+                loss = loss - (torch.exp(lp - old_lp[i]) * adv_post[i] * v).sum() / v.sum()
+                mean, log_std = dist(q, post[0][i])
+                m0, s0 = old[i]
+                k = (
+                    log_std
+                    - s0
+                    + (torch.exp(2 * s0) + (m0 - mean) ** 2) / (2 * torch.exp(2 * log_std))
+                    - 0.5
+                ).sum(-1)
+                kl = kl + (k * v).sum() / v.sum()
+            return loss / tasks, kl / tasks
+
+        loss, kl = objective(theta)
+        flat = lambda xs: torch.cat([x.reshape(-1) for x in xs])  # noqa: E731
+        g = flat(torch.autograd.grad(loss, [theta[n] for n in names], retain_graph=True))
+        kl_grad = flat(torch.autograd.grad(kl, [theta[n] for n in names], create_graph=True))
+
+        def fvp(v):
+            hv = torch.autograd.grad(kl_grad @ v, [theta[n] for n in names], retain_graph=True)
+            return flat(hv) + 1e-5 * v
+
+        x, r = torch.zeros_like(g), g.clone()
+        p_, rr = r.clone(), r @ r
+        for _ in range(10):
+            ap = fvp(p_)
+            a = rr / (p_ @ ap)
+            x, r = x + a * p_, r - a * ap
+            rr_new = r @ r
+            p_, rr = r + (rr_new / rr) * p_, rr_new
+        step_full = torch.sqrt(2 * max_kl / (x @ fvp(x) + 1e-8)) * x
+        with torch.no_grad():
+            base = flat([theta[n] for n in names])
+        for k in range(15):
+            cand, i0 = base - 0.8**k * step_full, 0
+            new = {}
+            for n in names:
+                size = params[n].numel()
+                new[n] = cand[i0 : i0 + size].reshape(params[n].shape).requires_grad_(True)
+                i0 += size
+            new_loss, new_kl = objective(new)
+            if new_loss.item() < loss.item() and new_kl.item() <= max_kl:
+                break
+        for n in names:
+            params[n] = new[n].detach()
+
+    return {"seconds_per_iteration": _time(step, repeats)}
+
+
+def torch_best(fn, *args) -> dict[str, Any]:
+    import torch
+
+    out = {}
+    for threads in sorted({1, os.cpu_count() or 1}):
+        torch.set_num_threads(threads)
+        out[f"threads_{threads}"] = fn(*args)["seconds_per_iteration"]
+    best = min(out, key=out.get)
+    return {"seconds_per_iteration": out[best], "best": best, **out}
+
+
+def main(argv: list[str] | None = None) -> int:
+    parser = argparse.ArgumentParser(description=__doc__.split("\n")[0])
+    parser.add_argument("--quick", action="store_true", help="few repeats; not for quoting")
+    parser.add_argument("--out", default=None)
+    args = parser.parse_args(argv)
+    import torch
+
+    reps_sin, reps_rl = (5, 1) if args.quick else (200, 3)
+    load_before = os.getloadavg()
+    rows = []
+    for steps in (1, 5):
+        ours = quickstudy_sinusoid(steps, reps_sin)
+        theirs = torch_best(torch_sinusoid, steps, max(2, reps_sin // 4))
+        rows.append(
+            {"row": f"sinusoid MAML, {steps} inner step(s)", "quickstudy": ours, "torch": theirs}
+        )
+    ours = quickstudy_nav2d(reps_rl)
+    theirs = torch_best(torch_nav2d, reps_rl)
+    rows.append({"row": "MAML-RL nav2d (TRPO)", "quickstudy": ours, "torch": theirs})
+    print(f"{'meta-iteration':36s} {'quickstudy':>12s} {'torch.func':>12s} {'ratio':>7s}")
+    for row in rows:
+        q = row["quickstudy"]["seconds_per_iteration"]
+        t = row["torch"]["seconds_per_iteration"]
+        row["speedup"] = t / q
+        print(f"{row['row']:36s} {q * 1e3:10.2f}ms {t * 1e3:10.2f}ms {t / q:6.1f}x")
+    result = {
+        "machine": {
+            "platform": platform.platform(),
+            "python": sys.version.split()[0],
+            "cpu_count": os.cpu_count(),
+            "jax": jax.__version__,
+            "torch": torch.__version__,
+            "numpy": np.__version__,
+        },
+        "load_average_1m": {"before": load_before[0], "after": os.getloadavg()[0]},
+        "quick": args.quick,
+        "rows": rows,
+    }
+    name = "maml_speed_quick.json" if args.quick else "maml_speed.json"
+    out = Path(args.out or Path(__file__).parent / "results" / name)
+    out.parent.mkdir(parents=True, exist_ok=True)
+    out.write_text(json.dumps(result, indent=2))
+    print(f"wrote {out}")
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())
