@@ -325,7 +325,10 @@ def _evaluate_gradient_steps(
     test_tasks = algo.tasks.test_tasks(num_tasks or None)
     evaluate = jax.jit(algo.evaluate, static_argnums=3)
     result = jax.device_get(evaluate(params, jax.random.key(seed), test_tasks, steps))
-    if isinstance(algo, MAML):
+    if isinstance(algo, MAML) and algo.tasks.loss == "xent":
+        values, metric, key = np.asarray(result.accuracy), "accuracy", "accuracy"
+        arrays, ylabel = {"losses": np.asarray(result.losses)}, "query accuracy"
+    elif isinstance(algo, MAML):
         values, metric, key, arrays = np.asarray(result.losses), algo.tasks.loss, "losses", {}
         ylabel = f"query {metric}"
     else:

@@ -22,11 +22,13 @@ import dataclasses
 from collections.abc import Callable
 from typing import Any, Literal, NamedTuple
 
+import flax.linen as nn
 import jax
 import jax.numpy as jnp
 import optax
 
 from quickstudy.errors import ConfigError
+from quickstudy.networks.conv import ConvNet
 from quickstudy.networks.mlp import MLP
 from quickstudy.tasks.fewshot import Batch, FewShotTasks
 
@@ -125,11 +127,14 @@ class MAMLConfig:
         meta_lr: Adam step size of the outer loop.
         first_order: First-order MAML (no second-order term in the meta-gradient).
         learn_inner_lr: Meta-SGD: learn a per-parameter step size, initialised to ``inner_lr``.
-        hidden_sizes: Hidden layer widths of the ReLU MLP.
-        query_points: Query points per task during meta-training (0: the task's ``K`` shots).
+        hidden_sizes: Hidden layer widths of the ReLU MLP (vector inputs).
+        conv_channels: Filters per convolution of the 4-block CNN (image inputs).
+        query_points: Query points per task (per class for classification) during
+            meta-training (0: the task's ``K`` shots).
         test_steps: Gradient steps recorded at meta-test (0..test_steps).
         test_query_points: Query points per held-out task at meta-test (more points only lower
-            the variance of the same expected MSE).
+            the variance of the same expected MSE); per class for classification, capped at the
+            examples a class has besides its shots.
         remat: Recompute inner steps in the backward pass (memory O(k·|θ|); see ``adapt``).
     """
 
@@ -142,6 +147,7 @@ class MAMLConfig:
     first_order: bool = False
     learn_inner_lr: bool = False
     hidden_sizes: tuple[int, ...] = (40, 40)
+    conv_channels: int = 64
     query_points: int = 0
     test_steps: int = 10
     test_query_points: int = 100
@@ -150,7 +156,7 @@ class MAMLConfig:
     def __post_init__(self):
         if isinstance(self.hidden_sizes, list):  # as read back from config.json
             object.__setattr__(self, "hidden_sizes", tuple(self.hidden_sizes))
-        for name in ("total_steps", "meta_batch_size", "test_query_points"):
+        for name in ("total_steps", "meta_batch_size", "test_query_points", "conv_channels"):
             value = getattr(self, name)
             if not isinstance(value, int) or isinstance(value, bool) or value <= 0:
                 raise ConfigError(f"{name} must be a positive integer, got {value!r}")
@@ -196,14 +202,16 @@ class MAMLState(NamedTuple):
 
 
 class MetaTestLosses(NamedTuple):
-    """Query losses of held-out tasks.
+    """Query losses (and accuracies) of held-out tasks.
 
     Attributes:
         losses: Query loss after ``k`` gradient steps, ``[N, test_steps + 1]`` (column 0: before
             adaptation).
+        accuracy: Query accuracy, same shape (NaN for regression).
     """
 
     losses: jax.Array
+    accuracy: jax.Array
 
 
 class MAML(NamedTuple):
@@ -212,7 +220,7 @@ class MAML(NamedTuple):
     Attributes:
         config: The configuration.
         tasks: The task distribution.
-        network: The MLP.
+        network: The MLP (vector inputs) or CNN (images).
         num_updates: Meta-iterations (``config.total_steps``).
         steps_per_update: 1 (a step of ``--total-steps`` is a meta-iteration).
         init: ``init(key) -> MAMLState``.
@@ -225,7 +233,7 @@ class MAML(NamedTuple):
 
     config: MAMLConfig
     tasks: FewShotTasks
-    network: MLP
+    network: nn.Module
     num_updates: int
     steps_per_update: int
     init: Callable[[jax.Array], MAMLState]
@@ -247,32 +255,55 @@ def make_maml(config: MAMLConfig, tasks: FewShotTasks) -> MAML:
             f"maml trains on supervised few-shot tasks (e.g. sinusoid-k10); {tasks.name} is an "
             f"RL task distribution (use maml-rl or rl2)"
         )
-    if tasks.loss != "mse":
-        raise ConfigError(f"maml supports the 'mse' loss, {tasks.name} uses {tasks.loss!r}")
+    if tasks.loss not in ("mse", "xent"):
+        raise ConfigError(f"maml supports 'mse' and 'xent', {tasks.name} uses {tasks.loss!r}")
     oracle = config.variant == "oracle"
-    network = MLP(tuple(config.hidden_sizes), tasks.output_dim)
-    in_dim = tasks.input_dim + (tasks.num_features if oracle else 0)
+    if oracle and tasks.features is None:
+        raise ConfigError(f"variant 'oracle' needs task features; {tasks.name} defines none")
+    classify = tasks.loss == "xent"
+    images = len(tasks.input_shape) == 3
+    if images:
+        network: nn.Module = ConvNet(tasks.output_dim, channels=config.conv_channels)
+    else:
+        network = MLP(tuple(config.hidden_sizes), tasks.output_dim)
+    num_features = tasks.num_features if oracle else 0
+    example_x = jnp.zeros((1, *tasks.input_shape[:-1], tasks.input_shape[-1] + num_features))
     shots = tasks.shots
     query = config.query_points or shots
+    test_query = config.test_query_points
+    if tasks.max_query is not None:
+        if query > tasks.max_query:
+            raise ConfigError(
+                f"query_points ({query}) exceeds the {tasks.max_query} examples per class that "
+                f"{tasks.name} has besides its {shots} shots"
+            )
+        test_query = min(test_query, tasks.max_query)
     train_steps = config.train_inner_steps
     optimizer = optax.adam(config.meta_lr)
+    # Trace one task's data now, so that missing data files are reported before any training.
+    jax.eval_shape(lambda k: tasks.sets(k, tasks.sample_one(k), shots, query), jax.random.key(0))
 
     def predict(net: PyTree, x: jax.Array, task: PyTree) -> jax.Array:
         if oracle:
-            feats = jnp.broadcast_to(tasks.features(task), (x.shape[0], tasks.num_features))
+            feats = jnp.broadcast_to(tasks.features(task), (x.shape[0], num_features))
             x = jnp.concatenate([x, feats], axis=-1)
         return network.apply(net, x)
 
     def loss(net: PyTree, batch: Batch, task: PyTree) -> jax.Array:
-        return mse(predict(net, batch.x, task), batch.y)
+        out = predict(net, batch.x, task)
+        if classify:
+            return -jnp.mean(jnp.sum(batch.y * jax.nn.log_softmax(out), axis=-1))
+        return mse(out, batch.y)
+
+    def accuracy(net: PyTree, batch: Batch, task: PyTree) -> jax.Array:
+        out = predict(net, batch.x, task)
+        return jnp.mean(jnp.argmax(out, -1) == jnp.argmax(batch.y, -1))
 
     def step_size(meta: PyTree) -> Any:
         return meta["alpha"] if config.learn_inner_lr else config.inner_lr
 
     def task_objective(meta: PyTree, task: PyTree, key: jax.Array) -> tuple[jax.Array, jax.Array]:
-        k_support, k_query = jax.random.split(key)
-        support = tasks.points(k_support, task, shots)
-        query_batch = tasks.points(k_query, task, query)
+        support, query_batch = tasks.sets(key, task, shots, query)
 
         def support_loss(net, batch):
             return loss(net, batch, task)
@@ -297,7 +328,7 @@ def make_maml(config: MAMLConfig, tasks: FewShotTasks) -> MAML:
 
     def init(key: jax.Array) -> MAMLState:
         k_net, key = jax.random.split(key)
-        net = network.init(k_net, jnp.zeros((1, in_dim)))
+        net = network.init(k_net, example_x)
         meta = {"net": net}
         if config.learn_inner_lr:
             meta["alpha"] = jax.tree.map(lambda p: jnp.full_like(p, config.inner_lr), net)
@@ -320,22 +351,25 @@ def make_maml(config: MAMLConfig, tasks: FewShotTasks) -> MAML:
         alpha = step_size(meta)
 
         def one(task, task_key):
-            k_support, k_query = jax.random.split(task_key)
-            support = tasks.points(k_support, task, shots)
-            query_batch = tasks.points(k_query, task, config.test_query_points)
+            support, query_batch = tasks.sets(task_key, task, shots, test_query)
 
             def support_loss(net, batch):
                 return loss(net, batch, task)
 
-            def step(net, _):
-                q = loss(net, query_batch, task)
-                return inner_step(support_loss, net, support, alpha), q
+            def scores(net):
+                acc = accuracy(net, query_batch, task) if classify else jnp.nan
+                return loss(net, query_batch, task), acc
 
-            net, qs = jax.lax.scan(step, meta["net"], None, length=num_steps)
-            return jnp.concatenate([qs, loss(net, query_batch, task)[None]])
+            def step(net, _):
+                return inner_step(support_loss, net, support, alpha), scores(net)
+
+            net, (qs, accs) = jax.lax.scan(step, meta["net"], None, length=num_steps)
+            q, acc = scores(net)
+            return jnp.concatenate([qs, q[None]]), jnp.concatenate([accs, jnp.asarray(acc)[None]])
 
         keys = jax.random.split(key, n)
-        return MetaTestLosses(jax.vmap(one)(test_tasks, keys))
+        losses, accs = jax.vmap(one)(test_tasks, keys)
+        return MetaTestLosses(losses, accs)
 
     return MAML(
         config=config,

@@ -18,7 +18,8 @@ from quickstudy.envs.navigation import GoalParams, PointNavigation
 from quickstudy.envs.tabular_mdp import TabularMDP, sample_mdp
 from quickstudy.errors import UnknownNameError
 from quickstudy.tasks.distribution import TaskDistribution
-from quickstudy.tasks.fewshot import FewShotTasks, sinusoid
+from quickstudy.tasks.fewshot import FewShotTasks, glyphs, sinusoid
+from quickstudy.tasks.omniglot import omniglot
 
 AnyTasks = TaskDistribution | FewShotTasks
 _REGISTRY: dict[str, Callable[[], AnyTasks]] = {}
@@ -149,5 +150,9 @@ register("point-robot", _point_robot)
 register("sparse-point-robot", _sparse_point_robot)
 for _shots in (5, 10, 20):
     register(f"sinusoid-k{_shots}", functools.partial(sinusoid, _shots))
+for _ways in (5, 20):
+    for _shots in (1, 5):
+        register(f"glyphs-{_ways}way-{_shots}shot", functools.partial(glyphs, _ways, _shots))
+        register(f"omniglot-{_ways}way-{_shots}shot", functools.partial(omniglot, _ways, _shots))
 
 __all__ = ["make", "names", "register"]
