@@ -283,6 +283,11 @@ def make_maml(config: MAMLConfig, tasks: FewShotTasks) -> MAML:
     # Trace one task's data now, so that missing data files are reported before any training.
     jax.eval_shape(lambda k: tasks.sets(k, tasks.sample_one(k), shots, query), jax.random.key(0))
 
+    def over_tasks(fn: Callable, *args: Any) -> Any:
+        # Per-task adapted convolution kernels under vmap become grouped convolutions, which
+        # XLA runs slowly on CPU; a sequential map keeps them plain convolutions.
+        return jax.lax.map(lambda a: fn(*a), args) if images else jax.vmap(fn)(*args)
+
     def predict(net: PyTree, x: jax.Array, task: PyTree) -> jax.Array:
         if oracle:
             feats = jnp.broadcast_to(tasks.features(task), (x.shape[0], num_features))
@@ -323,7 +328,7 @@ def make_maml(config: MAMLConfig, tasks: FewShotTasks) -> MAML:
         k_tasks, k_points = jax.random.split(key)
         batch_tasks = tasks.sample(k_tasks, config.meta_batch_size)
         keys = jax.random.split(k_points, config.meta_batch_size)
-        post, pre = jax.vmap(task_objective, in_axes=(None, 0, 0))(meta, batch_tasks, keys)
+        post, pre = over_tasks(lambda t, k: task_objective(meta, t, k), batch_tasks, keys)
         return post.mean(), {"query_loss": post.mean(), "support_loss_before": pre.mean()}
 
     def init(key: jax.Array) -> MAMLState:
@@ -368,7 +373,7 @@ def make_maml(config: MAMLConfig, tasks: FewShotTasks) -> MAML:
             return jnp.concatenate([qs, q[None]]), jnp.concatenate([accs, jnp.asarray(acc)[None]])
 
         keys = jax.random.split(key, n)
-        losses, accs = jax.vmap(one)(test_tasks, keys)
+        losses, accs = over_tasks(one, test_tasks, keys)
         return MetaTestLosses(losses, accs)
 
     return MAML(

@@ -47,12 +47,15 @@ def render(c: jax.Array, j: jax.Array) -> jax.Array:
     t = jnp.linspace(0.0, 1.0, CURVE_POINTS)[None, :, None]
     p0, p1, p2 = pts[:, 0:1], pts[:, 1:2], pts[:, 2:3]
     curve = (1 - t) ** 2 * p0 + 2 * (1 - t) * t * p1 + t**2 * p2  # [S, P, 2]
-    a, b = curve[:, :-1], curve[:, 1:]  # segments [S, P-1, 2]
-    grid = (jnp.arange(SIZE) + 0.5) / SIZE
-    pix = jnp.stack(jnp.meshgrid(grid, grid, indexing="xy"), -1).reshape(-1, 1, 1, 2)
-    ab = b - a
-    u = jnp.clip(jnp.sum((pix - a) * ab, -1) / jnp.maximum(jnp.sum(ab * ab, -1), 1e-9), 0.0, 1.0)
-    dist = jnp.linalg.norm(pix - (a + u[..., None] * ab), axis=-1)  # [pixels, S, P-1]
-    dist = jnp.where(mask[None, :, None], dist, jnp.inf).min(axis=(1, 2))
+    a = curve[:, :-1].reshape(-1, 2)  # segment starts [S (P-1), 2]
+    ab = curve[:, 1:].reshape(-1, 2) - a
+    valid = jnp.repeat(mask, CURVE_POINTS - 1)
+    grid = (jnp.arange(SIZE, dtype=jnp.float32) + 0.5) / SIZE
+    px, py = grid[None, :, None], grid[:, None, None]  # x varies along columns
+    ax, ay, bx, by = a[:, 0], a[:, 1], ab[:, 0], ab[:, 1]
+    denom = jnp.maximum(bx * bx + by * by, 1e-9)
+    u = jnp.clip(((px - ax) * bx + (py - ay) * by) / denom, 0.0, 1.0)  # [H, W, segments]
+    d2 = (px - ax - u * bx) ** 2 + (py - ay - u * by) ** 2
+    dist = jnp.sqrt(jnp.where(valid, d2, jnp.inf).min(axis=-1))
     ink = jnp.clip((STROKE_WIDTH - dist) * SIZE + 0.5, 0.0, 1.0)
-    return ink.reshape(SIZE, SIZE, 1)
+    return ink[..., None]
