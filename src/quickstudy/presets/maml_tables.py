@@ -150,7 +150,7 @@ MAML_NAV2D = MAMLTable(
             {1: -15.0, 2: -5.0},
         ),
     ),
-    budget=4_000_000,
+    budget=8_000_000,
     test_tasks=40,
     test_steps=3,
     metric="return",
