@@ -234,7 +234,11 @@ def write_outputs(
             for k in steps:
                 row = res["per_step"][k]
                 ref = r["paper"].get(method, {}).get(str(k))
-                text = f"{row['mean']:.{decimals}f} ± {row['se']:.{decimals}f}"
+                text = (
+                    f"{row['mean']:.{decimals}f} ± {row['se']:.{decimals}f}"
+                    if np.isfinite(row["mean"])
+                    else "diverged (non-finite)"
+                )
                 entries.append(text + (f" ({ref})" if ref is not None else ""))
             seconds = f"{res['train_seconds']:.0f}" if res.get("run_dir") else "—"
             lines.append(f"| {spec.labels[method]} | " + " | ".join(entries) + f" | {seconds} |")

@@ -15,10 +15,14 @@ GAE λ = 1 with the linear baseline fitted on the batch it scores; advantages st
 the inner loss is ``-mean(log π · A)`` over all valid steps; α = 0.5; at meta-test the first step
 uses α and later ones α/2, each on 40 fresh episodes.
 
-Baselines on the same protocol (``variant``): ``pretrained`` (one policy trained with TRPO on the
-mixture of tasks, fine-tuned at meta-test like MAML; the authors pretrained with one Adam step per
-batch instead), ``oracle`` (the task's parameters — for ``nav2d`` the goal — appended to the
+Baselines on the same protocol (``variant``): ``pretrained`` (one policy trained on the mixture of
+tasks, fine-tuned at meta-test like MAML; ``outer="ppo", ppo_epochs=1`` is the authors' one Adam
+step of the policy gradient per batch, while TRPO shrinks the policy's spread until α = 0.5
+overshoots), ``oracle`` (the task's parameters — for ``nav2d`` the goal — appended to the
 observation). The random-initialisation baseline is the initial policy, fine-tuned.
+
+Inner steps are unrolled in Python: compile time and the memory of the meta-gradient grow linearly
+with ``inner_steps`` (each step keeps its episodes and activations).
 """
 
 from __future__ import annotations

@@ -127,13 +127,19 @@ MAML_NAV2D = MAMLTable(
     algo="maml-rl",
     methods={
         "maml": {"variant": "maml"},
-        "pretrained": {"variant": "pretrained"},
+        # The authors' pretraining: one full-batch Adam step (lr 1e-3) of the policy gradient per
+        # batch, which leaves the policy's spread near its initial value.
+        "pretrained": {"variant": "pretrained", "outer": "ppo", "ppo_epochs": 1},
+        # The same baseline trained with TRPO: its standard deviation shrinks to about 0.1, and
+        # the fine-tuning step α = 0.5 then overshoots.
+        "pretrained-trpo": {"variant": "pretrained"},
         "random": None,
         "oracle": {"variant": "oracle"},
     },
     labels={
         "maml": "MAML",
         "pretrained": "pretrained",
+        "pretrained-trpo": "pretrained (TRPO)",
         "random": "random init",
         "oracle": "oracle",
     },
