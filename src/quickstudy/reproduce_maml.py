@@ -264,6 +264,16 @@ def write_outputs(
         (r["label"], {spec.labels[m]: res["per_step"] for m, res in r["methods"].items()})
         for r in records
     ]
+    results = [res for r in records for res in r["methods"].values()]
+    means = np.array([row["mean"] for res in results for row in res["per_step"]])
+    starts = np.array([res["per_step"][0]["mean"] for res in results])
+    means, starts = means[np.isfinite(means)], starts[np.isfinite(starts)]
+    ylim = None
+    if means.size and starts.size:  # frame the sensible range; diverging curves leave it
+        if spec.metric == "mse":
+            ylim = (0.5 * max(means.min(), 1e-6), 3.0 * starts.max())
+        else:
+            ylim = (1.3 * min(starts.min(), 0.0) - 1.0, max(0.0, means.max()) + 1.0)
     plot_adaptation_panels(
         panels,
         out / "figure.png",
@@ -272,6 +282,7 @@ def write_outputs(
         ylabel="query MSE" if spec.metric == "mse" else "mean episode return",
         title=f"{spec.title} (95% CI)",
         log_y=spec.metric == "mse",
+        ylim=ylim,
     )
 
 

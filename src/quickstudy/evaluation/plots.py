@@ -81,6 +81,7 @@ def plot_adaptation_panels(
     ylabel: str = "return",
     title: str = "",
     log_y: bool = False,
+    ylim: tuple[float, float] | None = None,
 ) -> Path:
     """Adaptation curves of several settings side by side, one panel per setting.
 
@@ -93,6 +94,8 @@ def plot_adaptation_panels(
         ylabel: y-axis label (of the first panel).
         title: Figure title.
         log_y: Logarithmic y axis (for losses spanning decades).
+        ylim: y range of every panel (curves that diverge then leave the frame instead of
+            flattening the others).
 
     Returns:
         ``path`` as a ``Path``.
@@ -107,6 +110,8 @@ def plot_adaptation_panels(
         ax.xaxis.set_major_locator(MaxNLocator(integer=True))
         if log_y:
             ax.set_yscale("log")
+        if ylim is not None:
+            ax.set_ylim(*ylim)
         ax.set_xlabel(xlabel)
         if i == 0:
             ax.set_ylabel(ylabel)
