@@ -380,6 +380,28 @@ def _train_and_evaluate(run, start_update: int) -> int:
     return 0
 
 
+def _with_task_defaults(algo_name: str, task: str, config, argv: list[str]):
+    """Applies a few-shot task's recommended MAML settings that the command line did not set."""
+    from quickstudy import tasks
+    from quickstudy.tasks.fewshot import FewShotTasks
+
+    if algo_name != "maml":
+        return config
+    dist = tasks.make(task)
+    if not isinstance(dist, FewShotTasks) or not dist.maml_defaults:
+        return config
+    given = {arg.split("=")[0] for arg in argv if arg.startswith("--")}
+    chosen = {
+        k: v for k, v in dist.maml_defaults.items() if f"--{k.replace('_', '-')}" not in given
+    }
+    if chosen:
+        _console().print(
+            f"{task} defaults (override with the flags): "
+            + ", ".join(f"--{k.replace('_', '-')} {v}" for k, v in chosen.items())
+        )
+    return dataclasses.replace(config, **chosen)
+
+
 def _cmd_train(algo_name: str, argv: list[str]) -> int:
     from quickstudy import runner
 
@@ -393,6 +415,7 @@ def _cmd_train(algo_name: str, argv: list[str]) -> int:
         prog=f"quickstudy train {algo_name}",
         config=_TYRO_CONFIG,
     )
+    config = _with_task_defaults(algo_name, args.task, args.config, argv)
     settings = runner.RunSettings(
         seed=args.run.seed,
         chunk_updates=args.chunk_updates,
@@ -402,7 +425,7 @@ def _cmd_train(algo_name: str, argv: list[str]) -> int:
     run = runner.create_run(
         algo_name,
         args.task,
-        args.config,
+        config,
         settings,
         run_dir=args.run.run_dir,
         runs_root=args.run.runs_root,

@@ -7,8 +7,8 @@ at it (default ``~/.cache/quickstudy/omniglot``). As in MAML's code, every chara
 folders is a class (1623), resized to 28 x 28 with Lanczos filtering, with ink as 1; a fixed
 seeded permutation puts 1200 characters in meta-training and the rest in meta-testing, and each
 class of a task is rotated by a random multiple of 90 degrees. The resized array is cached beside
-the images (``quickstudy-omniglot28.npz``). The built-in ``glyphs-*`` tasks have the same shape and
-need no files.
+the images (``quickstudy-omniglot28.npz``). The built-in ``fewshot-glyphs-*`` tasks have the same
+shape and need no files.
 """
 
 from __future__ import annotations
@@ -23,7 +23,7 @@ import jax.numpy as jnp
 import numpy as np
 
 from quickstudy.errors import ConfigError
-from quickstudy.tasks.fewshot import FewShotTasks, classification
+from quickstudy.tasks.fewshot import FewShotTasks, classification, classification_defaults
 
 FOLDERS = ("images_background", "images_evaluation")
 SIZE = 28
@@ -61,7 +61,7 @@ def load_omniglot(root: str | Path) -> tuple[np.ndarray, list[str]]:
         raise ConfigError(
             f"no Omniglot images under {root}: expected {' and/or '.join(FOLDERS)}/<alphabet>/"
             f"<character>/*.png (the official archives, unzipped); set QUICKSTUDY_OMNIGLOT_DIR "
-            f"or use the built-in glyphs-* tasks"
+            f"or use the built-in fewshot-glyphs-* tasks"
         )
     alphabets = [a for f in folders for a in f.iterdir() if a.is_dir()]
     chars = sorted(c for a in alphabets for c in a.iterdir() if c.is_dir())
@@ -123,7 +123,7 @@ def omniglot(
         return (jnp.asarray(images)[c, j].astype(jnp.float32) / 255.0)[..., None]
 
     return classification(
-        name=f"omniglot-{ways}way-{shots}shot",
+        name=f"fewshot-omniglot-{ways}way-{shots}shot",
         description=(
             f"Omniglot (official layout under $QUICKSTUDY_OMNIGLOT_DIR), 28x28, {num_train} "
             f"train / rest test characters, rotations; {ways}-way {shots}-shot."
@@ -135,6 +135,7 @@ def omniglot(
         num_train_classes=num_train,
         num_classes=_num_classes(root, num_train),
         drawings=20,
+        maml_defaults=classification_defaults(ways),
     )
 
 

@@ -152,7 +152,8 @@ for _shots in (5, 10, 20):
     register(f"sinusoid-k{_shots}", functools.partial(sinusoid, _shots))
 for _ways in (5, 20):
     for _shots in (1, 5):
-        register(f"glyphs-{_ways}way-{_shots}shot", functools.partial(glyphs, _ways, _shots))
-        register(f"omniglot-{_ways}way-{_shots}shot", functools.partial(omniglot, _ways, _shots))
+        _suffix = f"{_ways}way-{_shots}shot"
+        register(f"fewshot-glyphs-{_suffix}", functools.partial(glyphs, _ways, _shots))
+        register(f"fewshot-omniglot-{_suffix}", functools.partial(omniglot, _ways, _shots))
 
 __all__ = ["make", "names", "register"]
