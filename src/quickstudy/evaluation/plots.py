@@ -102,7 +102,7 @@ def plot_adaptation_panels(
     """
     if not panels:
         raise ValueError("nothing to plot: no panels")
-    fig = Figure(figsize=(4.4 * len(panels), 3.8), dpi=110)
+    fig = Figure(figsize=(max(4.4 * len(panels), 7.5), 3.8), dpi=110)
     FigureCanvasAgg(fig)
     for i, (name, summaries) in enumerate(panels):
         ax = fig.add_subplot(1, len(panels), i + 1)
