@@ -180,7 +180,8 @@ def _cmd_tasks() -> int:
     from quickstudy import tasks
 
     table = Table(title="quickstudy task distributions")
-    for col in ("name", "K", "description", "reward"):
+    table.add_column("name", no_wrap=True)  # names are copied into commands: never folded
+    for col in ("K", "description", "reward"):
         table.add_column(col, overflow="fold")
     for name in tasks.names():
         info = tasks.make(name).describe()
