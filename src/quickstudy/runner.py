@@ -25,6 +25,7 @@ from quickstudy.algorithms.rl2 import RL2Config, make_rl2
 from quickstudy.errors import CheckpointError, ConfigError, QuickstudyError, UnknownNameError
 from quickstudy.evaluation.plots import plot_adaptation_curve
 from quickstudy.evaluation.protocol import summarize_adaptation_steps, summarize_meta_test
+from quickstudy.evaluation.stats import per_index_summary
 from quickstudy.tracking import (
     MetricsLogger,
     latest_checkpoint,
@@ -336,10 +337,8 @@ def _evaluate_gradient_steps(
         arrays = {"success": np.asarray(result.success)}
         ylabel = "mean episode return"
     summary = summarize_adaptation_steps(values, metric)
-    if arrays:
-        summary["success_per_step"] = summarize_adaptation_steps(arrays["success"], "success")[
-            "per_step"
-        ]
+    if "success" in arrays:
+        summary["success_per_step"] = per_index_summary(arrays["success"])
     summary.update(algo=run.algo_name, variant=algo.config.variant, task=run.task_name, seed=seed)
     eval_dir = run.path / "eval"
     write_json_atomic(eval_dir / "summary.json", summary)

@@ -85,3 +85,20 @@ def test_train_maml_rl_writes_a_run_dir_and_meta_tests(tmp_path, capsys):
     assert len(summary["success_per_step"]) == 2
     assert "return (4 tasks)" in capsys.readouterr().out
     assert np.load(run_dir / "eval" / "results.npz")["returns"].shape == (4, 2)
+
+
+def test_fewshot_task_defaults_apply_unless_given(tmp_path, capsys):
+    run_dir = tmp_path / "glyphs"
+    args = ["train", "maml", "--task", "fewshot-glyphs-5way-1shot", "--run-dir", str(run_dir)]
+    args += ["--total-steps", "2", "--meta-batch-size", "2", "--conv-channels", "4"]
+    assert main([*args, "--eval-tasks", "3", "--test-steps", "1", "--chunk-updates", "2"]) == 0
+    config = json.loads((run_dir / "config.json").read_text())["config"]
+    assert config["inner_lr"] == 0.4 and config["test_query_points"] == 15  # task defaults
+    assert config["total_steps"] == 2 and config["meta_batch_size"] == 2  # flags win
+    assert config["test_steps"] == 1
+    out = capsys.readouterr().out
+    assert "--inner-lr 0.4" in out and "query accuracy" in out
+    summary = json.loads((run_dir / "eval" / "summary.json").read_text())
+    assert summary["metric"] == "accuracy" and summary["num_tasks"] == 3
+    assert "success_per_step" not in summary
+    assert np.load(run_dir / "eval" / "results.npz")["losses"].shape == (3, 2)
