@@ -60,8 +60,8 @@ def _time(fn, repeats: int) -> float:
 # --------------------------------------------------------------------------------------------
 
 
-def quickstudy_sinusoid(inner_steps: int, repeats: int) -> dict[str, float]:
-    algo = make_maml(MAMLConfig(inner_steps=inner_steps), task_registry.make("sinusoid-k10"))
+def quickstudy_update(algo, repeats: int) -> dict[str, float]:
+    """Times ``jax.jit(algo.update)``; the first call (compilation) is reported separately."""
     update = jax.jit(algo.update)
     state = algo.init(jax.random.key(0))
     t0 = time.perf_counter()
@@ -75,23 +75,16 @@ def quickstudy_sinusoid(inner_steps: int, repeats: int) -> dict[str, float]:
         jax.block_until_ready(box[0])
 
     return {"seconds_per_iteration": _time(step, repeats), "compile_seconds": compile_s}
+
+
+def quickstudy_sinusoid(inner_steps: int, repeats: int) -> dict[str, float]:
+    config = MAMLConfig(inner_steps=inner_steps)
+    return quickstudy_update(make_maml(config, task_registry.make("sinusoid-k10")), repeats)
 
 
 def quickstudy_nav2d(repeats: int) -> dict[str, float]:
-    algo = make_maml_rl(MAMLRLConfig(meta_batch_size=20), task_registry.make("nav2d"))
-    update = jax.jit(algo.update)
-    state = algo.init(jax.random.key(0))
-    t0 = time.perf_counter()
-    state, _ = update(state)
-    jax.block_until_ready(state)
-    compile_s = time.perf_counter() - t0
-    box = [state]
-
-    def step():
-        box[0], _ = update(box[0])
-        jax.block_until_ready(box[0])
-
-    return {"seconds_per_iteration": _time(step, repeats), "compile_seconds": compile_s}
+    config = MAMLRLConfig(meta_batch_size=20)
+    return quickstudy_update(make_maml_rl(config, task_registry.make("nav2d")), repeats)
 
 
 # --------------------------------------------------------------------------------------------

@@ -19,7 +19,6 @@ import jax
 import numpy as np
 
 from quickstudy import runner
-from quickstudy import tasks as task_registry
 from quickstudy.errors import ConfigError, UnknownNameError
 from quickstudy.evaluation.plots import plot_adaptation_panels
 from quickstudy.evaluation.stats import per_index_summary
@@ -104,9 +103,7 @@ class MAMLSettings:
 def _untrained(cell: MAMLCell, method: str, settings: MAMLSettings) -> tuple[np.ndarray, dict]:
     """Meta-test of the initial parameters (random initialisation, fine-tuned)."""
     spec = settings.spec
-    algo = runner.ALGORITHMS[spec.algo][1](
-        spec.config(method, settings.budget), task_registry.make(cell.task)
-    )
+    algo = runner.build_algorithm(spec.algo, cell.task, spec.config(method, settings.budget))
     params = jax.jit(algo.init)(jax.random.key(settings.seed)).params
     evaluate = jax.jit(algo.evaluate, static_argnums=3)
     tasks = algo.tasks.test_tasks(settings.num_tasks)

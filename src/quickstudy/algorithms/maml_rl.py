@@ -339,26 +339,28 @@ def make_maml_rl(config: MAMLRLConfig, tasks: TaskDistribution) -> MAMLRL:
         kl = masked_mean(gaussian_kl(post.dist_old, d_new, act_dim), post.valid)
         return logp, kl, d_new
 
-    def surrogate(params, data):
+    def meta_objective(params, data, task_loss):
+        """Mean over tasks of ``task_loss(logp, post)`` of the adapted policies, and their KL."""
         batches, post = data
 
         def one(batches, post):
             logp, kl, _ = task_objective(params, batches, post)
-            return ratio_surrogate(logp, post.logp_old, post.adv, post.valid), kl
+            return task_loss(logp, post), kl
 
         loss, kl = jax.vmap(one)(batches, post)
         return loss.mean(), kl.mean()
+
+    def surrogate(params, data):
+        return meta_objective(
+            params, data, lambda logp, b: ratio_surrogate(logp, b.logp_old, b.adv, b.valid)
+        )
 
     def ppo_loss(params, data):
-        batches, post = data
-
-        def one(batches, post):
-            logp, kl, _ = task_objective(params, batches, post)
-            loss = clipped_surrogate(logp, post.logp_old, post.adv, post.valid, config.clip_eps)
-            return loss, kl
-
-        loss, kl = jax.vmap(one)(batches, post)
-        return loss.mean(), kl.mean()
+        return meta_objective(
+            params,
+            data,
+            lambda logp, b: clipped_surrogate(logp, b.logp_old, b.adv, b.valid, config.clip_eps),
+        )
 
     def init(key: jax.Array) -> MAMLRLState:
         k_net, key = jax.random.split(key)
