@@ -96,3 +96,24 @@ def test_learns_two_armed_bandit():
     total = np.asarray(res.returns.sum(1))
     # random: 5.0 expected; the best arm: E[max(p1, p2)] * 10 = 6.67; a good learner is ~6.
     assert total.mean() - 3 * total.std(ddof=1) / np.sqrt(1000) > 5.3, total.mean()
+
+
+def test_task_critic_feeds_the_task_to_the_value_head_only():
+    cfg = dataclasses.replace(TINY, episodes=2, task_critic=True)
+    algo = make_rl2(cfg, tasks.make("mdp-s10-a5-n10"))
+    mdp = algo.tasks.sample_one(jax.random.key(0))
+    policy_dim = algo.trial.observation_space(mdp).shape[0]
+    assert algo.env.observation_space(mdp).shape == (policy_dim + 10 * 5 * 10 + 10 * 5,)
+    state = jax.jit(algo.init)(jax.random.key(0))
+    state, metrics = jax.jit(algo.update)(state)
+    assert np.isfinite(float(metrics["value_loss"]))
+    _, ts = algo.env.reset(jax.random.key(1), mdp)
+    other = algo.tasks.sample_one(jax.random.key(2))
+    _, ts_other = algo.env.reset(jax.random.key(1), other)
+    obs = np.stack([ts.obs, ts_other.obs])[None]  # [T=1, B=2, D]: same history, other task
+    h0 = algo.network.initial_state(2)
+    _, logits, value = algo.network.apply(state.params, h0, obs, np.ones((1, 2), bool))
+    np.testing.assert_array_equal(logits[0, 0], logits[0, 1])
+    assert abs(float(value[0, 0] - value[0, 1])) > 1e-6
+    res = jax.jit(algo.evaluate)(state.params, jax.random.key(1), algo.tasks.test_tasks(4))
+    assert res.returns.shape == (4, 2)

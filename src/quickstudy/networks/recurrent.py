@@ -94,6 +94,10 @@ class RecurrentActorCritic(nn.Module):
         cell: ``"gru"`` or ``"lstm"``.
         init_log_std: Initial log standard deviation of a Gaussian policy.
         separate_critic: Give the value head its own recurrent core.
+        policy_obs_dim: When positive, only ``obs[..., :policy_obs_dim]`` enters the recurrent
+            cores; the remaining entries (privileged inputs such as the task's parameters, see
+            :class:`~quickstudy.tasks.trial.WithTaskFeatures`) go only to the value head, through
+            a hidden ReLU layer. The policy's output never depends on them.
     """
 
     action_dim: int
@@ -102,6 +106,7 @@ class RecurrentActorCritic(nn.Module):
     cell: str = "gru"
     init_log_std: float = 0.0
     separate_critic: bool = False
+    policy_obs_dim: int = 0
 
     @property
     def core_size(self) -> int:
@@ -138,6 +143,9 @@ class RecurrentActorCritic(nn.Module):
             ``[T, B]``.
         """
         core = GRU if self.cell == "gru" else LSTM
+        privileged = None
+        if self.policy_obs_dim:
+            obs, privileged = obs[..., : self.policy_obs_dim], obs[..., self.policy_obs_dim :]
         if self.separate_critic:
             h_pi, y = core(self.hidden_size, name="core")(h[:, : self.core_size], obs, start)
             h_v, y_v = core(self.hidden_size, name="critic_core")(
@@ -154,5 +162,8 @@ class RecurrentActorCritic(nn.Module):
                 "log_std", nn.initializers.constant(self.init_log_std), (self.action_dim,)
             )
             out = jnp.concatenate([out, jnp.broadcast_to(log_std, out.shape)], -1)
+        if privileged is not None:
+            y_v = jnp.concatenate([y_v, privileged], -1)
+            y_v = nn.relu(nn.Dense(self.hidden_size, name="value_hidden")(y_v))
         value = nn.Dense(1, kernel_init=nn.initializers.orthogonal(1.0), name="value")(y_v)
         return h, out, value[..., 0]

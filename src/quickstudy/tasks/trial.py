@@ -104,3 +104,49 @@ class Trial:
     def action_space(self, params: PyTree) -> Discrete | Box:
         """The inner action space."""
         return self.env.action_space(params)
+
+
+def task_features(params: PyTree) -> jax.Array:
+    """Every leaf of one task's parameters, flattened and concatenated ``[F]`` (float32)."""
+    leaves = jax.tree.leaves(params)
+    return jnp.concatenate([jnp.asarray(x, jnp.float32).reshape(-1) for x in leaves])
+
+
+@dataclasses.dataclass(frozen=True)
+class WithTaskFeatures:
+    """Appends the task's parameters (:func:`task_features`) to every observation.
+
+    For an asymmetric critic (Pinto et al. 2018): a network that reads only the first
+    ``policy_obs_dim`` entries for its policy can give the rest to its value head, which then
+    knows the task the policy has to infer.
+
+    Attributes:
+        env: The wrapped environment (usually a :class:`Trial`).
+    """
+
+    env: Environment
+
+    def policy_obs_dim(self, params: PyTree) -> int:
+        """Width of the wrapped environment's observation, before the task features."""
+        return math.prod(self.env.observation_space(params).shape)
+
+    def reset(self, key: jax.Array, params: PyTree) -> tuple[PyTree, TimeStep]:
+        """Resets the wrapped environment."""
+        state, ts = self.env.reset(key, params)
+        return state, ts._replace(obs=jnp.concatenate([ts.obs, task_features(params)]))
+
+    def step(
+        self, key: jax.Array, state: PyTree, action: jax.Array, params: PyTree
+    ) -> tuple[PyTree, TimeStep]:
+        """Steps the wrapped environment."""
+        state, ts = self.env.step(key, state, action, params)
+        return state, ts._replace(obs=jnp.concatenate([ts.obs, task_features(params)]))
+
+    def observation_space(self, params: PyTree) -> Box:
+        """The wrapped observation followed by the task features."""
+        width = self.policy_obs_dim(params) + task_features(params).shape[0]
+        return Box(-jnp.inf, jnp.inf, (width,))
+
+    def action_space(self, params: PyTree) -> Discrete | Box:
+        """The wrapped action space."""
+        return self.env.action_space(params)
