@@ -54,6 +54,7 @@ from quickstudy.objectives.returns import discounted_returns
 from quickstudy.objectives.trust_region import gauss_newton_fvp, trust_region_step
 from quickstudy.rollout.episodes import Episodes, sample_episodes
 from quickstudy.tasks.distribution import TaskDistribution
+from quickstudy.tasks.trial import task_features
 
 PyTree = Any
 MIN_LOG_STD = float(jnp.log(1e-6))
@@ -264,7 +265,7 @@ def make_maml_rl(config: MAMLRLConfig, tasks: TaskDistribution) -> MAMLRL:
     low = jnp.broadcast_to(jnp.asarray(space.low, jnp.float32), space.shape)
     high = jnp.broadcast_to(jnp.asarray(space.high, jnp.float32), space.shape)
     oracle = config.variant == "oracle"
-    task_dim = ravel_pytree(example)[0].shape[0]
+    task_dim = task_features(example).shape[0]
     obs_dim = env.observation_space(example).shape[0] + (task_dim if oracle else 0)
     horizon = env.horizon
     dist = DiagGaussian(act_dim)
@@ -282,7 +283,7 @@ def make_maml_rl(config: MAMLRLConfig, tasks: TaskDistribution) -> MAMLRL:
     def inputs(obs: jax.Array, task: PyTree) -> jax.Array:
         if not oracle:
             return obs
-        feats = ravel_pytree(task)[0].astype(obs.dtype)
+        feats = task_features(task).astype(obs.dtype)
         return jnp.concatenate([obs, jnp.broadcast_to(feats, (*obs.shape[:-1], task_dim))], -1)
 
     def sample(key: jax.Array, params: PyTree, task: PyTree, n: int) -> Episodes:

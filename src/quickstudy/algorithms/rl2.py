@@ -207,7 +207,7 @@ def make_rl2(config: RL2Config, tasks: TaskDistribution) -> RL2:
         hidden_size=config.hidden_size,
         cell=config.cell,
         separate_critic=config.separate_critic,
-        policy_obs_dim=env.policy_obs_dim(example) if config.task_critic else 0,
+        policy_obs_dim=trial.observation_space(example).shape[0] if config.task_critic else 0,
     )
     dist = network.distribution
     obs_dim = env.observation_space(example).shape[0]

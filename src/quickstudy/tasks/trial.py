@@ -14,6 +14,7 @@ from typing import Any, NamedTuple
 
 import jax
 import jax.numpy as jnp
+from jax.flatten_util import ravel_pytree
 
 from quickstudy.envs.base import Box, Discrete, Environment, TimeStep, tree_select
 
@@ -108,16 +109,15 @@ class Trial:
 
 def task_features(params: PyTree) -> jax.Array:
     """Every leaf of one task's parameters, flattened and concatenated ``[F]`` (float32)."""
-    leaves = jax.tree.leaves(params)
-    return jnp.concatenate([jnp.asarray(x, jnp.float32).reshape(-1) for x in leaves])
+    return ravel_pytree(params)[0].astype(jnp.float32)
 
 
 @dataclasses.dataclass(frozen=True)
 class WithTaskFeatures:
     """Appends the task's parameters (:func:`task_features`) to every observation.
 
-    For an asymmetric critic (Pinto et al. 2018): a network that reads only the first
-    ``policy_obs_dim`` entries for its policy can give the rest to its value head, which then
+    For an asymmetric critic (Pinto et al. 2018): a network that reads only the wrapped
+    environment's observation for its policy can give the rest to its value head, which then
     knows the task the policy has to infer.
 
     Attributes:
@@ -126,26 +126,25 @@ class WithTaskFeatures:
 
     env: Environment
 
-    def policy_obs_dim(self, params: PyTree) -> int:
-        """Width of the wrapped environment's observation, before the task features."""
-        return math.prod(self.env.observation_space(params).shape)
+    def _append(self, ts: TimeStep, params: PyTree) -> TimeStep:
+        return ts._replace(obs=jnp.concatenate([ts.obs, task_features(params)]))
 
     def reset(self, key: jax.Array, params: PyTree) -> tuple[PyTree, TimeStep]:
         """Resets the wrapped environment."""
         state, ts = self.env.reset(key, params)
-        return state, ts._replace(obs=jnp.concatenate([ts.obs, task_features(params)]))
+        return state, self._append(ts, params)
 
     def step(
         self, key: jax.Array, state: PyTree, action: jax.Array, params: PyTree
     ) -> tuple[PyTree, TimeStep]:
         """Steps the wrapped environment."""
         state, ts = self.env.step(key, state, action, params)
-        return state, ts._replace(obs=jnp.concatenate([ts.obs, task_features(params)]))
+        return state, self._append(ts, params)
 
     def observation_space(self, params: PyTree) -> Box:
         """The wrapped observation followed by the task features."""
-        width = self.policy_obs_dim(params) + task_features(params).shape[0]
-        return Box(-jnp.inf, jnp.inf, (width,))
+        inner = math.prod(self.env.observation_space(params).shape)
+        return Box(-jnp.inf, jnp.inf, (inner + task_features(params).shape[0],))
 
     def action_space(self, params: PyTree) -> Discrete | Box:
         """The wrapped action space."""
