@@ -1,3 +1,5 @@
+import functools
+
 import numpy as np
 import pytest
 
@@ -130,3 +132,32 @@ def test_players_reach_their_published_level_on_n10(name, hyper, paper):
 def test_make_player_rejects_unknown_names():
     with pytest.raises(ValueError, match="valid"):
         mb.make_player("q-learning")
+
+
+def test_myopic_players_per_state_versus_pooled_over_states():
+    # Two alternating states whose best actions differ: +3 for action 0 in state 0 and action 1
+    # in state 1, -3 for the other of the two, -1 for the rest.
+    p = np.zeros((200, 10, 5, 10))
+    p[:, 0, :, 1] = 1.0
+    p[:, 1:, :, 0] = 1.0
+    r = np.full((200, 10, 5), -1.0)
+    r[:, 0, :2] = [3.0, -3.0]
+    r[:, 1, :2] = [-3.0, 3.0]
+    tasks = MDPParams(p, r)
+    prior = mb.Prior(alpha0=1.0, mu0=1.0, tau0=1.0, tau=1.0)
+    myopic = mb.play(_rng(), tasks, 10, mb.plan_myopic, 0.0, 6, prior, every_step=True)
+    pooled_plan = functools.partial(mb.plan_pooled_myopic, prior=prior)
+    pooled = mb.play(_rng(), tasks, 10, pooled_plan, 0.0, 6, prior, every_step=True)
+    assert myopic[:, -1].mean() == pytest.approx(30.0, abs=1.0)  # right action in both states
+    assert pooled[:, -1].mean() < 5.0  # one action value for both states: at best +3 half the time
+    # Pooled means by hand: each action's rewards from all states in one conjugate posterior.
+    post = mb.init_posterior(1, 10, 5, prior)
+    mb.update_posterior(
+        post, np.array([0]), np.array([0]), np.array([3.0]), np.array([1]), True, prior
+    )
+    mb.update_posterior(
+        post, np.array([1]), np.array([0]), np.array([-1.0]), np.array([0]), True, prior
+    )
+    q = mb.plan_pooled_myopic(_rng(), post, 1, 10, prior)
+    np.testing.assert_allclose(q[0, 0, 4, 0], (1.0 + 3.0 - 1.0) / 3.0)
+    np.testing.assert_allclose(q[3, 0, 0, 1], 1.0)

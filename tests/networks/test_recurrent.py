@@ -48,3 +48,52 @@ def test_diag_gaussian():
     np.testing.assert_allclose(d.log_prob(params, a), ref, rtol=1e-6)
     ent = np.log(2.0) + np.log(2 * np.pi * np.e)
     np.testing.assert_allclose(d.entropy(params), ent, rtol=1e-6)
+
+
+@pytest.mark.parametrize("discrete", [True, False])
+def test_reward_head_predicts_for_the_taken_action(discrete):
+    net = RecurrentActorCritic(3, discrete, hidden_size=8, reward_head=True)
+    T, B, D = 5, 4, 6
+    obs = jax.random.normal(jax.random.key(0), (T, B, D))
+    start = jnp.zeros((T, B), bool).at[0].set(True)
+    h0 = net.initial_state(B)
+    params = net.init(jax.random.key(1), h0, obs, start)
+    if discrete:
+        a1, a2 = jnp.zeros((T, B), jnp.int32), jnp.full((T, B), 2, jnp.int32)
+    else:
+        a1, a2 = jnp.zeros((T, B, 3)), jnp.ones((T, B, 3))
+    h, out, value = net.apply(params, h0, obs, start)
+    h_f, out_f, value_f, r1 = net.apply(params, h0, obs, start, a1, method=net.forward)
+    np.testing.assert_array_equal(out, out_f)
+    np.testing.assert_array_equal(value, value_f)
+    _, _, _, r2 = net.apply(params, h0, obs, start, a2, method=net.forward)
+    assert r1.shape == r2.shape == (T, B)
+    assert not np.allclose(r1, r2)  # the prediction depends on the action taken
+    if discrete:  # one prediction per action; each step reads off the action it took
+        mixed = jax.random.randint(jax.random.key(2), (T, B), 0, 3)
+        _, _, _, r_mixed = net.apply(params, h0, obs, start, mixed, method=net.forward)
+        per_action = jnp.stack(
+            [
+                net.apply(params, h0, obs, start, jnp.full((T, B), a), method=net.forward)[3]
+                for a in range(3)
+            ],
+            -1,
+        )
+        expected = jnp.take_along_axis(per_action, mixed[..., None], -1)[..., 0]
+        np.testing.assert_allclose(r_mixed, expected, rtol=1e-6)
+
+
+@pytest.mark.parametrize("cell", ["gru", "lstm"])
+def test_critic_core_can_be_narrower_than_the_policy_core(cell):
+    net = RecurrentActorCritic(
+        3, True, hidden_size=8, cell=cell, separate_critic=True, critic_hidden_size=4
+    )
+    per_unit = 2 if cell == "lstm" else 1
+    assert net.state_size == (8 + 4) * per_unit
+    T, B = 4, 2
+    obs = jax.random.normal(jax.random.key(0), (T, B, 5))
+    start = jnp.zeros((T, B), bool).at[0].set(True)
+    params = net.init(jax.random.key(1), net.initial_state(B), obs, start)
+    assert params["params"]["critic_core"]["hidden_kernel"].shape[0] == 4
+    h, out, value = net.apply(params, net.initial_state(B), obs, start)
+    assert h.shape == (B, net.state_size) and out.shape == (T, B, 3) and value.shape == (T, B)

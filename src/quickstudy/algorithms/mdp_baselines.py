@@ -20,6 +20,12 @@ Planners (each a pure function of the posterior):
   ε-greedily (greedy: ε = 0).
 - ``random``: uniform actions.
 
+Two one-step (myopic) players that are not columns of the paper's table, for diagnosis: they
+re-plan after every step (``play(..., every_step=True)``) and look no further than the next
+reward. ``plan_myopic`` is greedy in the current state's posterior-mean rewards;
+``plan_pooled_myopic`` pools each action's rewards over all states, i.e. treats the MDP as a
+single bandit and ignores the state it is in.
+
 The RL² authors tuned ``scaling`` (UCRL2, BEB), the number of samples (OPSRL) and ε per setting;
 :mod:`quickstudy.presets.rl2_tables` holds the grids.
 """
@@ -248,6 +254,29 @@ def plan_ucrl2(
     return extended_value_iteration(r + r_bonus, p, radius, horizon)
 
 
+def plan_myopic(
+    rng: np.random.Generator, post: Posterior, episode: int, horizon: int
+) -> np.ndarray:
+    """One-step lookahead: ``Q[h] = `` the posterior-mean rewards at every ``h``."""
+    del rng, episode
+    return np.broadcast_to(post.mu, (horizon,) + post.mu.shape)
+
+
+def plan_pooled_myopic(
+    rng: np.random.Generator, post: Posterior, episode: int, horizon: int, prior: Prior
+) -> np.ndarray:
+    """One-step lookahead on each action's posterior-mean reward pooled over states.
+
+    Every state shares the action values: the conjugate posterior of one mean per action given
+    all its rewards, whichever state they came from.
+    """
+    del rng, episode
+    reward_sums = (post.mu * post.tau - prior.mu0 * prior.tau0).sum(1)  # noise-precision weighted
+    precision = prior.tau0 + (post.tau - prior.tau0).sum(1)
+    pooled = (prior.mu0 * prior.tau0 + reward_sums) / precision  # [N, A]
+    return np.broadcast_to(pooled[None, :, None, :], (horizon,) + post.mu.shape)
+
+
 def act(rng: np.random.Generator, q: np.ndarray, epsilon: float) -> np.ndarray:
     """ε-greedy actions from ``q [N, A]``, ties broken uniformly at random; ``[N]``."""
     noise = rng.random(q.shape)
@@ -264,6 +293,7 @@ def play(
     epsilon: float,
     num_episodes: int,
     prior: Prior = DEFAULT_PRIOR,
+    every_step: bool = False,
 ) -> np.ndarray:
     """Plays one trial of ``num_episodes`` episodes on each of ``N`` MDPs at once.
 
@@ -278,6 +308,7 @@ def play(
         epsilon: Exploration rate of the actions (1: uniformly random play).
         num_episodes: Trial length in episodes.
         prior: Posterior initialisation and reward-noise model.
+        every_step: Re-plan after every step instead of at the start of each episode.
 
     Returns:
         The return of each episode ``[N, num_episodes]``.
@@ -290,9 +321,10 @@ def play(
     post = init_posterior(num, num_states, num_actions, prior)
     returns = np.zeros((num, num_episodes))
     for episode in range(num_episodes):
-        q = plan(rng, post, episode + 1, horizon)
         s = np.zeros(num, np.int64)
         for h in range(horizon):
+            if h == 0 or every_step:
+                q = plan(rng, post, episode + 1, horizon)
             a = act(rng, q[h, n, s], epsilon)
             r = r_true[n, s, a] + rng.standard_normal(num)
             u = rng.random(num)[:, None]

@@ -8,6 +8,7 @@ happens in its activations; the outer loop maximises the trial's total reward.
 from __future__ import annotations
 
 import dataclasses
+import functools
 from collections.abc import Callable
 from typing import Any, Literal, NamedTuple
 
@@ -17,7 +18,15 @@ import optax
 
 from quickstudy.envs.base import Discrete
 from quickstudy.errors import ConfigError
-from quickstudy.learners.ppo import PPOConfig, make_optimizer, ppo_update
+from quickstudy.learners.ppo import (
+    PPOBatch,
+    PPOConfig,
+    make_optimizer,
+    ppo_loss,
+    ppo_objective,
+    ppo_update,
+)
+from quickstudy.networks.distributions import Distribution
 from quickstudy.networks.recurrent import RecurrentActorCritic
 from quickstudy.rollout.unroll import RolloutState, TrialResults, init_rollout, run_trials, unroll
 from quickstudy.tasks.distribution import TaskDistribution
@@ -37,6 +46,9 @@ class RL2Config:
         rollout_len: Steps per environment per update (0: one full trial).
         hidden_size: Recurrent state size (the paper: 256; 64 learns as well here, 4x faster).
         cell: Recurrent cell.
+        critic_hidden_size: State size of the critic's own core (0: ``hidden_size``); a
+            smaller one saves time when the policy core is wide, above all with
+            ``task_critic``, whose value head reads the task directly.
         separate_critic: Give the value function its own recurrent core (twice the compute).
         learning_rate: Adam step size.
         num_epochs: PPO passes per batch.
@@ -56,6 +68,11 @@ class RL2Config:
         adam_eps: Adam's denominator epsilon (the common PPO value; the policy core's
             gradients start near 1e-6 per weight, yet 1e-8 learned no faster on
             bandit-k5-n100 or mdp-s10-a5-n10).
+        reward_coef: Weight of an auxiliary loss that trains a head on the policy core to
+            predict each step's reward from the history and the action taken (0: off). The
+            best such prediction is the posterior mean reward of that action, so the loss
+            pushes the memory towards the task's reward estimates the policy needs; it uses
+            only what the agent observes and leaves the policy's inputs unchanged.
     """
 
     total_steps: int = 1_000_000
@@ -64,6 +81,7 @@ class RL2Config:
     rollout_len: int = 0
     hidden_size: int = 64
     cell: Literal["gru", "lstm"] = "gru"
+    critic_hidden_size: int = 0
     separate_critic: bool = True
     learning_rate: float = 2e-3
     num_epochs: int = 4
@@ -78,6 +96,7 @@ class RL2Config:
     anneal_lr: bool = True
     adam_eps: float = 1e-5
     task_critic: bool = False
+    reward_coef: float = 0.0
 
     def __post_init__(self):
         positive = ("total_steps", "num_envs", "hidden_size", "num_epochs", "num_minibatches")
@@ -85,7 +104,7 @@ class RL2Config:
             value = getattr(self, name)
             if not isinstance(value, int) or isinstance(value, bool) or value <= 0:
                 raise ConfigError(f"{name} must be a positive integer, got {value!r}")
-        for name in ("episodes", "rollout_len"):
+        for name in ("episodes", "rollout_len", "critic_hidden_size"):
             value = getattr(self, name)
             if not isinstance(value, int) or isinstance(value, bool) or value < 0:
                 raise ConfigError(f"{name} must be a non-negative integer, got {value!r}")
@@ -93,7 +112,7 @@ class RL2Config:
             value = getattr(self, name)
             if not isinstance(value, int | float) or not value > 0:
                 raise ConfigError(f"{name} must be a positive number, got {value!r}")
-        for name in ("vf_coef", "ent_coef", "value_clip_eps"):
+        for name in ("vf_coef", "ent_coef", "value_clip_eps", "reward_coef"):
             value = getattr(self, name)
             if not isinstance(value, int | float) or value < 0:
                 raise ConfigError(f"{name} must be a non-negative number, got {value!r}")
@@ -180,6 +199,40 @@ class RL2(NamedTuple):
     evaluate: Callable[[PyTree, jax.Array, PyTree], TrialResults]
 
 
+def reward_prediction_loss(
+    params: PyTree,
+    batch: PPOBatch,
+    apply_fn: Callable,
+    dist: Distribution,
+    config: PPOConfig,
+    *,
+    network: RecurrentActorCritic,
+    reward_coef: float,
+) -> tuple[jax.Array, dict[str, jax.Array]]:
+    """PPO loss plus ``reward_coef`` x the reward head's squared error (one forward pass).
+
+    Args:
+        params: Network parameters.
+        batch: Minibatch of sequences ``[T, B, ...]``.
+        apply_fn: Unused (the network's :meth:`forward` is applied instead).
+        dist: Action distribution.
+        config: PPO hyperparameters.
+        network: A :class:`RecurrentActorCritic` with ``reward_head``.
+        reward_coef: Weight of the auxiliary term.
+
+    Returns:
+        The scalar loss and PPO's diagnostics plus ``reward_loss``.
+    """
+    del apply_fn
+    _, out, value, predicted = network.apply(
+        params, batch.h0, batch.obs, batch.start, batch.action, method=network.forward
+    )
+    loss, aux = ppo_objective(out, value, batch, dist, config)
+    reward_loss = jnp.square(predicted - batch.reward).mean()
+    aux["reward_loss"] = reward_loss
+    return loss + reward_coef * reward_loss, aux
+
+
 def make_rl2(config: RL2Config, tasks: TaskDistribution) -> RL2:
     """Builds RL² for ``tasks`` (see :class:`RL2`).
 
@@ -208,6 +261,8 @@ def make_rl2(config: RL2Config, tasks: TaskDistribution) -> RL2:
         cell=config.cell,
         separate_critic=config.separate_critic,
         policy_obs_dim=trial.observation_space(example).shape[0] if config.task_critic else 0,
+        reward_head=config.reward_coef > 0,
+        critic_hidden_size=config.critic_hidden_size,
     )
     dist = network.distribution
     obs_dim = env.observation_space(example).shape[0]
@@ -219,6 +274,12 @@ def make_rl2(config: RL2Config, tasks: TaskDistribution) -> RL2:
         ppo = dataclasses.replace(ppo, learning_rate=schedule)
     optimizer = make_optimizer(ppo)
     apply_fn = network.apply
+    if config.reward_coef > 0:
+        loss_fn = functools.partial(
+            reward_prediction_loss, network=network, reward_coef=config.reward_coef
+        )
+    else:
+        loss_fn = ppo_loss
 
     def init(key: jax.Array) -> RL2State:
         k_net, k_env, key = jax.random.split(key, 3)
@@ -234,7 +295,7 @@ def make_rl2(config: RL2Config, tasks: TaskDistribution) -> RL2:
             k_roll, state.rollout, state.params, apply_fn, dist, env, tasks.sample, rollout_len
         )
         params, opt_state, metrics = ppo_update(
-            k_ppo, state.params, state.opt_state, traj, h0, apply_fn, dist, optimizer, ppo
+            k_ppo, state.params, state.opt_state, traj, h0, apply_fn, dist, optimizer, ppo, loss_fn
         )
         done = traj.terminated | traj.truncated
         num_done = done.sum()

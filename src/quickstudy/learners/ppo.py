@@ -7,6 +7,7 @@ sequence replayed from its stored initial memory (truncated BPTT over the unroll
 from __future__ import annotations
 
 import dataclasses
+from collections.abc import Callable
 from typing import Any, NamedTuple
 
 import jax
@@ -70,6 +71,10 @@ class PPOBatch(NamedTuple):
     value: jax.Array
     advantage: jax.Array
     target: jax.Array
+    reward: jax.Array
+
+
+LossFn = Callable[..., tuple[jax.Array, dict[str, jax.Array]]]
 
 
 def make_optimizer(config: PPOConfig) -> optax.GradientTransformation:
@@ -93,6 +98,25 @@ def ppo_loss(
         The scalar loss and a dict of diagnostics (policy/value loss, entropy, KL, clip fraction).
     """
     _, out, value = apply_fn(net_params, batch.h0, batch.obs, batch.start)
+    return ppo_objective(out, value, batch, dist, config)
+
+
+def ppo_objective(
+    out: jax.Array,
+    value: jax.Array,
+    batch: PPOBatch,
+    dist: Distribution,
+    config: PPOConfig,
+) -> tuple[jax.Array, dict[str, jax.Array]]:
+    """The PPO loss given the network's outputs on ``batch`` (see :func:`ppo_loss`).
+
+    Args:
+        out: Distribution parameters ``[T, B, P]``.
+        value: Value predictions ``[T, B]``.
+        batch: The minibatch they were computed on.
+        dist: The action distribution.
+        config: Hyperparameters.
+    """
     log_prob = dist.log_prob(out, batch.action)
     adv = normalize(batch.advantage) if config.normalize_advantages else batch.advantage
     pg_loss = clipped_surrogate(log_prob, batch.log_prob, adv, config.clip_eps).mean()
@@ -134,6 +158,7 @@ def ppo_update(
     dist: Distribution,
     optimizer: optax.GradientTransformation,
     config: PPOConfig,
+    loss_fn: LossFn = ppo_loss,
 ) -> tuple[PyTree, optax.OptState, dict[str, jax.Array]]:
     """Runs ``num_epochs`` x ``num_minibatches`` PPO steps on one batch of sequences.
 
@@ -147,6 +172,8 @@ def ppo_update(
         dist: Its action distribution.
         optimizer: From :func:`make_optimizer`.
         config: Hyperparameters.
+        loss_fn: ``loss_fn(params, minibatch, apply_fn, dist, config) -> (loss, diagnostics)``;
+            :func:`ppo_loss`, or one that adds auxiliary terms to :func:`ppo_objective`.
 
     Returns:
         New parameters, optimizer state, and the mean of the loss diagnostics.
@@ -161,10 +188,11 @@ def ppo_update(
         value=traj.value,
         advantage=adv,
         target=target,
+        reward=traj.reward,
     )
     num_envs = h0.shape[0]
     mb = config.num_minibatches
-    grad_fn = jax.grad(ppo_loss, has_aux=True)
+    grad_fn = jax.grad(loss_fn, has_aux=True)
 
     def take(perm):
         # [B, ...] leaves index axis 0, [T, B, ...] leaves axis 1 -> [M, ..., B / M, ...]

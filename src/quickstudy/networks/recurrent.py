@@ -98,6 +98,11 @@ class RecurrentActorCritic(nn.Module):
             cores; the remaining entries (privileged inputs such as the task's parameters, see
             :class:`~quickstudy.tasks.trial.WithTaskFeatures`) go only to the value head, through
             a hidden ReLU layer. The policy's output never depends on them.
+        critic_hidden_size: State size of the value head's own core (0: ``hidden_size``);
+            only with ``separate_critic``.
+        reward_head: Add a head on the policy core that predicts the reward of the action
+            taken, ``E[r_t | history, a_t]`` (see :meth:`forward`); an auxiliary target that
+            makes the policy's memory summarise what it has seen of the task's rewards.
     """
 
     action_dim: int
@@ -107,16 +112,25 @@ class RecurrentActorCritic(nn.Module):
     init_log_std: float = 0.0
     separate_critic: bool = False
     policy_obs_dim: int = 0
+    reward_head: bool = False
+    critic_hidden_size: int = 0
 
     @property
     def core_size(self) -> int:
-        """State width of one recurrent core."""
+        """State width of the policy's recurrent core."""
         return self.hidden_size * (2 if self.cell == "lstm" else 1)
+
+    @property
+    def critic_width(self) -> int:
+        """Hidden size of the value head's own core (with ``separate_critic``)."""
+        return self.critic_hidden_size or self.hidden_size
 
     @property
     def state_size(self) -> int:
         """Width of the carried state ``[B, state_size]``."""
-        return self.core_size * (2 if self.separate_critic else 1)
+        if not self.separate_critic:
+            return self.core_size
+        return self.core_size + self.critic_width * (2 if self.cell == "lstm" else 1)
 
     @property
     def distribution(self) -> Distribution:
@@ -127,7 +141,6 @@ class RecurrentActorCritic(nn.Module):
         """Zero recurrent state ``[batch, state_size]``."""
         return jnp.zeros((batch, self.state_size), jnp.float32)
 
-    @nn.compact
     def __call__(
         self, h: jax.Array, obs: jax.Array, start: jax.Array
     ) -> tuple[jax.Array, jax.Array, jax.Array]:
@@ -142,13 +155,32 @@ class RecurrentActorCritic(nn.Module):
             Final state ``[B, state_size]``, distribution parameters ``[T, B, P]``, values
             ``[T, B]``.
         """
+        h, out, value, _ = self.forward(h, obs, start)
+        return h, out, value
+
+    @nn.compact
+    def forward(
+        self, h: jax.Array, obs: jax.Array, start: jax.Array, action: jax.Array | None = None
+    ) -> tuple[jax.Array, jax.Array, jax.Array, jax.Array | None]:
+        """:meth:`__call__` plus the reward head's prediction for the actions taken.
+
+        Args:
+            h: Recurrent state ``[B, state_size]``.
+            obs: Observations ``[T, B, D]``.
+            start: ``[T, B]`` bool.
+            action: Actions taken ``[T, B]`` (discrete) or ``[T, B, A]``; zeros when omitted.
+
+        Returns:
+            ``__call__``'s outputs and the predicted rewards ``[T, B]`` (None without
+            ``reward_head``).
+        """
         core = GRU if self.cell == "gru" else LSTM
         privileged = None
         if self.policy_obs_dim:
             obs, privileged = obs[..., : self.policy_obs_dim], obs[..., self.policy_obs_dim :]
         if self.separate_critic:
             h_pi, y = core(self.hidden_size, name="core")(h[:, : self.core_size], obs, start)
-            h_v, y_v = core(self.hidden_size, name="critic_core")(
+            h_v, y_v = core(self.critic_width, name="critic_core")(
                 h[:, self.core_size :], obs, start
             )
             h = jnp.concatenate([h_pi, h_v], -1)
@@ -166,4 +198,26 @@ class RecurrentActorCritic(nn.Module):
             y_v = jnp.concatenate([y_v, privileged], -1)
             y_v = nn.relu(nn.Dense(self.hidden_size, name="value_hidden")(y_v))
         value = nn.Dense(1, kernel_init=nn.initializers.orthogonal(1.0), name="value")(y_v)
-        return h, out, value[..., 0]
+        reward = None
+        if self.reward_head:
+            reward = self._predict_reward(y, action)
+        return h, out, value[..., 0], reward
+
+    def _predict_reward(self, y: jax.Array, action: jax.Array | None) -> jax.Array:
+        """Reward predicted for ``action`` from the policy core's outputs ``y`` ``[T, B, H]``.
+
+        Discrete actions: a linear head gives one prediction per action and the taken one is
+        read off, so the core must hold the estimates in a linearly readable form, as the
+        policy head needs them. Continuous actions: a ReLU layer on ``y ⊕ action``.
+        """
+        if self.discrete:
+            per_action = nn.Dense(self.action_dim, name="reward")(y)
+            if action is None:
+                return per_action[..., 0]
+            return jnp.take_along_axis(per_action, action[..., None].astype(jnp.int32), -1)[..., 0]
+        if action is None:
+            action = jnp.zeros(y.shape[:-1] + (self.action_dim,), y.dtype)
+        z = nn.relu(
+            nn.Dense(self.hidden_size, name="reward_hidden")(jnp.concatenate([y, action], -1))
+        )
+        return nn.Dense(1, name="reward")(z)[..., 0]
