@@ -1,7 +1,7 @@
 """Can RL²'s recurrent core learn per-state reward estimates when told the answer?
 
 A supervised probe of the tabular-MDP plateau: the package's GRU reads exactly RL²'s inputs
-(one-hot state ⊕ one-hot previous action ⊕ previous reward ⊕ done) and is trained by
+(``Trial``'s one-hot state ⊕ one-hot previous action ⊕ previous reward ⊕ done) and is trained by
 cross-entropy to name, at every step, the action the per-state myopic player would take (greedy
 in the current state's posterior-mean rewards, prior N(1, 1)). The trials are played by that
 player with half of its actions replaced by random ones, on MDPs sampled like
@@ -23,43 +23,35 @@ import jax
 import jax.numpy as jnp
 import optax
 
-from quickstudy.envs.tabular_mdp import sample_mdp
+from quickstudy.envs.tabular_mdp import TabularMDP, sample_mdp
 from quickstudy.networks.recurrent import GRU
+from quickstudy.tasks.trial import Trial
 
 S, A, HORIZON, EPISODES = 10, 5, 10, 10
 PRIOR_MEAN, PRIOR_PRECISION = 1.0, 1.0
+TRIAL = Trial(TabularMDP(S, A, HORIZON), EPISODES)
 
 
 def play(key: jax.Array) -> tuple[jax.Array, jax.Array, jax.Array]:
     """One trial on a fresh MDP: RL² inputs ``[L, D]``, targets ``[L]``, pooled choice ``[L]``."""
-    k_task, k_roll = jax.random.split(key)
+    k_task, k_reset, k_roll = jax.random.split(key, 3)
     mdp = jax.tree.map(lambda x: x[0], sample_mdp(k_task, 1, S, A))
+    env_state, ts = TRIAL.reset(k_reset, mdp)
 
     def step(carry, k):
-        s, sums, counts, a_prev, r_prev, t = carry
+        env_state, obs, sums, counts = carry
+        s = env_state.inner.s
         per_state = (PRIOR_MEAN * PRIOR_PRECISION + sums[s]) / (PRIOR_PRECISION + counts[s])
         pooled = (PRIOR_MEAN * PRIOR_PRECISION + sums.sum(0)) / (PRIOR_PRECISION + counts.sum(0))
         target = jnp.argmax(per_state)
-        k_explore, k_action, k_reward, k_next = jax.random.split(k, 4)
+        k_explore, k_action, k_step = jax.random.split(k, 3)
         explore = jax.random.uniform(k_explore) < 0.5
         a = jnp.where(explore, jax.random.randint(k_action, (), 0, A), target)
-        r = mdp.mean_rewards[s, a] + jax.random.normal(k_reward)
-        s_next = jax.random.choice(k_next, S, p=mdp.transitions[s, a])
-        first = t == 0
-        new_episode = (t % HORIZON == 0) & ~first
-        x = jnp.concatenate(
-            [
-                jax.nn.one_hot(s, S),
-                jax.nn.one_hot(a_prev, A) * ~first,
-                (r_prev * ~first)[None],
-                new_episode[None].astype(jnp.float32),
-            ]
-        )
-        s_next = jnp.where((t + 1) % HORIZON == 0, 0, s_next)
-        carry = (s_next, sums.at[s, a].add(r), counts.at[s, a].add(1.0), a, r, t + 1)
-        return carry, (x, target, jnp.argmax(pooled))
+        env_state, ts = TRIAL.step(k_step, env_state, a, mdp)
+        carry = (env_state, ts.obs, sums.at[s, a].add(ts.reward), counts.at[s, a].add(1.0))
+        return carry, (obs, target, jnp.argmax(pooled))
 
-    init = (0, jnp.zeros((S, A)), jnp.zeros((S, A)), 0, 0.0, 0)
+    init = (env_state, ts.obs, jnp.zeros((S, A)), jnp.zeros((S, A)))
     _, out = jax.lax.scan(step, init, jax.random.split(k_roll, HORIZON * EPISODES))
     return out
 

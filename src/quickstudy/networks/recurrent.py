@@ -115,10 +115,14 @@ class RecurrentActorCritic(nn.Module):
     reward_head: bool = False
     critic_hidden_size: int = 0
 
+    def _carried(self, hidden_size: int) -> int:
+        """State width of one core of ``hidden_size`` units (an LSTM carries ``c`` and ``h``)."""
+        return hidden_size * (2 if self.cell == "lstm" else 1)
+
     @property
     def core_size(self) -> int:
         """State width of the policy's recurrent core."""
-        return self.hidden_size * (2 if self.cell == "lstm" else 1)
+        return self._carried(self.hidden_size)
 
     @property
     def critic_width(self) -> int:
@@ -130,7 +134,7 @@ class RecurrentActorCritic(nn.Module):
         """Width of the carried state ``[B, state_size]``."""
         if not self.separate_critic:
             return self.core_size
-        return self.core_size + self.critic_width * (2 if self.cell == "lstm" else 1)
+        return self.core_size + self._carried(self.critic_width)
 
     @property
     def distribution(self) -> Distribution:
