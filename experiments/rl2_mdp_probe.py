@@ -10,6 +10,10 @@ per action, ignoring the state) names the same action: a core that has learned o
 strategy scores about that.
 
     python experiments/rl2_mdp_probe.py --hidden-size 64 --updates 1000 --out runs/probe.json
+
+``--head-hidden-size`` puts a ReLU layer between the core and the read-out (RL²'s
+``--head-hidden-size``): reading the current state's row of a table held in the core is a
+product of two things in the core's state, which a linear read-out cannot form.
 """
 
 from __future__ import annotations
@@ -57,9 +61,10 @@ def play(key: jax.Array) -> tuple[jax.Array, jax.Array, jax.Array]:
 
 
 class Probe(nn.Module):
-    """RL²'s recurrent core with a linear action read-out."""
+    """RL²'s recurrent core with a linear action read-out, optionally behind a ReLU layer."""
 
     hidden_size: int
+    head_hidden_size: int = 0
 
     @nn.compact
     def __call__(self, x: jax.Array) -> jax.Array:
@@ -67,12 +72,15 @@ class Probe(nn.Module):
         start = jnp.zeros(x.shape[:2], bool).at[0].set(True)
         h0 = jnp.zeros((x.shape[1], self.hidden_size))
         _, y = GRU(self.hidden_size)(h0, x, start)
+        if self.head_hidden_size:
+            y = nn.relu(nn.Dense(self.head_hidden_size)(y))
         return nn.Dense(A)(y)
 
 
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--hidden-size", type=int, default=64)
+    parser.add_argument("--head-hidden-size", type=int, default=0)
     parser.add_argument("--updates", type=int, default=1000)
     parser.add_argument("--batch", type=int, default=128)
     parser.add_argument("--learning-rate", type=float, default=4e-3)
@@ -84,7 +92,7 @@ def main() -> None:
         x, y, pooled = jax.vmap(play)(jax.random.split(key, args.batch))
         return jnp.swapaxes(x, 0, 1), jnp.swapaxes(y, 0, 1), jnp.swapaxes(pooled, 0, 1)
 
-    net = Probe(args.hidden_size)
+    net = Probe(args.hidden_size, args.head_hidden_size)
     key = jax.random.key(args.seed)
     k_init, k_eval, key = jax.random.split(key, 3)
     x_eval, y_eval, pooled_eval = jax.jit(batch)(k_eval)

@@ -73,6 +73,7 @@ def test_nav2d_continuous_actions_and_success():
         ("gamma", 1.5),
         ("cell", "rnn"),
         ("num_minibatches", 3),
+        ("head_hidden_size", -1),
     ],
 )
 def test_bad_config_names_the_field(field, value):

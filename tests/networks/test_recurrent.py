@@ -97,3 +97,26 @@ def test_critic_core_can_be_narrower_than_the_policy_core(cell):
     assert params["params"]["critic_core"]["hidden_kernel"].shape[0] == 4
     h, out, value = net.apply(params, net.initial_state(B), obs, start)
     assert h.shape == (B, net.state_size) and out.shape == (T, B, 3) and value.shape == (T, B)
+
+
+def test_head_hidden_layer_feeds_the_policy_and_reward_heads_not_the_value():
+    net = RecurrentActorCritic(
+        3, True, hidden_size=8, head_hidden_size=16, reward_head=True, separate_critic=True
+    )
+    T, B, D = 5, 4, 6
+    obs = jax.random.normal(jax.random.key(0), (T, B, D))
+    start = jnp.zeros((T, B), bool).at[0].set(True)
+    h0 = net.initial_state(B)
+    params = net.init(jax.random.key(1), h0, obs, start)
+    assert params["params"]["head_hidden"]["kernel"].shape == (8, 16)
+    assert params["params"]["policy"]["kernel"].shape == (16, 3)
+    _, out, value, reward = net.apply(params, h0, obs, start, method=net.forward)
+    # Silencing the hidden layer leaves the policy and reward heads constant, the value as is.
+    silent = {"params": dict(params["params"])}
+    silent["params"]["head_hidden"] = jax.tree.map(jnp.zeros_like, params["params"]["head_hidden"])
+    _, out0, value0, reward0 = net.apply(silent, h0, obs, start, method=net.forward)
+    np.testing.assert_array_equal(value0, value)
+    for x in (out0, reward0):
+        np.testing.assert_allclose(x, jnp.broadcast_to(x[0, 0], x.shape), atol=1e-7)
+    assert not np.allclose(out, jnp.broadcast_to(out[0, 0], out.shape))
+    assert not np.allclose(reward, jnp.broadcast_to(reward[0, 0], reward.shape))

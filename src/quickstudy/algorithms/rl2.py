@@ -49,6 +49,8 @@ class RL2Config:
         critic_hidden_size: State size of the critic's own core (0: ``hidden_size``); a
             smaller one saves time when the policy core is wide, above all with
             ``task_critic``, whose value head reads the task directly.
+        head_hidden_size: Width of a ReLU layer between the policy core and its heads (0:
+            none, the heads are linear in the core's state, as in the paper).
         separate_critic: Give the value function its own recurrent core (twice the compute).
         learning_rate: Adam step size.
         num_epochs: PPO passes per batch.
@@ -82,6 +84,7 @@ class RL2Config:
     hidden_size: int = 64
     cell: Literal["gru", "lstm"] = "gru"
     critic_hidden_size: int = 0
+    head_hidden_size: int = 0
     separate_critic: bool = True
     learning_rate: float = 2e-3
     num_epochs: int = 4
@@ -104,7 +107,7 @@ class RL2Config:
             value = getattr(self, name)
             if not isinstance(value, int) or isinstance(value, bool) or value <= 0:
                 raise ConfigError(f"{name} must be a positive integer, got {value!r}")
-        for name in ("episodes", "rollout_len", "critic_hidden_size"):
+        for name in ("episodes", "rollout_len", "critic_hidden_size", "head_hidden_size"):
             value = getattr(self, name)
             if not isinstance(value, int) or isinstance(value, bool) or value < 0:
                 raise ConfigError(f"{name} must be a non-negative integer, got {value!r}")
@@ -263,6 +266,7 @@ def make_rl2(config: RL2Config, tasks: TaskDistribution) -> RL2:
         policy_obs_dim=trial.observation_space(example).shape[0] if config.task_critic else 0,
         reward_head=config.reward_coef > 0,
         critic_hidden_size=config.critic_hidden_size,
+        head_hidden_size=config.head_hidden_size,
     )
     dist = network.distribution
     obs_dim = env.observation_space(example).shape[0]

@@ -103,6 +103,10 @@ class RecurrentActorCritic(nn.Module):
         reward_head: Add a head on the policy core that predicts the reward of the action
             taken, ``E[r_t | history, a_t]`` (see :meth:`forward`); an auxiliary target that
             makes the policy's memory summarise what it has seen of the task's rewards.
+        head_hidden_size: When positive, a ReLU layer of this width sits between the policy
+            core and its heads (policy and reward); it lets a head read what the core
+            stores for the current observation (e.g. one state's row of a table of reward
+            estimates), a product a linear head cannot form.
     """
 
     action_dim: int
@@ -114,6 +118,7 @@ class RecurrentActorCritic(nn.Module):
     policy_obs_dim: int = 0
     reward_head: bool = False
     critic_hidden_size: int = 0
+    head_hidden_size: int = 0
 
     def _carried(self, hidden_size: int) -> int:
         """State width of one core of ``hidden_size`` units (an LSTM carries ``c`` and ``h``)."""
@@ -191,6 +196,8 @@ class RecurrentActorCritic(nn.Module):
         else:
             h, y = core(self.hidden_size, name="core")(h, obs, start)
             y_v = y
+        if self.head_hidden_size:
+            y = nn.relu(nn.Dense(self.head_hidden_size, name="head_hidden")(y))
         small = nn.initializers.orthogonal(0.01)
         out = nn.Dense(self.action_dim, kernel_init=small, name="policy")(y)
         if not self.discrete:
@@ -208,7 +215,7 @@ class RecurrentActorCritic(nn.Module):
         return h, out, value[..., 0], reward
 
     def _predict_reward(self, y: jax.Array, action: jax.Array | None) -> jax.Array:
-        """Reward predicted for ``action`` from the policy core's outputs ``y`` ``[T, B, H]``.
+        """Reward predicted for ``action`` from the policy's features ``y`` ``[T, B, F]``.
 
         Discrete actions: a linear head gives one prediction per action and the taken one is
         read off, so the core must hold the estimates in a linearly readable form, as the
