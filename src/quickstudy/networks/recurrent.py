@@ -218,8 +218,9 @@ class RecurrentActorCritic(nn.Module):
         """Reward predicted for ``action`` from the policy's features ``y`` ``[T, B, F]``.
 
         Discrete actions: a linear head gives one prediction per action and the taken one is
-        read off, so the core must hold the estimates in a linearly readable form, as the
-        policy head needs them. Continuous actions: a ReLU layer on ``y ⊕ action``.
+        read off, so ``y`` (the core's state, or the ``head_hidden_size`` layer on it) must
+        hold the estimates in a linearly readable form, as the policy head needs them.
+        Continuous actions: a ReLU layer on ``y ⊕ action``.
         """
         if self.discrete:
             per_action = nn.Dense(self.action_dim, name="reward")(y)
