@@ -192,6 +192,7 @@ def _cmd_tasks() -> int:
 
 
 def _progress(run, start_update: int):
+    import numpy as np
     from rich.progress import (
         BarColumn,
         MofNCompleteColumn,
@@ -229,12 +230,13 @@ def _progress(run, start_update: int):
     def on_chunk(done: int, metrics) -> None:
         elapsed = time.perf_counter() - t0
         steps = (done - start_update) * run.steps_per_update
-        ret = metrics[key][-1]
+        finite = np.asarray(metrics[key])[~np.isnan(metrics[key])]
+        fields = {"ret": f"{finite[-1]:.2f}"} if finite.size else {}  # else keep the last shown
         progress.update(
             task_id,
             completed=done * run.steps_per_update,
             rate=f"{steps / max(elapsed, 1e-9):,.0f}",
-            ret=f"{ret:.2f}",
+            **fields,
         )
 
     return progress, on_chunk

@@ -10,6 +10,7 @@ exactly the same state as an uninterrupted one and ends with the same parameters
 from __future__ import annotations
 
 import dataclasses
+import math
 from collections.abc import Callable
 from pathlib import Path
 from typing import Any
@@ -211,7 +212,8 @@ def train(
     Args:
         run: The run.
         on_chunk: Called after every chunk with the update count and that chunk's metrics
-            (arrays ``[chunk]``), e.g. to drive a progress bar.
+            (arrays ``[chunk]``), e.g. to drive a progress bar. The progress metric is NaN in
+            an update where no trial ended (truncated rollouts); it is left out of that row.
         stop_after_updates: Stop early once this many updates are done (for tests and for
             splitting work); the run can be resumed later.
 
@@ -222,6 +224,7 @@ def train(
     total = run.algo.num_updates
     end = total if stop_after_updates is None else min(total, stop_after_updates)
     chunk = run.settings.chunk_updates
+    progress_key = run.progress_metric[0]
     compiled: dict[int, Callable] = {}
     saved = done
     with MetricsLogger(run.path) as logger:
@@ -236,6 +239,8 @@ def train(
                 metrics = jax.device_get(metrics)
                 for i in range(length):
                     row = {k: float(v[i]) for k, v in metrics.items()}
+                    if math.isnan(row.get(progress_key, 0.0)):
+                        del row[progress_key]  # no trial ended in this update: no value to log
                     row["update"] = done + i + 1
                     logger.log((done + i + 1) * run.steps_per_update, row)
                 done += length

@@ -34,6 +34,17 @@ def test_train_writes_a_complete_run_dir(tmp_path, capsys):
     assert "trial return" in capsys.readouterr().out
 
 
+def test_updates_without_a_finished_trial_log_no_trial_return(tmp_path, capsys):
+    run_dir = tmp_path / "run"
+    args = ["train", "rl2", "--run-dir", str(run_dir), "--rollout-len", "5", *TINY]
+    assert main(args) == 0  # bandit-k5-n10: a trial is 10 steps, so every other update ends none
+    rows = [json.loads(line) for line in (run_dir / "metrics.jsonl").read_text().splitlines()]
+    assert [r["trials_completed"] for r in rows] == [0.0, 8.0] * 6
+    assert ["trial_return" in r for r in rows] == [False, True] * 6
+    assert all(np.isfinite(r["trial_return"]) for r in rows[1::2])
+    assert "NaN" not in (run_dir / "metrics.jsonl").read_text() + capsys.readouterr().out
+
+
 def test_interrupted_then_resumed_equals_uninterrupted(tmp_path):
     cfg = RL2Config(total_steps=480, num_envs=8, hidden_size=16, num_minibatches=2)
     settings = runner.RunSettings(seed=5, chunk_updates=2, checkpoint_every=1)
