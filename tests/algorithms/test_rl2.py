@@ -81,6 +81,12 @@ def test_bad_config_names_the_field(field, value):
         RL2Config(**{field: value})
 
 
+def test_critic_progress_needs_the_task_critic():
+    with pytest.raises(ConfigError, match="critic_progress"):
+        RL2Config(critic_progress=True)
+    assert RL2Config(critic_progress=True, task_critic=True).critic_progress
+
+
 def test_learns_two_armed_bandit():
     """(f) RL² beats a random policy on a 2-armed bandit with 10 pulls per trial."""
     dist = TaskDistribution(

@@ -17,6 +17,7 @@ from quickstudy.envs.base import Discrete
 from quickstudy.envs.navigation import GoalParams
 from quickstudy.envs.tabular_mdp import MDPParams, TabularMDP
 from quickstudy.tasks import Trial, TrialState
+from quickstudy.tasks.trial import WithTaskFeatures, task_features
 
 
 def _registered(name):
@@ -228,3 +229,21 @@ def test_trial_observation_space_inside_jit(name):
     params = jax.tree.map(lambda x: x[0], tasks.make(name).sample(jax.random.key(0), 4))
     shape = jax.jit(lambda p: jnp.zeros(trial.observation_space(p).shape))(params).shape
     assert shape == trial.observation_space(params).shape
+
+
+def test_task_features_with_progress_append_the_task_then_the_fraction_of_episodes_done():
+    trial = Trial(TabularMDP(2, 2, 3), 4)  # 4 episodes of 3 steps
+    mdp = MDPParams(jnp.full((2, 2, 2), 0.5), jnp.array([[1.0, 2.0], [3.0, 4.0]]))
+    env = WithTaskFeatures(trial, progress=True)
+    dim = trial.observation_space(mdp).shape[0]
+    assert env.observation_space(mdp).shape == (dim + task_features(mdp).shape[0] + 1,)
+    state, ts = env.reset(jax.random.key(0), mdp)
+    seen = [float(ts.obs[-1])]
+    for t in range(12):
+        state, ts = env.step(jax.random.key(t + 1), state, jnp.int32(t % 2), mdp)
+        np.testing.assert_array_equal(ts.obs[dim:-1], task_features(mdp))
+        seen.append(float(ts.obs[-1]))
+    assert seen == [0.0] * 3 + [0.25] * 3 + [0.5] * 3 + [0.75] * 3 + [1.0]
+    assert bool(ts.terminated)
+    with pytest.raises(TypeError, match="Trial"):
+        WithTaskFeatures(trial.env, progress=True)

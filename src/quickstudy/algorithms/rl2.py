@@ -67,6 +67,10 @@ class RL2Config:
         task_critic: Asymmetric critic: the value head also reads the true task parameters
             (:class:`~quickstudy.tasks.trial.WithTaskFeatures`) during training; the policy never
             sees them, so meta-testing is unchanged. Lowers the variance of the advantages.
+        critic_progress: The task-informed critic also reads the fraction of the trial's
+            episodes already finished (needs ``task_critic``). With ``rollout_len`` shorter
+            than a trial the critic's memory is cut mid-trial and cannot count the time left
+            itself; its value error then grows several-fold.
         adam_eps: Adam's denominator epsilon (the common PPO value; the policy core's
             gradients start near 1e-6 per weight, yet 1e-8 learned no faster on
             bandit-k5-n100 or mdp-s10-a5-n10).
@@ -99,6 +103,7 @@ class RL2Config:
     anneal_lr: bool = True
     adam_eps: float = 1e-5
     task_critic: bool = False
+    critic_progress: bool = False
     reward_coef: float = 0.0
 
     def __post_init__(self):
@@ -125,6 +130,8 @@ class RL2Config:
                 raise ConfigError(f"{name} must lie in [0, 1], got {value!r}")
         if self.cell not in ("gru", "lstm"):
             raise ConfigError(f"cell must be 'gru' or 'lstm', got {self.cell!r}")
+        if self.critic_progress and not self.task_critic:
+            raise ConfigError("critic_progress needs task_critic (it extends the task critic)")
         if self.num_envs % self.num_minibatches:
             raise ConfigError(
                 f"num_envs ({self.num_envs}) must be divisible by num_minibatches "
@@ -254,7 +261,7 @@ def make_rl2(config: RL2Config, tasks: TaskDistribution) -> RL2:
     rollout_len = config.rollout_len or trial_len
     num_updates = max(1, config.total_steps // (config.num_envs * rollout_len))
     example = tasks.sample_one(jax.random.key(0))
-    env = WithTaskFeatures(trial) if config.task_critic else trial
+    env = WithTaskFeatures(trial, config.critic_progress) if config.task_critic else trial
     space = trial.action_space(example)
     discrete = isinstance(space, Discrete)
     network = RecurrentActorCritic(

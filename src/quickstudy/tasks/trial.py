@@ -122,29 +122,42 @@ class WithTaskFeatures:
 
     Attributes:
         env: The wrapped environment (usually a :class:`Trial`).
+        progress: Also append how far the trial has got, the fraction of its episodes already
+            finished (``env`` must then be a :class:`Trial`): the value of a state depends on
+            the trial time left, which a critic whose memory is truncated mid-trial (RL²'s
+            ``rollout_len``) cannot count itself.
     """
 
     env: Environment
+    progress: bool = False
 
-    def _append(self, ts: TimeStep, params: PyTree) -> TimeStep:
-        return ts._replace(obs=jnp.concatenate([ts.obs, task_features(params)]))
+    def __post_init__(self):
+        if self.progress and not isinstance(self.env, Trial):
+            raise TypeError(f"progress needs a Trial to wrap, got {type(self.env).__name__}")
+
+    def _append(self, state: PyTree, ts: TimeStep, params: PyTree) -> TimeStep:
+        extra = [task_features(params)]
+        if self.progress:
+            extra.append((state.episode / self.env.episodes).astype(jnp.float32)[None])
+        return ts._replace(obs=jnp.concatenate([ts.obs, *extra]))
 
     def reset(self, key: jax.Array, params: PyTree) -> tuple[PyTree, TimeStep]:
         """Resets the wrapped environment."""
         state, ts = self.env.reset(key, params)
-        return state, self._append(ts, params)
+        return state, self._append(state, ts, params)
 
     def step(
         self, key: jax.Array, state: PyTree, action: jax.Array, params: PyTree
     ) -> tuple[PyTree, TimeStep]:
         """Steps the wrapped environment."""
         state, ts = self.env.step(key, state, action, params)
-        return state, self._append(ts, params)
+        return state, self._append(state, ts, params)
 
     def observation_space(self, params: PyTree) -> Box:
-        """The wrapped observation followed by the task features."""
+        """The wrapped observation followed by the task features (and the trial's progress)."""
         inner = math.prod(self.env.observation_space(params).shape)
-        return Box(-jnp.inf, jnp.inf, (inner + task_features(params).shape[0],))
+        extra = task_features(params).shape[0] + int(self.progress)
+        return Box(-jnp.inf, jnp.inf, (inner + extra,))
 
     def action_space(self, params: PyTree) -> Discrete | Box:
         """The wrapped action space."""
