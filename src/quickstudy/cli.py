@@ -230,7 +230,8 @@ def _progress(run, start_update: int):
     def on_chunk(done: int, metrics) -> None:
         elapsed = time.perf_counter() - t0
         steps = (done - start_update) * run.steps_per_update
-        finite = np.asarray(metrics[key])[~np.isnan(metrics[key])]
+        values = np.asarray(metrics[key])
+        finite = values[~np.isnan(values)]  # NaN: no trial ended in that update
         fields = {"ret": f"{finite[-1]:.2f}"} if finite.size else {}  # else keep the last shown
         progress.update(
             task_id,

@@ -261,7 +261,7 @@ def make_rl2(config: RL2Config, tasks: TaskDistribution) -> RL2:
     rollout_len = config.rollout_len or trial_len
     num_updates = max(1, config.total_steps // (config.num_envs * rollout_len))
     example = tasks.sample_one(jax.random.key(0))
-    env = WithTaskFeatures(trial, config.critic_progress) if config.task_critic else trial
+    env = WithTaskFeatures(trial, progress=config.critic_progress) if config.task_critic else trial
     space = trial.action_space(example)
     discrete = isinstance(space, Discrete)
     network = RecurrentActorCritic(
