@@ -398,8 +398,9 @@ def bench_quickstudy(rl2: RL2, state: Any, updates: int, seed: int) -> dict[str,
     net = rl2.network
 
     def collect(key, rollout_state, params):
-        dist, trial, sample = net.distribution, rl2.trial, rl2.tasks.sample
-        return unroll(key, rollout_state, params, net.apply, dist, trial, sample, rl2.rollout_len)
+        # ``rl2.env``: the trial, plus the task's features when the critic reads them.
+        dist, env, sample = net.distribution, rl2.env, rl2.tasks.sample
+        return unroll(key, rollout_state, params, net.apply, dist, env, sample, rl2.rollout_len)
 
     keys = jax.random.split(jax.random.key(seed), updates + 1)
     roll, compile_rollout_s = _compile(collect, keys[0], state.rollout, state.params)
