@@ -83,10 +83,10 @@ def main(argv: list[str] | None = None) -> None:
     print(f"task {TASK}, GRU {base.hidden_size}, {args.updates} timed updates per row")
     columns = ("steps/s", "ms/update", "collect ms", "ms/grad step")
     print(f"{'variant':<46} " + " ".join(f"{c:>12}" for c in columns))
-    rows = []
+    tasks, rows = task_registry.make(TASK), []
     for label, overrides in VARIANTS:
         config = dataclasses.replace(base, **overrides)
-        rl2 = make_rl2(config, task_registry.make(TASK))
+        rl2 = make_rl2(config, tasks)
         state = rl2.init(jax.random.key(args.seed))
         result = bench_quickstudy(rl2, state, args.updates, args.seed)
         per_update = result["train"]["seconds_per_update"]
