@@ -14,6 +14,8 @@ strategy scores about that.
 ``--head-hidden-size`` puts a ReLU layer between the core and the read-out (RL²'s
 ``--head-hidden-size``): reading the current state's row of a table held in the core is a
 product of two things in the core's state, which a linear read-out cannot form.
+``--prev-obs`` also feeds the previous step's one-hot state, the one that the previous action
+and reward belong to, so the core need not carry it over itself.
 """
 
 from __future__ import annotations
@@ -86,11 +88,20 @@ def main() -> None:
     parser.add_argument("--learning-rate", type=float, default=4e-3)
     parser.add_argument("--seed", type=int, default=0)
     parser.add_argument("--out", default="")
+    parser.add_argument(
+        "--prev-obs",
+        action="store_true",
+        help="also feed the previous one-hot state (not one of RL²'s inputs)",
+    )
     args = parser.parse_args()
 
     def batch(key):
         x, y, pooled = jax.vmap(play)(jax.random.split(key, args.batch))
-        return jnp.swapaxes(x, 0, 1), jnp.swapaxes(y, 0, 1), jnp.swapaxes(pooled, 0, 1)
+        x = jnp.swapaxes(x, 0, 1)
+        if args.prev_obs:  # the state each step's action and reward belong to
+            prev = jnp.concatenate([jnp.zeros_like(x[:1, :, :S]), x[:-1, :, :S]], 0)
+            x = jnp.concatenate([x, prev], -1)
+        return x, jnp.swapaxes(y, 0, 1), jnp.swapaxes(pooled, 0, 1)
 
     net = Probe(args.hidden_size, args.head_hidden_size)
     key = jax.random.key(args.seed)

@@ -74,6 +74,7 @@ def test_nav2d_continuous_actions_and_success():
         ("cell", "rnn"),
         ("num_minibatches", 3),
         ("head_hidden_size", -1),
+        ("reward_target", "mean"),
     ],
 )
 def test_bad_config_names_the_field(field, value):
@@ -85,6 +86,16 @@ def test_critic_progress_needs_the_task_critic():
     with pytest.raises(ConfigError, match="critic_progress"):
         RL2Config(critic_progress=True)
     assert RL2Config(critic_progress=True, task_critic=True).critic_progress
+
+
+def test_expected_reward_target_needs_the_task_critic_and_a_discrete_task_that_defines_it():
+    with pytest.raises(ConfigError, match="task_critic"):
+        RL2Config(reward_target="expected", reward_coef=1.0)
+    with pytest.raises(ConfigError, match="reward_coef"):
+        RL2Config(reward_target="expected", task_critic=True)
+    cfg = dataclasses.replace(TINY, reward_target="expected", reward_coef=1.0, task_critic=True)
+    with pytest.raises(ConfigError, match="nav2d"):
+        make_rl2(cfg, tasks.make("nav2d"))
 
 
 def test_learns_two_armed_bandit():
@@ -127,12 +138,12 @@ def test_task_critic_feeds_the_task_to_the_value_head_only():
     assert res.returns.shape == (4, 2)
 
 
-def test_reward_prediction_loss_adds_the_reward_heads_error_and_trains_it():
-    cfg = dataclasses.replace(TINY, total_steps=40 * 8 * 10, reward_coef=0.5, learning_rate=1e-2)
-    algo = make_rl2(cfg, tasks.make("bandit-k5-n10"))
-    assert algo.network.reward_head
-    state = jax.jit(algo.init)(jax.random.key(0))
-    # The loss is PPO's plus reward_coef x the squared error of the taken action's prediction.
+def _check_reward_prediction_loss(algo, params, expected):
+    """The loss is PPO's plus 0.5 x the reward head's squared error against its target.
+
+    The target is the reward received for the action taken, or with ``expected`` the last five
+    observation entries (the arms' means) for every action's prediction.
+    """
     T, B = 10, 8
     obs_dim = algo.env.observation_space(algo.tasks.sample_one(jax.random.key(0))).shape[0]
     k = jax.random.split(jax.random.key(1), 4)
@@ -150,17 +161,43 @@ def test_reward_prediction_loss_adds_the_reward_heads_error_and_trains_it():
     ppo = algo.config.ppo()
     dist = algo.network.distribution
     loss, aux = reward_prediction_loss(
-        state.params, batch, None, dist, ppo, network=algo.network, reward_coef=0.5
+        params, batch, None, dist, ppo, network=algo.network, reward_coef=0.5, expected=expected
     )
-    pg, _ = ppo_loss(state.params, batch, algo.network.apply, dist, ppo)
-    predicted = algo.network.apply(
-        state.params, batch.h0, batch.obs, batch.start, batch.action, method=algo.network.forward
-    )[3]
-    mse = float(np.mean((np.asarray(predicted) - np.asarray(batch.reward)) ** 2))
+    pg, _ = ppo_loss(params, batch, algo.network.apply, dist, ppo)
+    action = None if expected else batch.action
+    net = algo.network
+    predicted = net.apply(params, batch.h0, batch.obs, batch.start, action, method=net.forward)[3]
+    target = batch.obs[..., -5:] if expected else batch.reward
+    assert predicted.shape == target.shape == ((T, B, 5) if expected else (T, B))
+    mse = float(np.mean((np.asarray(predicted) - np.asarray(target)) ** 2))
     np.testing.assert_allclose(float(aux["reward_loss"]), mse, rtol=1e-5)
     np.testing.assert_allclose(float(loss), float(pg) + 0.5 * mse, rtol=1e-5)
+
+
+def test_reward_prediction_loss_adds_the_reward_heads_error_and_trains_it():
+    cfg = dataclasses.replace(TINY, total_steps=40 * 8 * 10, reward_coef=0.5, learning_rate=1e-2)
+    algo = make_rl2(cfg, tasks.make("bandit-k5-n10"))
+    assert algo.network.reward_head
+    _check_reward_prediction_loss(algo, jax.jit(algo.init)(jax.random.key(0)).params, False)
     # Training moves the head from its random start to at least the mean reward (error 0.25
     # for arms with p ~ U(0, 1); per-arm estimates would take it towards 1/6).
     _, metrics = jax.jit(algo.train)(jax.random.key(0))
     first, last = metrics["reward_loss"][:3].mean(), metrics["reward_loss"][-5:].mean()
     assert last < 0.26 and last < first - 0.03, (first, last)
+
+
+def test_expected_reward_target_trains_every_actions_prediction_on_the_true_means():
+    cfg = dataclasses.replace(
+        TINY,
+        total_steps=40 * 8 * 10,
+        reward_coef=0.5,
+        learning_rate=1e-2,
+        task_critic=True,
+        reward_target="expected",
+    )
+    algo = make_rl2(cfg, tasks.make("bandit-k5-n10"))
+    _check_reward_prediction_loss(algo, jax.jit(algo.init)(jax.random.key(0)).params, True)
+    # Trained, the head beats predicting 0.5 for every arm (error 1/12 for p ~ U(0, 1)).
+    _, metrics = jax.jit(algo.train)(jax.random.key(0))
+    first, last = metrics["reward_loss"][:3].mean(), metrics["reward_loss"][-5:].mean()
+    assert last < 1 / 12 and last < first - 0.03, (first, last)

@@ -79,6 +79,13 @@ class RL2Config:
             best such prediction is the posterior mean reward of that action, so the loss
             pushes the memory towards the task's reward estimates the policy needs; it uses
             only what the agent observes and leaves the policy's inputs unchanged.
+        reward_target: What the reward head learns. ``"observed"``: the reward received for
+            the action taken. ``"expected"``: the task's mean reward of *every* action in
+            the current state (privileged, like ``task_critic``, which it needs; discrete
+            actions; the environment must define ``expected_rewards``). Its best prediction
+            from the history is the posterior mean of each action's reward, the same table,
+            but the target carries no reward noise and covers every action, not one:
+            belief supervision in the manner of Humplik et al. 2019.
     """
 
     total_steps: int = 1_000_000
@@ -105,6 +112,7 @@ class RL2Config:
     task_critic: bool = False
     critic_progress: bool = False
     reward_coef: float = 0.0
+    reward_target: Literal["observed", "expected"] = "observed"
 
     def __post_init__(self):
         positive = ("total_steps", "num_envs", "hidden_size", "num_epochs", "num_minibatches")
@@ -132,6 +140,15 @@ class RL2Config:
             raise ConfigError(f"cell must be 'gru' or 'lstm', got {self.cell!r}")
         if self.critic_progress and not self.task_critic:
             raise ConfigError("critic_progress needs task_critic (it extends the task critic)")
+        if self.reward_target not in ("observed", "expected"):
+            raise ConfigError(
+                f"reward_target must be 'observed' or 'expected', got {self.reward_target!r}"
+            )
+        if self.reward_target == "expected" and not (self.task_critic and self.reward_coef > 0):
+            raise ConfigError(
+                "reward_target='expected' needs task_critic (privileged targets) and a "
+                "positive reward_coef"
+            )
         if self.num_envs % self.num_minibatches:
             raise ConfigError(
                 f"num_envs ({self.num_envs}) must be divisible by num_minibatches "
@@ -218,8 +235,14 @@ def reward_prediction_loss(
     *,
     network: RecurrentActorCritic,
     reward_coef: float,
+    expected: bool = False,
 ) -> tuple[jax.Array, dict[str, jax.Array]]:
     """PPO loss plus ``reward_coef`` x the reward head's squared error (one forward pass).
+
+    The head's target is the reward received for the action taken, or with ``expected``
+    the mean reward of every action, read from the last ``A`` entries of the observation
+    (:class:`~quickstudy.tasks.trial.WithTaskFeatures` with ``expected_rewards``; the
+    network hands those entries to its value head only, never to the policy).
 
     Args:
         params: Network parameters.
@@ -229,16 +252,20 @@ def reward_prediction_loss(
         config: PPO hyperparameters.
         network: A :class:`RecurrentActorCritic` with ``reward_head``.
         reward_coef: Weight of the auxiliary term.
+        expected: Learn every action's expected reward (discrete actions) instead of the
+            reward received.
 
     Returns:
         The scalar loss and PPO's diagnostics plus ``reward_loss``.
     """
     del apply_fn
+    action = None if expected else batch.action
     _, out, value, predicted = network.apply(
-        params, batch.h0, batch.obs, batch.start, batch.action, method=network.forward
+        params, batch.h0, batch.obs, batch.start, action, method=network.forward
     )
     loss, aux = ppo_objective(out, value, batch, dist, config)
-    reward_loss = jnp.square(predicted - batch.reward).mean()
+    target = batch.obs[..., -network.action_dim :] if expected else batch.reward
+    reward_loss = jnp.square(predicted - target).mean()
     aux["reward_loss"] = reward_loss
     return loss + reward_coef * reward_loss, aux
 
@@ -261,9 +288,18 @@ def make_rl2(config: RL2Config, tasks: TaskDistribution) -> RL2:
     rollout_len = config.rollout_len or trial_len
     num_updates = max(1, config.total_steps // (config.num_envs * rollout_len))
     example = tasks.sample_one(jax.random.key(0))
-    env = WithTaskFeatures(trial, progress=config.critic_progress) if config.task_critic else trial
     space = trial.action_space(example)
     discrete = isinstance(space, Discrete)
+    expected = config.reward_target == "expected"
+    if expected and not (discrete and hasattr(tasks.env, "expected_rewards")):
+        raise ConfigError(
+            f"reward_target='expected' needs discrete actions and an environment that "
+            f"defines expected_rewards; {tasks.name} is not such a task"
+        )
+    if config.task_critic:
+        env = WithTaskFeatures(trial, config.critic_progress, expected_rewards=expected)
+    else:
+        env = trial
     network = RecurrentActorCritic(
         action_dim=space.n if discrete else space.shape[0],
         discrete=discrete,
@@ -287,7 +323,10 @@ def make_rl2(config: RL2Config, tasks: TaskDistribution) -> RL2:
     apply_fn = network.apply
     if config.reward_coef > 0:
         loss_fn = functools.partial(
-            reward_prediction_loss, network=network, reward_coef=config.reward_coef
+            reward_prediction_loss,
+            network=network,
+            reward_coef=config.reward_coef,
+            expected=expected,
         )
     else:
         loss_fn = ppo_loss

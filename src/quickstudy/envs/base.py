@@ -84,7 +84,13 @@ Space = Discrete | Box
 
 
 class Environment(Protocol):
-    """Structural type of every quickstudy environment (see the module docstring)."""
+    """Structural type of every quickstudy environment (see the module docstring).
+
+    Discrete-action environments may also define ``expected_rewards(state, params) -> [A]``,
+    the mean immediate reward of each action in ``state``: privileged information that
+    training may use as a target (RL²'s ``reward_target="expected"``), never as an input to
+    the policy.
+    """
 
     def reset(self, key: jax.Array, params: PyTree) -> tuple[PyTree, TimeStep]:
         """Starts an episode of the task ``params``."""

@@ -177,11 +177,12 @@ class RecurrentActorCritic(nn.Module):
             h: Recurrent state ``[B, state_size]``.
             obs: Observations ``[T, B, D]``.
             start: ``[T, B]`` bool.
-            action: Actions taken ``[T, B]`` (discrete) or ``[T, B, A]``; zeros when omitted.
+            action: Actions taken ``[T, B]`` (discrete) or ``[T, B, A]``. When omitted:
+                discrete actions get a prediction for every action, continuous ones for zeros.
 
         Returns:
-            ``__call__``'s outputs and the predicted rewards ``[T, B]`` (None without
-            ``reward_head``).
+            ``__call__``'s outputs and the predicted rewards ``[T, B]``, or ``[T, B, A]`` for
+            discrete actions without ``action`` (None without ``reward_head``).
         """
         core = GRU if self.cell == "gru" else LSTM
         privileged = None
@@ -218,14 +219,15 @@ class RecurrentActorCritic(nn.Module):
         """Reward predicted for ``action`` from the policy's features ``y`` ``[T, B, F]``.
 
         Discrete actions: a linear head gives one prediction per action and the taken one is
-        read off, so ``y`` (the core's state, or the ``head_hidden_size`` layer on it) must
-        hold the estimates in a linearly readable form, as the policy head needs them.
+        read off (all of them, ``[T, B, A]``, when ``action`` is None), so ``y`` (the core's
+        state, or the ``head_hidden_size`` layer on it) must hold the estimates in a linearly
+        readable form, as the policy head needs them.
         Continuous actions: a ReLU layer on ``y ⊕ action``.
         """
         if self.discrete:
             per_action = nn.Dense(self.action_dim, name="reward")(y)
             if action is None:
-                return per_action[..., 0]
+                return per_action
             return jnp.take_along_axis(per_action, action[..., None].astype(jnp.int32), -1)[..., 0]
         if action is None:
             action = jnp.zeros(y.shape[:-1] + (self.action_dim,), y.dtype)

@@ -94,6 +94,10 @@ class Trial:
         )
         return TrialState(inner, episode), out
 
+    def expected_rewards(self, state: TrialState, params: PyTree) -> jax.Array:
+        """The inner environment's ``expected_rewards`` in its current state ``[A]``."""
+        return self.env.expected_rewards(state.inner, params)
+
     def observation_space(self, params: PyTree) -> Box:
         """Augmented observation: inner obs, previous action, reward and done flag."""
         inner = self.env.observation_space(params)
@@ -126,19 +130,28 @@ class WithTaskFeatures:
             finished (``env`` must then be a :class:`Trial`): the value of a state depends on
             the trial time left, which a critic whose memory is truncated mid-trial (RL²'s
             ``rollout_len``) cannot count itself.
+        expected_rewards: Append, last, the mean reward of each action in the current state
+            (``env.expected_rewards``, discrete actions only): the target of RL²'s
+            ``reward_target="expected"``.
     """
 
     env: Environment
     progress: bool = False
+    expected_rewards: bool = False
 
     def __post_init__(self):
         if self.progress and not isinstance(self.env, Trial):
             raise TypeError(f"progress needs a Trial to wrap, got {type(self.env).__name__}")
+        inner = self.env.env if isinstance(self.env, Trial) else self.env
+        if self.expected_rewards and not hasattr(inner, "expected_rewards"):
+            raise TypeError(f"{type(inner).__name__} does not define expected_rewards")
 
     def _append(self, state: PyTree, ts: TimeStep, params: PyTree) -> TimeStep:
         extra = [task_features(params)]
         if self.progress:
             extra.append((state.episode / self.env.episodes).astype(jnp.float32)[None])
+        if self.expected_rewards:
+            extra.append(self.env.expected_rewards(state, params).astype(jnp.float32))
         return ts._replace(obs=jnp.concatenate([ts.obs, *extra]))
 
     def reset(self, key: jax.Array, params: PyTree) -> tuple[PyTree, TimeStep]:
@@ -154,9 +167,11 @@ class WithTaskFeatures:
         return state, self._append(state, ts, params)
 
     def observation_space(self, params: PyTree) -> Box:
-        """The wrapped observation followed by the task features (and the trial's progress)."""
+        """The wrapped observation, the task features, the progress and the expected rewards."""
         inner = math.prod(self.env.observation_space(params).shape)
         extra = task_features(params).shape[0] + int(self.progress)
+        if self.expected_rewards:
+            extra += self.action_space(params).n
         return Box(-jnp.inf, jnp.inf, (inner + extra,))
 
     def action_space(self, params: PyTree) -> Discrete | Box:
