@@ -75,6 +75,7 @@ def test_nav2d_continuous_actions_and_success():
         ("num_minibatches", 3),
         ("head_hidden_size", -1),
         ("reward_target", "mean"),
+        ("head_activation", "gelu"),
     ],
 )
 def test_bad_config_names_the_field(field, value):

@@ -120,3 +120,28 @@ def test_head_hidden_layer_feeds_the_policy_and_reward_heads_not_the_value():
         np.testing.assert_allclose(x, jnp.broadcast_to(x[0, 0], x.shape), atol=1e-7)
     assert not np.allclose(out, jnp.broadcast_to(out[0, 0], out.shape))
     assert not np.allclose(reward, jnp.broadcast_to(reward[0, 0], reward.shape))
+
+
+@pytest.mark.parametrize("activation,dies", [("relu", True), ("silu", False), ("tanh", False)])
+def test_head_activation_decides_whether_a_switched_off_unit_still_learns(activation, dies):
+    net = RecurrentActorCritic(
+        3, True, hidden_size=8, head_hidden_size=4, head_activation=activation
+    )
+    T, B = 5, 2
+    obs = jax.random.normal(jax.random.key(0), (T, B, 6))
+    start = jnp.zeros((T, B), bool).at[0].set(True)
+    h0 = net.initial_state(B)
+    params = net.init(jax.random.key(1), h0, obs, start)
+    # Every hidden unit's input is negative for every step: a ReLU unit is dead.
+    p = jax.tree.map(lambda x: x, params)
+    p["params"]["head_hidden"] = {
+        "kernel": jnp.zeros_like(params["params"]["head_hidden"]["kernel"]),
+        "bias": -jnp.ones_like(params["params"]["head_hidden"]["bias"]),
+    }
+
+    def logit_sum(bias):
+        q = {"params": {**p["params"], "head_hidden": {**p["params"]["head_hidden"], "bias": bias}}}
+        return net.apply(q, h0, obs, start)[1].sum()
+
+    grad = jax.grad(logit_sum)(p["params"]["head_hidden"]["bias"])
+    assert bool(jnp.all(grad == 0)) == dies

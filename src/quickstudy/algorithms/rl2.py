@@ -27,7 +27,7 @@ from quickstudy.learners.ppo import (
     ppo_update,
 )
 from quickstudy.networks.distributions import Distribution
-from quickstudy.networks.recurrent import RecurrentActorCritic
+from quickstudy.networks.recurrent import HEAD_ACTIVATIONS, RecurrentActorCritic
 from quickstudy.rollout.unroll import RolloutState, TrialResults, init_rollout, run_trials, unroll
 from quickstudy.tasks.distribution import TaskDistribution
 from quickstudy.tasks.trial import Trial, WithTaskFeatures
@@ -49,8 +49,11 @@ class RL2Config:
         critic_hidden_size: State size of the critic's own core (0: ``hidden_size``); a
             smaller one saves time when the policy core is wide, above all with
             ``task_critic``, whose value head reads the task directly.
-        head_hidden_size: Width of a ReLU layer between the policy core and its heads (0:
+        head_hidden_size: Width of a hidden layer between the policy core and its heads (0:
             none, the heads are linear in the core's state, as in the paper).
+        head_activation: Nonlinearity of that layer and of the task-informed critic's
+            hidden layer. Most ReLU units of both ended dead (zero gradient on every input)
+            in the tabular-MDP runs; SiLU and tanh units cannot die.
         separate_critic: Give the value function its own recurrent core (twice the compute).
         learning_rate: Adam step size.
         num_epochs: PPO passes per batch.
@@ -98,6 +101,7 @@ class RL2Config:
     cell: Literal["gru", "lstm"] = "gru"
     critic_hidden_size: int = 0
     head_hidden_size: int = 0
+    head_activation: Literal["relu", "silu", "tanh"] = "relu"
     separate_critic: bool = True
     learning_rate: float = 2e-3
     num_epochs: int = 4
@@ -138,6 +142,11 @@ class RL2Config:
             value = getattr(self, name)
             if not isinstance(value, int | float) or not 0 <= value <= 1:
                 raise ConfigError(f"{name} must lie in [0, 1], got {value!r}")
+        if self.head_activation not in HEAD_ACTIVATIONS:
+            raise ConfigError(
+                f"head_activation must be one of {', '.join(map(repr, HEAD_ACTIVATIONS))}, "
+                f"got {self.head_activation!r}"
+            )
         if self.cell not in ("gru", "lstm"):
             raise ConfigError(f"cell must be 'gru' or 'lstm', got {self.cell!r}")
         if self.critic_progress and not self.task_critic:
@@ -312,6 +321,7 @@ def make_rl2(config: RL2Config, tasks: TaskDistribution) -> RL2:
         reward_head=config.reward_coef > 0,
         critic_hidden_size=config.critic_hidden_size,
         head_hidden_size=config.head_hidden_size,
+        head_activation=config.head_activation,
     )
     dist = network.distribution
     obs_dim = env.observation_space(example).shape[0]

@@ -8,6 +8,8 @@ import jax.numpy as jnp
 
 from quickstudy.networks.distributions import Categorical, DiagGaussian, Distribution
 
+HEAD_ACTIVATIONS = {"relu": nn.relu, "silu": nn.silu, "tanh": jnp.tanh}
+
 
 class GRU(nn.Module):
     """A GRU layer (Cho et al. 2014) over a sequence, resetting its state where ``start`` is set.
@@ -97,16 +99,20 @@ class RecurrentActorCritic(nn.Module):
         policy_obs_dim: When positive, only ``obs[..., :policy_obs_dim]`` enters the recurrent
             cores; the remaining entries (privileged inputs such as the task's parameters, see
             :class:`~quickstudy.tasks.trial.WithTaskFeatures`) go only to the value head, through
-            a hidden ReLU layer. The policy's output never depends on them.
+            a hidden layer (``head_activation``). The policy's output never depends on them.
         critic_hidden_size: State size of the value head's own core (0: ``hidden_size``);
             only with ``separate_critic``.
         reward_head: Add a head on the policy core that predicts the reward of the action
             taken, ``E[r_t | history, a_t]`` (see :meth:`forward`); an auxiliary target that
             makes the policy's memory summarise what it has seen of the task's rewards.
-        head_hidden_size: When positive, a ReLU layer of this width sits between the policy
-            core and its heads (policy and reward); it lets a head read what the core
-            stores for the current observation (e.g. one state's row of a table of reward
-            estimates), a product a linear head cannot form.
+        head_hidden_size: When positive, a hidden layer of this width (ReLU by default)
+            sits between the policy core and its heads (policy and reward); it lets a head
+            read what the core stores for the current observation (e.g. one state's row of
+            a table of reward estimates), a product a linear head cannot form.
+        head_activation: Nonlinearity of the heads' hidden layers (``head_hidden_size``,
+            the task-informed value layer, the continuous reward layer): a key of
+            :data:`HEAD_ACTIVATIONS`. ReLU units can die (no gradient for any input);
+            ``"silu"`` and ``"tanh"`` cannot.
     """
 
     action_dim: int
@@ -119,6 +125,7 @@ class RecurrentActorCritic(nn.Module):
     reward_head: bool = False
     critic_hidden_size: int = 0
     head_hidden_size: int = 0
+    head_activation: str = "relu"
 
     def _carried(self, hidden_size: int) -> int:
         """State width of one core of ``hidden_size`` units (an LSTM carries ``c`` and ``h``)."""
@@ -185,6 +192,7 @@ class RecurrentActorCritic(nn.Module):
             discrete actions without ``action`` (None without ``reward_head``).
         """
         core = GRU if self.cell == "gru" else LSTM
+        act = HEAD_ACTIVATIONS[self.head_activation]
         privileged = None
         if self.policy_obs_dim:
             obs, privileged = obs[..., : self.policy_obs_dim], obs[..., self.policy_obs_dim :]
@@ -198,7 +206,7 @@ class RecurrentActorCritic(nn.Module):
             h, y = core(self.hidden_size, name="core")(h, obs, start)
             y_v = y
         if self.head_hidden_size:
-            y = nn.relu(nn.Dense(self.head_hidden_size, name="head_hidden")(y))
+            y = act(nn.Dense(self.head_hidden_size, name="head_hidden")(y))
         small = nn.initializers.orthogonal(0.01)
         out = nn.Dense(self.action_dim, kernel_init=small, name="policy")(y)
         if not self.discrete:
@@ -208,7 +216,7 @@ class RecurrentActorCritic(nn.Module):
             out = jnp.concatenate([out, jnp.broadcast_to(log_std, out.shape)], -1)
         if privileged is not None:
             y_v = jnp.concatenate([y_v, privileged], -1)
-            y_v = nn.relu(nn.Dense(self.hidden_size, name="value_hidden")(y_v))
+            y_v = act(nn.Dense(self.hidden_size, name="value_hidden")(y_v))
         value = nn.Dense(1, kernel_init=nn.initializers.orthogonal(1.0), name="value")(y_v)
         reward = None
         if self.reward_head:
@@ -231,7 +239,7 @@ class RecurrentActorCritic(nn.Module):
             return jnp.take_along_axis(per_action, action[..., None].astype(jnp.int32), -1)[..., 0]
         if action is None:
             action = jnp.zeros(y.shape[:-1] + (self.action_dim,), y.dtype)
-        z = nn.relu(
+        z = HEAD_ACTIVATIONS[self.head_activation](
             nn.Dense(self.hidden_size, name="reward_hidden")(jnp.concatenate([y, action], -1))
         )
         return nn.Dense(1, name="reward")(z)[..., 0]
