@@ -149,6 +149,11 @@ class RecurrentActorCritic(nn.Module):
         return self.core_size + self._carried(self.critic_width)
 
     @property
+    def activation(self):
+        """The heads' hidden-layer nonlinearity (``head_activation``)."""
+        return HEAD_ACTIVATIONS[self.head_activation]
+
+    @property
     def distribution(self) -> Distribution:
         """The action distribution that the policy head parameterises."""
         return Categorical(self.action_dim) if self.discrete else DiagGaussian(self.action_dim)
@@ -192,7 +197,6 @@ class RecurrentActorCritic(nn.Module):
             discrete actions without ``action`` (None without ``reward_head``).
         """
         core = GRU if self.cell == "gru" else LSTM
-        act = HEAD_ACTIVATIONS[self.head_activation]
         privileged = None
         if self.policy_obs_dim:
             obs, privileged = obs[..., : self.policy_obs_dim], obs[..., self.policy_obs_dim :]
@@ -206,7 +210,7 @@ class RecurrentActorCritic(nn.Module):
             h, y = core(self.hidden_size, name="core")(h, obs, start)
             y_v = y
         if self.head_hidden_size:
-            y = act(nn.Dense(self.head_hidden_size, name="head_hidden")(y))
+            y = self.activation(nn.Dense(self.head_hidden_size, name="head_hidden")(y))
         small = nn.initializers.orthogonal(0.01)
         out = nn.Dense(self.action_dim, kernel_init=small, name="policy")(y)
         if not self.discrete:
@@ -216,7 +220,7 @@ class RecurrentActorCritic(nn.Module):
             out = jnp.concatenate([out, jnp.broadcast_to(log_std, out.shape)], -1)
         if privileged is not None:
             y_v = jnp.concatenate([y_v, privileged], -1)
-            y_v = act(nn.Dense(self.hidden_size, name="value_hidden")(y_v))
+            y_v = self.activation(nn.Dense(self.hidden_size, name="value_hidden")(y_v))
         value = nn.Dense(1, kernel_init=nn.initializers.orthogonal(1.0), name="value")(y_v)
         reward = None
         if self.reward_head:
@@ -239,7 +243,7 @@ class RecurrentActorCritic(nn.Module):
             return jnp.take_along_axis(per_action, action[..., None].astype(jnp.int32), -1)[..., 0]
         if action is None:
             action = jnp.zeros(y.shape[:-1] + (self.action_dim,), y.dtype)
-        z = HEAD_ACTIVATIONS[self.head_activation](
+        z = self.activation(
             nn.Dense(self.hidden_size, name="reward_hidden")(jnp.concatenate([y, action], -1))
         )
         return nn.Dense(1, name="reward")(z)[..., 0]
