@@ -5,7 +5,12 @@ import numpy as np
 import pytest
 
 from quickstudy import tasks
-from quickstudy.algorithms.rl2 import RL2Config, make_rl2, reward_prediction_loss
+from quickstudy.algorithms.rl2 import (
+    RL2Config,
+    make_rl2,
+    model_prediction_loss,
+    next_observation_loss,
+)
 from quickstudy.envs.bandit import BernoulliBandit, sample_bandit
 from quickstudy.errors import ConfigError
 from quickstudy.learners.ppo import PPOBatch, ppo_loss
@@ -83,6 +88,12 @@ def test_bad_config_names_the_field(field, value):
         RL2Config(**{field: value})
 
 
+def test_clip_per_network_needs_a_separate_critic():
+    with pytest.raises(ConfigError, match="clip_per_network"):
+        RL2Config(clip_per_network=True, separate_critic=False)
+    assert RL2Config(clip_per_network=True).clip_per_network
+
+
 def test_critic_progress_needs_the_task_critic():
     with pytest.raises(ConfigError, match="critic_progress"):
         RL2Config(critic_progress=True)
@@ -139,7 +150,7 @@ def test_task_critic_feeds_the_task_to_the_value_head_only():
     assert res.returns.shape == (4, 2)
 
 
-def _check_reward_prediction_loss(algo, params, expected):
+def _check_model_prediction_loss(algo, params, expected):
     """The loss is PPO's plus 0.5 x the reward head's squared error against its target.
 
     The target is the reward received for the action taken, or with ``expected`` the last five
@@ -161,7 +172,7 @@ def _check_reward_prediction_loss(algo, params, expected):
     )
     ppo = algo.config.ppo()
     dist = algo.network.distribution
-    loss, aux = reward_prediction_loss(
+    loss, aux = model_prediction_loss(
         params, batch, None, dist, ppo, network=algo.network, reward_coef=0.5, expected=expected
     )
     pg, _ = ppo_loss(params, batch, algo.network.apply, dist, ppo)
@@ -175,11 +186,11 @@ def _check_reward_prediction_loss(algo, params, expected):
     np.testing.assert_allclose(float(loss), float(pg) + 0.5 * mse, rtol=1e-5)
 
 
-def test_reward_prediction_loss_adds_the_reward_heads_error_and_trains_it():
+def test_model_prediction_loss_adds_the_reward_heads_error_and_trains_it():
     cfg = dataclasses.replace(TINY, total_steps=40 * 8 * 10, reward_coef=0.5, learning_rate=1e-2)
     algo = make_rl2(cfg, tasks.make("bandit-k5-n10"))
     assert algo.network.reward_head
-    _check_reward_prediction_loss(algo, jax.jit(algo.init)(jax.random.key(0)).params, False)
+    _check_model_prediction_loss(algo, jax.jit(algo.init)(jax.random.key(0)).params, False)
     # Training moves the head from its random start to at least the mean reward (error 0.25
     # for arms with p ~ U(0, 1); per-arm estimates would take it towards 1/6).
     _, metrics = jax.jit(algo.train)(jax.random.key(0))
@@ -197,8 +208,39 @@ def test_expected_reward_target_trains_every_actions_prediction_on_the_true_mean
         reward_target="expected",
     )
     algo = make_rl2(cfg, tasks.make("bandit-k5-n10"))
-    _check_reward_prediction_loss(algo, jax.jit(algo.init)(jax.random.key(0)).params, True)
+    _check_model_prediction_loss(algo, jax.jit(algo.init)(jax.random.key(0)).params, True)
     # Trained, the head beats predicting 0.5 for every arm (error 1/12 for p ~ U(0, 1)).
     _, metrics = jax.jit(algo.train)(jax.random.key(0))
     first, last = metrics["reward_loss"][:3].mean(), metrics["reward_loss"][-5:].mean()
     assert last < 1 / 12 and last < first - 0.03, (first, last)
+
+
+def test_next_observation_loss_scores_only_steps_whose_next_observation_is_seen():
+    # Inner observation of width 2, then a done flag (index 2). Step 1 ends an episode (the
+    # next observation is the reset one), step 2 ends a trial, step 3 is the last.
+    obs = np.zeros((4, 1, 3), np.float32)
+    obs[1, 0, :2] = [0.0, 1.0]
+    obs[2, 0] = [1.0, 0.0, 1.0]
+    start = np.array([[True], [False], [False], [True]])
+    pred = np.zeros((4, 1, 2), np.float32)
+    pred[0, 0] = [0.5, 0.5]
+    loss = next_observation_loss(pred, obs, start, obs_dim=2, done_index=2)
+    np.testing.assert_allclose(float(loss), 0.25 + 0.25, rtol=1e-6)
+    pred[1:] = 7.0  # predictions of unscored steps do not count
+    assert float(next_observation_loss(pred, obs, start, obs_dim=2, done_index=2)) == float(loss)
+
+
+def test_next_obs_head_learns_the_mdps_transitions():
+    cfg = dataclasses.replace(
+        TINY, total_steps=80 * 8 * 25, rollout_len=25, next_obs_coef=1.0, learning_rate=1e-2
+    )
+    algo = make_rl2(cfg, tasks.make("mdp-s10-a5-n10"))
+    assert algo.network.next_obs_dim == 10 and not algo.network.reward_head
+    _, metrics = jax.jit(algo.train)(jax.random.key(0))
+    assert "reward_loss" not in metrics
+    # Predicting zeros scores 1.0; the prior predictive of Dir(1) transitions (0.1 for every
+    # state) 0.9, and a few visits of a state-action pair improve on it only a little, so the
+    # head must get close to 0.9 from its random start but cannot fall far below it (a target
+    # misread as the current state would be predictable almost exactly).
+    first, last = metrics["next_obs_loss"][:3].mean(), metrics["next_obs_loss"][-5:].mean()
+    assert first > 1.0 and 0.7 < last < 0.92, (first, last)

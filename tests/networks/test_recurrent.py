@@ -63,15 +63,15 @@ def test_reward_head_predicts_for_the_taken_action(discrete):
     else:
         a1, a2 = jnp.zeros((T, B, 3)), jnp.ones((T, B, 3))
     h, out, value = net.apply(params, h0, obs, start)
-    h_f, out_f, value_f, r1 = net.apply(params, h0, obs, start, a1, method=net.forward)
+    h_f, out_f, value_f, r1, _ = net.apply(params, h0, obs, start, a1, method=net.forward)
     np.testing.assert_array_equal(out, out_f)
     np.testing.assert_array_equal(value, value_f)
-    _, _, _, r2 = net.apply(params, h0, obs, start, a2, method=net.forward)
+    _, _, _, r2, _ = net.apply(params, h0, obs, start, a2, method=net.forward)
     assert r1.shape == r2.shape == (T, B)
     assert not np.allclose(r1, r2)  # the prediction depends on the action taken
     if discrete:  # one prediction per action; each step reads off the action it took
         mixed = jax.random.randint(jax.random.key(2), (T, B), 0, 3)
-        _, _, _, r_mixed = net.apply(params, h0, obs, start, mixed, method=net.forward)
+        _, _, _, r_mixed, _ = net.apply(params, h0, obs, start, mixed, method=net.forward)
         per_action = jnp.stack(
             [
                 net.apply(params, h0, obs, start, jnp.full((T, B), a), method=net.forward)[3]
@@ -110,11 +110,11 @@ def test_head_hidden_layer_feeds_the_policy_and_reward_heads_not_the_value():
     params = net.init(jax.random.key(1), h0, obs, start)
     assert params["params"]["head_hidden"]["kernel"].shape == (8, 16)
     assert params["params"]["policy"]["kernel"].shape == (16, 3)
-    _, out, value, reward = net.apply(params, h0, obs, start, method=net.forward)
+    _, out, value, reward, _ = net.apply(params, h0, obs, start, method=net.forward)
     # Silencing the hidden layer leaves the policy and reward heads constant, the value as is.
     silent = {"params": dict(params["params"])}
     silent["params"]["head_hidden"] = jax.tree.map(jnp.zeros_like, params["params"]["head_hidden"])
-    _, out0, value0, reward0 = net.apply(silent, h0, obs, start, method=net.forward)
+    _, out0, value0, reward0, _ = net.apply(silent, h0, obs, start, method=net.forward)
     np.testing.assert_array_equal(value0, value)
     for x in (out0, reward0):
         np.testing.assert_allclose(x, jnp.broadcast_to(x[0, 0], x.shape), atol=1e-7)

@@ -64,6 +64,10 @@ class RL2Config:
         vf_coef: Value-loss weight.
         ent_coef: Entropy-bonus weight.
         max_grad_norm: Gradient-norm clip.
+        clip_per_network: Clip the policy's and the critic's gradients each by its own norm
+            (needs ``separate_critic``). With one global norm the critic's gradients, often
+            10-30x the policy's, set how far the clip shrinks the policy's step, and that
+            factor swings with the critic's error from minibatch to minibatch.
         gamma: Discount.
         gae_lambda: GAE lambda (0.3 in the RL² paper; 0.7 learned faster on bandit-k5-n100).
         anneal_lr: Decay the learning rate linearly to zero over training.
@@ -84,6 +88,11 @@ class RL2Config:
             best such prediction is the posterior mean reward of that action, so the loss
             pushes the memory towards the task's reward estimates the policy needs; it uses
             only what the agent observes and leaves the policy's inputs unchanged.
+        next_obs_coef: Weight of an auxiliary loss that trains a head on the policy core to
+            predict the next inner observation from the history and the action taken
+            (:func:`next_observation_loss`; 0: off). On tabular MDPs its best prediction is
+            the posterior predictive of the transition, so it pushes the memory towards the
+            transition model a planner needs, as ``reward_coef`` does for the rewards.
         reward_target: What the reward head learns. ``"observed"``: the reward received for
             the action taken. ``"expected"``: the task's mean reward of *every* action in
             the current state (privileged, like ``task_critic``, which it needs; discrete
@@ -111,6 +120,7 @@ class RL2Config:
     vf_coef: float = 0.5
     ent_coef: float = 0.01
     max_grad_norm: float = 0.5
+    clip_per_network: bool = False
     gamma: float = 0.99
     gae_lambda: float = 0.7
     anneal_lr: bool = True
@@ -118,6 +128,7 @@ class RL2Config:
     task_critic: bool = False
     critic_progress: bool = False
     reward_coef: float = 0.0
+    next_obs_coef: float = 0.0
     reward_target: Literal["observed", "expected"] = "observed"
 
     def __post_init__(self):
@@ -134,7 +145,7 @@ class RL2Config:
             value = getattr(self, name)
             if not isinstance(value, int | float) or not value > 0:
                 raise ConfigError(f"{name} must be a positive number, got {value!r}")
-        for name in ("vf_coef", "ent_coef", "value_clip_eps", "reward_coef"):
+        for name in ("vf_coef", "ent_coef", "value_clip_eps", "reward_coef", "next_obs_coef"):
             value = getattr(self, name)
             if not isinstance(value, int | float) or value < 0:
                 raise ConfigError(f"{name} must be a non-negative number, got {value!r}")
@@ -149,6 +160,8 @@ class RL2Config:
             )
         if self.cell not in ("gru", "lstm"):
             raise ConfigError(f"cell must be 'gru' or 'lstm', got {self.cell!r}")
+        if self.clip_per_network and not self.separate_critic:
+            raise ConfigError("clip_per_network needs separate_critic (a shared core is in both)")
         if self.critic_progress and not self.task_critic:
             raise ConfigError("critic_progress needs task_critic (it extends the task critic)")
         if self.reward_target not in ("observed", "expected"):
@@ -237,7 +250,34 @@ class RL2(NamedTuple):
     evaluate: Callable[[PyTree, jax.Array, PyTree], TrialResults]
 
 
-def reward_prediction_loss(
+def next_observation_loss(
+    predicted: jax.Array, obs: jax.Array, start: jax.Array, obs_dim: int, done_index: int
+) -> jax.Array:
+    """Squared error of predicted next inner observations, where the next one is observed.
+
+    The target of step ``t`` is the inner observation in ``obs[t + 1]`` (its first
+    ``obs_dim`` entries). Steps without one are left out: the last step of the sequence,
+    steps that end an episode (the next observation is then the reset one, flagged by
+    ``obs[t + 1, done_index]``) and steps before a new trial (``start[t + 1]``). For a
+    one-hot state this is the Brier score, minimised by the predictive distribution.
+
+    Args:
+        predicted: Predictions ``[T, B, obs_dim]``.
+        obs: Trial observations ``[T, B, F]`` (:class:`~quickstudy.tasks.trial.Trial`).
+        start: ``[T, B]`` bool, true at the first step of a trial.
+        obs_dim: Width of the inner observation at the front of ``obs``.
+        done_index: Position of the episode-done flag in ``obs``.
+
+    Returns:
+        The mean over valid steps of the squared error summed over the observation.
+    """
+    target = obs[1:, :, :obs_dim]
+    valid = (obs[1:, :, done_index] == 0) & ~start[1:]
+    err = jnp.square(predicted[:-1] - target).sum(-1)
+    return jnp.sum(err * valid) / jnp.maximum(valid.sum(), 1)
+
+
+def model_prediction_loss(
     params: PyTree,
     batch: PPOBatch,
     apply_fn: Callable,
@@ -247,13 +287,18 @@ def reward_prediction_loss(
     network: RecurrentActorCritic,
     reward_coef: float,
     expected: bool = False,
+    next_obs_coef: float = 0.0,
+    obs_dim: int = 0,
+    done_index: int = -1,
 ) -> tuple[jax.Array, dict[str, jax.Array]]:
-    """PPO loss plus ``reward_coef`` x the reward head's squared error (one forward pass).
+    """PPO loss plus the model heads' errors (one forward pass).
 
-    The head's target is the reward received for the action taken, or with ``expected``
-    the mean reward of every action, read from the last ``A`` entries of the observation
-    (:class:`~quickstudy.tasks.trial.WithTaskFeatures` with ``expected_rewards``; the
-    network hands those entries to its value head only, never to the policy).
+    ``reward_coef`` x the reward head's squared error: its target is the reward received for
+    the action taken, or with ``expected`` the mean reward of every action, read from the
+    last ``A`` entries of the observation (:class:`~quickstudy.tasks.trial.WithTaskFeatures`
+    with ``expected_rewards``; the network hands those entries to its value head only, never
+    to the policy). ``next_obs_coef`` x :func:`next_observation_loss` of the next-observation
+    head.
 
     Args:
         params: Network parameters.
@@ -261,24 +306,34 @@ def reward_prediction_loss(
         apply_fn: Unused (the network's :meth:`forward` is applied instead).
         dist: Action distribution.
         config: PPO hyperparameters.
-        network: A :class:`RecurrentActorCritic` with ``reward_head``.
-        reward_coef: Weight of the auxiliary term.
+        network: A :class:`RecurrentActorCritic` with the heads whose weight is positive.
+        reward_coef: Weight of the reward head's error (0: the network has no reward head).
         expected: Learn every action's expected reward (discrete actions) instead of the
             reward received.
+        next_obs_coef: Weight of the next-observation head's error (0: no such head).
+        obs_dim: Width of the inner observation (the network's ``next_obs_dim``).
+        done_index: Position of the episode-done flag in the observation.
 
     Returns:
-        The scalar loss and PPO's diagnostics plus ``reward_loss``.
+        The scalar loss and PPO's diagnostics plus ``reward_loss`` and ``next_obs_loss``
+        for the heads in use.
     """
     del apply_fn
     action = None if expected else batch.action
-    _, out, value, predicted = network.apply(
+    _, out, value, predicted, next_obs = network.apply(
         params, batch.h0, batch.obs, batch.start, action, method=network.forward
     )
     loss, aux = ppo_objective(out, value, batch, dist, config)
-    target = batch.obs[..., -network.action_dim :] if expected else batch.reward
-    reward_loss = jnp.square(predicted - target).mean()
-    aux["reward_loss"] = reward_loss
-    return loss + reward_coef * reward_loss, aux
+    if reward_coef > 0:
+        target = batch.obs[..., -network.action_dim :] if expected else batch.reward
+        aux["reward_loss"] = jnp.square(predicted - target).mean()
+        loss = loss + reward_coef * aux["reward_loss"]
+    if next_obs_coef > 0:
+        aux["next_obs_loss"] = next_observation_loss(
+            next_obs, batch.obs, batch.start, obs_dim, done_index
+        )
+        loss = loss + next_obs_coef * aux["next_obs_loss"]
+    return loss, aux
 
 
 def make_rl2(config: RL2Config, tasks: TaskDistribution) -> RL2:
@@ -307,6 +362,8 @@ def make_rl2(config: RL2Config, tasks: TaskDistribution) -> RL2:
             f"reward_target='expected' needs discrete actions and an environment that "
             f"defines expected_rewards; {tasks.name} is not such a task"
         )
+    inner_dim = tasks.env.observation_space(example).shape[0]
+    trial_dim = trial.observation_space(example).shape[0]
     if config.task_critic:
         env = WithTaskFeatures(trial, config.critic_progress, expected_rewards=expected)
     else:
@@ -317,11 +374,12 @@ def make_rl2(config: RL2Config, tasks: TaskDistribution) -> RL2:
         hidden_size=config.hidden_size,
         cell=config.cell,
         separate_critic=config.separate_critic,
-        policy_obs_dim=trial.observation_space(example).shape[0] if config.task_critic else 0,
+        policy_obs_dim=trial_dim if config.task_critic else 0,
         reward_head=config.reward_coef > 0,
         critic_hidden_size=config.critic_hidden_size,
         head_hidden_size=config.head_hidden_size,
         head_activation=config.head_activation,
+        next_obs_dim=inner_dim if config.next_obs_coef > 0 else 0,
     )
     dist = network.distribution
     obs_dim = env.observation_space(example).shape[0]
@@ -331,14 +389,19 @@ def make_rl2(config: RL2Config, tasks: TaskDistribution) -> RL2:
             config.learning_rate, 0.0, num_updates * ppo.num_epochs * ppo.num_minibatches
         )
         ppo = dataclasses.replace(ppo, learning_rate=schedule)
-    optimizer = make_optimizer(ppo)
+    optimizer = make_optimizer(
+        ppo, RecurrentActorCritic.param_groups if config.clip_per_network else None
+    )
     apply_fn = network.apply
-    if config.reward_coef > 0:
+    if config.reward_coef > 0 or config.next_obs_coef > 0:
         loss_fn = functools.partial(
-            reward_prediction_loss,
+            model_prediction_loss,
             network=network,
             reward_coef=config.reward_coef,
             expected=expected,
+            next_obs_coef=config.next_obs_coef,
+            obs_dim=inner_dim,
+            done_index=trial_dim - 1,
         )
     else:
         loss_fn = ppo_loss

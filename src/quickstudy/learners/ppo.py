@@ -77,12 +77,53 @@ class PPOBatch(NamedTuple):
 LossFn = Callable[..., tuple[jax.Array, dict[str, jax.Array]]]
 
 
-def make_optimizer(config: PPOConfig) -> optax.GradientTransformation:
-    """Global-norm clipping followed by Adam."""
-    return optax.chain(
-        optax.clip_by_global_norm(config.max_grad_norm),
-        optax.adam(config.learning_rate, eps=config.adam_eps),
-    )
+def make_optimizer(
+    config: PPOConfig, param_labels: Callable[[PyTree], PyTree] | None = None
+) -> optax.GradientTransformation:
+    """Gradient-norm clipping followed by Adam.
+
+    Args:
+        config: Hyperparameters (``max_grad_norm``, ``learning_rate``, ``adam_eps``).
+        param_labels: Maps the parameters to a pytree of the same structure whose leaves
+            name a group. Each group's gradient is then clipped to ``max_grad_norm`` by its
+            own norm, so one group's large gradients (a critic's) cannot shrink another's
+            step. ``None``: one global norm over all parameters.
+    """
+    if param_labels is None:
+        clip = optax.clip_by_global_norm(config.max_grad_norm)
+    else:
+        clip = clip_by_group_norm(config.max_grad_norm, param_labels)
+    return optax.chain(clip, optax.adam(config.learning_rate, eps=config.adam_eps))
+
+
+def clip_by_group_norm(
+    max_norm: float, param_labels: Callable[[PyTree], PyTree]
+) -> optax.GradientTransformation:
+    """Scale each labelled group of gradients so that its own norm is at most ``max_norm``.
+
+    Args:
+        max_norm: The largest norm a group keeps.
+        param_labels: Maps a gradient pytree to one of the same structure whose leaves are
+            hashable group labels.
+    """
+
+    def update(updates, state, params=None):
+        del params
+        leaves, treedef = jax.tree.flatten(updates)
+        labels = treedef.flatten_up_to(param_labels(updates))
+        sq: dict[Any, jax.Array] = {}
+        for leaf, label in zip(leaves, labels, strict=True):
+            sq[label] = sq.get(label, 0.0) + jnp.sum(jnp.square(leaf))
+        scale = {
+            k: jnp.minimum(1.0, max_norm / jnp.maximum(jnp.sqrt(v), 1e-12)) for k, v in sq.items()
+        }
+        clipped = [
+            leaf * scale[label].astype(leaf.dtype)
+            for leaf, label in zip(leaves, labels, strict=True)
+        ]
+        return treedef.unflatten(clipped), state
+
+    return optax.GradientTransformation(lambda params: optax.EmptyState(), update)
 
 
 def ppo_loss(

@@ -9,6 +9,8 @@ import jax.numpy as jnp
 from quickstudy.networks.distributions import Categorical, DiagGaussian, Distribution
 
 HEAD_ACTIVATIONS = {"relu": nn.relu, "silu": nn.silu, "tanh": jnp.tanh}
+CRITIC_MODULES = frozenset({"critic_core", "value_hidden", "value"})
+"""Modules of :class:`RecurrentActorCritic` that only the value estimate uses."""
 
 
 class GRU(nn.Module):
@@ -113,6 +115,10 @@ class RecurrentActorCritic(nn.Module):
             the task-informed value layer, the continuous reward layer): a key of
             :data:`HEAD_ACTIVATIONS`. ReLU units can die (no gradient for any input);
             ``"silu"`` and ``"tanh"`` cannot.
+        next_obs_dim: When positive, a head on the policy core (beside the reward head)
+            predicts the next inner observation, of this width, for the action taken: for a
+            one-hot state the posterior predictive ``P(s' | history, s, a)``, the task's
+            transition model as far as the history reveals it.
     """
 
     action_dim: int
@@ -126,6 +132,7 @@ class RecurrentActorCritic(nn.Module):
     critic_hidden_size: int = 0
     head_hidden_size: int = 0
     head_activation: str = "relu"
+    next_obs_dim: int = 0
 
     def _carried(self, hidden_size: int) -> int:
         """State width of one core of ``hidden_size`` units (an LSTM carries ``c`` and ``h``)."""
@@ -153,6 +160,28 @@ class RecurrentActorCritic(nn.Module):
         """The heads' hidden-layer nonlinearity (``head_activation``)."""
         return HEAD_ACTIVATIONS[self.head_activation]
 
+    @staticmethod
+    def param_groups(params: dict) -> dict:
+        """Label each parameter ``"critic"`` (value path) or ``"actor"`` (everything else).
+
+        With ``separate_critic`` the two groups share no parameters, so clipping each by its
+        own norm (:func:`~quickstudy.learners.ppo.clip_by_group_norm`) keeps the critic's
+        gradients from setting the size of the policy's step.
+
+        Args:
+            params: The network's variables, ``{"params": {module: ...}}``, or a gradient of
+                the same structure.
+        """
+        return {
+            col: {
+                name: jax.tree.map(
+                    lambda _, n=name: "critic" if n in CRITIC_MODULES else "actor", sub
+                )
+                for name, sub in tree.items()
+            }
+            for col, tree in params.items()
+        }
+
     @property
     def distribution(self) -> Distribution:
         """The action distribution that the policy head parameterises."""
@@ -176,14 +205,14 @@ class RecurrentActorCritic(nn.Module):
             Final state ``[B, state_size]``, distribution parameters ``[T, B, P]``, values
             ``[T, B]``.
         """
-        h, out, value, _ = self.forward(h, obs, start)
+        h, out, value, _, _ = self.forward(h, obs, start)
         return h, out, value
 
     @nn.compact
     def forward(
         self, h: jax.Array, obs: jax.Array, start: jax.Array, action: jax.Array | None = None
-    ) -> tuple[jax.Array, jax.Array, jax.Array, jax.Array | None]:
-        """:meth:`__call__` plus the reward head's prediction for the actions taken.
+    ) -> tuple[jax.Array, jax.Array, jax.Array, jax.Array | None, jax.Array | None]:
+        """:meth:`__call__` plus the model heads' predictions for the actions taken.
 
         Args:
             h: Recurrent state ``[B, state_size]``.
@@ -193,8 +222,10 @@ class RecurrentActorCritic(nn.Module):
                 discrete actions get a prediction for every action, continuous ones for zeros.
 
         Returns:
-            ``__call__``'s outputs and the predicted rewards ``[T, B]``, or ``[T, B, A]`` for
-            discrete actions without ``action`` (None without ``reward_head``).
+            ``__call__``'s outputs; the predicted rewards ``[T, B]``, or ``[T, B, A]`` for
+            discrete actions without ``action`` (None without ``reward_head``); the predicted
+            next inner observations ``[T, B, next_obs_dim]``, or ``[T, B, A, next_obs_dim]``
+            for discrete actions without ``action`` (None when ``next_obs_dim`` is 0).
         """
         core = GRU if self.cell == "gru" else LSTM
         privileged = None
@@ -222,10 +253,9 @@ class RecurrentActorCritic(nn.Module):
             y_v = jnp.concatenate([y_v, privileged], -1)
             y_v = self.activation(nn.Dense(self.hidden_size, name="value_hidden")(y_v))
         value = nn.Dense(1, kernel_init=nn.initializers.orthogonal(1.0), name="value")(y_v)
-        reward = None
-        if self.reward_head:
-            reward = self._predict_reward(y, action)
-        return h, out, value[..., 0], reward
+        reward = self._predict_reward(y, action) if self.reward_head else None
+        next_obs = self._predict_next_obs(y, action) if self.next_obs_dim else None
+        return h, out, value[..., 0], reward, next_obs
 
     def _predict_reward(self, y: jax.Array, action: jax.Array | None) -> jax.Array:
         """Reward predicted for ``action`` from the policy's features ``y`` ``[T, B, F]``.
@@ -247,3 +277,24 @@ class RecurrentActorCritic(nn.Module):
             nn.Dense(self.hidden_size, name="reward_hidden")(jnp.concatenate([y, action], -1))
         )
         return nn.Dense(1, name="reward")(z)[..., 0]
+
+    def _predict_next_obs(self, y: jax.Array, action: jax.Array | None) -> jax.Array:
+        """Next inner observation ``[T, B, D]`` predicted for ``action`` from ``y``.
+
+        Built like :meth:`_predict_reward`: one linear read-out per discrete action, or a ReLU
+        layer on ``y ⊕ action`` for continuous actions.
+        """
+        d = self.next_obs_dim
+        if self.discrete:
+            per_action = nn.Dense(self.action_dim * d, name="next_obs")(y)
+            per_action = per_action.reshape(y.shape[:-1] + (self.action_dim, d))
+            if action is None:
+                return per_action
+            idx = action[..., None, None].astype(jnp.int32)
+            return jnp.take_along_axis(per_action, idx, -2)[..., 0, :]
+        if action is None:
+            action = jnp.zeros(y.shape[:-1] + (self.action_dim,), y.dtype)
+        z = self.activation(
+            nn.Dense(self.hidden_size, name="next_obs_hidden")(jnp.concatenate([y, action], -1))
+        )
+        return nn.Dense(d, name="next_obs")(z)
