@@ -4,7 +4,7 @@ import numpy as np
 import optax
 
 from quickstudy.learners.ppo import PPOConfig, clip_by_group_norm, make_optimizer
-from quickstudy.networks.recurrent import RecurrentActorCritic
+from quickstudy.networks.recurrent import PARAM_GROUPS, RecurrentActorCritic
 
 GRADS = {
     "params": {
@@ -21,7 +21,7 @@ def _norm(tree):
 
 
 def test_each_group_is_clipped_by_its_own_norm():
-    clip = clip_by_group_norm(0.5, RecurrentActorCritic.param_groups)
+    clip = clip_by_group_norm(0.5, RecurrentActorCritic.param_groups, PARAM_GROUPS)
     out, _ = clip.update(GRADS, clip.init(GRADS))
     p = out["params"]
     # The critic (norm 10) is scaled to 0.5; the actor (norm 0.245) is left as it is.
@@ -35,7 +35,7 @@ def test_each_group_is_clipped_by_its_own_norm():
 
 
 def test_one_label_is_the_global_clip():
-    ours = clip_by_group_norm(0.5, lambda t: jax.tree.map(lambda _: "all", t))
+    ours = clip_by_group_norm(0.5, lambda t: jax.tree.map(lambda _: "all", t), ("all",))
     a, _ = ours.update(GRADS, ours.init(GRADS))
     glob = optax.clip_by_global_norm(0.5)
     b, _ = glob.update(GRADS, glob.init(GRADS))
@@ -78,7 +78,7 @@ def test_network_labels_every_value_path_module_critic_and_the_rest_actor():
 def test_make_optimizer_with_groups_steps_the_actor_as_if_the_critic_were_absent():
     cfg = PPOConfig(learning_rate=0.1, max_grad_norm=0.5, adam_eps=1e-8)
     params = jax.tree.map(jnp.zeros_like, GRADS)
-    grouped = make_optimizer(cfg, RecurrentActorCritic.param_groups)
+    grouped = make_optimizer(cfg, RecurrentActorCritic.param_groups, PARAM_GROUPS)
     actor_only = {"params": {k: GRADS["params"][k] for k in ("core", "policy")}}
     alone = make_optimizer(cfg)
     u, _ = grouped.update(GRADS, grouped.init(params), params)

@@ -9,6 +9,7 @@ from __future__ import annotations
 
 import dataclasses
 import functools
+import math
 from collections.abc import Callable
 from typing import Any, Literal, NamedTuple
 
@@ -27,7 +28,7 @@ from quickstudy.learners.ppo import (
     ppo_update,
 )
 from quickstudy.networks.distributions import Distribution
-from quickstudy.networks.recurrent import HEAD_ACTIVATIONS, RecurrentActorCritic
+from quickstudy.networks.recurrent import HEAD_ACTIVATIONS, PARAM_GROUPS, RecurrentActorCritic
 from quickstudy.rollout.unroll import RolloutState, TrialResults, init_rollout, run_trials, unroll
 from quickstudy.tasks.distribution import TaskDistribution
 from quickstudy.tasks.trial import Trial, WithTaskFeatures
@@ -362,7 +363,7 @@ def make_rl2(config: RL2Config, tasks: TaskDistribution) -> RL2:
             f"reward_target='expected' needs discrete actions and an environment that "
             f"defines expected_rewards; {tasks.name} is not such a task"
         )
-    inner_dim = tasks.env.observation_space(example).shape[0]
+    inner_dim = math.prod(tasks.env.observation_space(example).shape)
     trial_dim = trial.observation_space(example).shape[0]
     if config.task_critic:
         env = WithTaskFeatures(trial, config.critic_progress, expected_rewards=expected)
@@ -389,9 +390,10 @@ def make_rl2(config: RL2Config, tasks: TaskDistribution) -> RL2:
             config.learning_rate, 0.0, num_updates * ppo.num_epochs * ppo.num_minibatches
         )
         ppo = dataclasses.replace(ppo, learning_rate=schedule)
-    optimizer = make_optimizer(
-        ppo, RecurrentActorCritic.param_groups if config.clip_per_network else None
-    )
+    if config.clip_per_network:
+        optimizer = make_optimizer(ppo, RecurrentActorCritic.param_groups, PARAM_GROUPS)
+    else:
+        optimizer = make_optimizer(ppo)
     apply_fn = network.apply
     if config.reward_coef > 0 or config.next_obs_coef > 0:
         loss_fn = functools.partial(

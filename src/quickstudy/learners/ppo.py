@@ -7,7 +7,7 @@ sequence replayed from its stored initial memory (truncated BPTT over the unroll
 from __future__ import annotations
 
 import dataclasses
-from collections.abc import Callable
+from collections.abc import Callable, Sequence
 from typing import Any, NamedTuple
 
 import jax
@@ -78,7 +78,9 @@ LossFn = Callable[..., tuple[jax.Array, dict[str, jax.Array]]]
 
 
 def make_optimizer(
-    config: PPOConfig, param_labels: Callable[[PyTree], PyTree] | None = None
+    config: PPOConfig,
+    param_labels: Callable[[PyTree], PyTree] | None = None,
+    groups: Sequence[str] = (),
 ) -> optax.GradientTransformation:
     """Gradient-norm clipping followed by Adam.
 
@@ -88,42 +90,28 @@ def make_optimizer(
             name a group. Each group's gradient is then clipped to ``max_grad_norm`` by its
             own norm, so one group's large gradients (a critic's) cannot shrink another's
             step. ``None``: one global norm over all parameters.
+        groups: Every label ``param_labels`` gives.
     """
     if param_labels is None:
         clip = optax.clip_by_global_norm(config.max_grad_norm)
     else:
-        clip = clip_by_group_norm(config.max_grad_norm, param_labels)
+        clip = clip_by_group_norm(config.max_grad_norm, param_labels, groups)
     return optax.chain(clip, optax.adam(config.learning_rate, eps=config.adam_eps))
 
 
 def clip_by_group_norm(
-    max_norm: float, param_labels: Callable[[PyTree], PyTree]
+    max_norm: float, param_labels: Callable[[PyTree], PyTree], groups: Sequence[str]
 ) -> optax.GradientTransformation:
     """Scale each labelled group of gradients so that its own norm is at most ``max_norm``.
 
     Args:
         max_norm: The largest norm a group keeps.
         param_labels: Maps a gradient pytree to one of the same structure whose leaves are
-            hashable group labels.
+            group labels.
+        groups: Every label ``param_labels`` gives.
     """
-
-    def update(updates, state, params=None):
-        del params
-        leaves, treedef = jax.tree.flatten(updates)
-        labels = treedef.flatten_up_to(param_labels(updates))
-        sq: dict[Any, jax.Array] = {}
-        for leaf, label in zip(leaves, labels, strict=True):
-            sq[label] = sq.get(label, 0.0) + jnp.sum(jnp.square(leaf))
-        scale = {
-            k: jnp.minimum(1.0, max_norm / jnp.maximum(jnp.sqrt(v), 1e-12)) for k, v in sq.items()
-        }
-        clipped = [
-            leaf * scale[label].astype(leaf.dtype)
-            for leaf, label in zip(leaves, labels, strict=True)
-        ]
-        return treedef.unflatten(clipped), state
-
-    return optax.GradientTransformation(lambda params: optax.EmptyState(), update)
+    clip = optax.clip_by_global_norm(max_norm)
+    return optax.multi_transform(dict.fromkeys(groups, clip), param_labels)
 
 
 def ppo_loss(

@@ -11,6 +11,8 @@ from quickstudy.networks.distributions import Categorical, DiagGaussian, Distrib
 HEAD_ACTIVATIONS = {"relu": nn.relu, "silu": nn.silu, "tanh": jnp.tanh}
 CRITIC_MODULES = frozenset({"critic_core", "value_hidden", "value"})
 """Modules of :class:`RecurrentActorCritic` that only the value estimate uses."""
+PARAM_GROUPS = ("actor", "critic")
+"""The labels :meth:`RecurrentActorCritic.param_groups` gives."""
 
 
 class GRU(nn.Module):
@@ -172,15 +174,9 @@ class RecurrentActorCritic(nn.Module):
             params: The network's variables, ``{"params": {module: ...}}``, or a gradient of
                 the same structure.
         """
-        return {
-            col: {
-                name: jax.tree.map(
-                    lambda _, n=name: "critic" if n in CRITIC_MODULES else "actor", sub
-                )
-                for name, sub in tree.items()
-            }
-            for col, tree in params.items()
-        }
+        return jax.tree_util.tree_map_with_path(
+            lambda path, _: "critic" if path[1].key in CRITIC_MODULES else "actor", params
+        )
 
     @property
     def distribution(self) -> Distribution:
@@ -258,36 +254,36 @@ class RecurrentActorCritic(nn.Module):
         return h, out, value[..., 0], reward, next_obs
 
     def _predict_reward(self, y: jax.Array, action: jax.Array | None) -> jax.Array:
-        """Reward predicted for ``action`` from the policy's features ``y`` ``[T, B, F]``.
-
-        Discrete actions: a linear head gives one prediction per action and the taken one is
-        read off (all of them, ``[T, B, A]``, when ``action`` is None), so ``y`` (the core's
-        state, or the ``head_hidden_size`` layer on it) must hold the estimates in a linearly
-        readable form, as the policy head needs them.
-        Continuous actions: a ReLU layer on ``y ⊕ action``.
-        """
-        if self.discrete:
-            per_action = nn.Dense(self.action_dim, name="reward")(y)
-            if action is None:
-                return per_action
-            return jnp.take_along_axis(per_action, action[..., None].astype(jnp.int32), -1)[..., 0]
-        if action is None:
-            action = jnp.zeros(y.shape[:-1] + (self.action_dim,), y.dtype)
-        z = self.activation(
-            nn.Dense(self.hidden_size, name="reward_hidden")(jnp.concatenate([y, action], -1))
-        )
-        return nn.Dense(1, name="reward")(z)[..., 0]
+        """Reward predicted for ``action`` (see :meth:`_per_action_head`), ``[T, B]``."""
+        return self._per_action_head(y, action, 1, "reward")[..., 0]
 
     def _predict_next_obs(self, y: jax.Array, action: jax.Array | None) -> jax.Array:
-        """Next inner observation ``[T, B, D]`` predicted for ``action`` from ``y``.
+        """Next inner observation predicted for ``action``, ``[T, B, next_obs_dim]``."""
+        return self._per_action_head(y, action, self.next_obs_dim, "next_obs")
 
-        Built like :meth:`_predict_reward`: one linear read-out per discrete action, or a ReLU
-        layer on ``y ⊕ action`` for continuous actions.
+    def _per_action_head(
+        self, y: jax.Array, action: jax.Array | None, width: int, name: str
+    ) -> jax.Array:
+        """A prediction of ``width`` values for ``action`` from the policy's features ``y``.
+
+        Discrete actions: a linear head gives one prediction per action and the taken one is
+        read off (all of them, ``[T, B, A, width]``, when ``action`` is None), so ``y`` (the
+        core's state, or the ``head_hidden_size`` layer on it) must hold the estimates in a
+        linearly readable form, as the policy head needs them.
+        Continuous actions: a hidden layer (``head_activation``) on ``y ⊕ action``.
+
+        Args:
+            y: Policy features ``[T, B, F]``.
+            action: Actions taken ``[T, B]`` (discrete) or ``[T, B, A]``, or None.
+            width: Values predicted per action.
+            name: Name of the output layer (the hidden layer is ``name + "_hidden"``).
+
+        Returns:
+            ``[T, B, width]``, or ``[T, B, A, width]`` for discrete actions without ``action``.
         """
-        d = self.next_obs_dim
         if self.discrete:
-            per_action = nn.Dense(self.action_dim * d, name="next_obs")(y)
-            per_action = per_action.reshape(y.shape[:-1] + (self.action_dim, d))
+            per_action = nn.Dense(self.action_dim * width, name=name)(y)
+            per_action = per_action.reshape(y.shape[:-1] + (self.action_dim, width))
             if action is None:
                 return per_action
             idx = action[..., None, None].astype(jnp.int32)
@@ -295,6 +291,6 @@ class RecurrentActorCritic(nn.Module):
         if action is None:
             action = jnp.zeros(y.shape[:-1] + (self.action_dim,), y.dtype)
         z = self.activation(
-            nn.Dense(self.hidden_size, name="next_obs_hidden")(jnp.concatenate([y, action], -1))
+            nn.Dense(self.hidden_size, name=f"{name}_hidden")(jnp.concatenate([y, action], -1))
         )
-        return nn.Dense(d, name="next_obs")(z)
+        return nn.Dense(width, name=name)(z)
