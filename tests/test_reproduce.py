@@ -1,3 +1,4 @@
+import dataclasses
 import json
 
 import numpy as np
@@ -145,3 +146,35 @@ def test_agreement_with_the_paper_uses_the_larger_of_three_se_and_three_percent(
     assert not agrees_with_paper(96.9, 0.1, 100.0)
     assert agrees_with_paper(96.0, 1.5, 100.0)  # within 3 s.e.
     assert agrees_with_paper(1.0, 0.1, None)
+
+
+def test_a_changed_rl2_preset_recomputes_the_cell_in_a_new_run(tmp_path, monkeypatch):
+    from quickstudy import reproduce as reproduce_module
+
+    settings = ReproduceSettings(
+        "rl2-bandits", tmp_path, cells=("bandit-k5-n10",), budget=ONE_UPDATE, **SMALL
+    )
+    first = reproduce(settings)[0]
+    table = reproduce_module.TABLES["rl2-bandits"]
+    changed = dataclasses.replace(
+        table,
+        cells=tuple(
+            dataclasses.replace(c, rl2_overrides={**c.rl2_overrides, "ent_coef": 0.05})
+            for c in table.cells
+        ),
+    )
+    monkeypatch.setitem(reproduce_module.TABLES, "rl2-bandits", changed)
+    logs = []
+    second = reproduce(settings, log=logs.append)[0]
+    assert not any("done earlier" in line for line in logs)
+    assert second["rl2_config"]["ent_coef"] == 0.05 and first["rl2_config"]["ent_coef"] == 0.01
+    runs = sorted(p.name for p in (tmp_path / "rl2-runs").iterdir())
+    assert len(runs) == 2 and all(
+        r.startswith(f"bandit-k5-n10-steps{ONE_UPDATE}-seed0-") for r in runs
+    )
+    assert second["methods"]["rl2"]["run_dir"] != first["methods"]["rl2"]["run_dir"]
+    # Back on the original preset the cell is computed again, from its finished run.
+    monkeypatch.undo()
+    logs.clear()
+    reproduce(settings, log=logs.append)
+    assert any("reusing the finished run" in line for line in logs)

@@ -159,8 +159,32 @@ def run_baseline(
     return np.asarray(totals, np.float64), record
 
 
-def _rl2_run_dir(settings: ReproduceSettings, cell: Cell, steps: int) -> Path:
-    return settings.rl2_cache / f"{cell.task}-steps{steps}-seed{settings.seed}"
+def _as_json(config: Any) -> dict[str, Any]:
+    """A config dataclass as ``config.json`` records it (tuples become lists)."""
+    return json.loads(json.dumps(dataclasses.asdict(config)))
+
+
+def _rl2_config(settings: ReproduceSettings, cell: Cell) -> RL2Config:
+    return RL2Config(total_steps=settings.rl2_steps(cell), **cell.rl2_overrides)
+
+
+def _rl2_config_record(settings: ReproduceSettings, cell: Cell) -> dict[str, Any] | None:
+    """The cell's RL² configuration as recorded in its cell file (``None``: RL² skipped)."""
+    return _as_json(_rl2_config(settings, cell)) if settings.rl2_steps(cell) else None
+
+
+def _rl2_run_dir(settings: ReproduceSettings, cell: Cell) -> Path:
+    """The cached run of ``cell``.
+
+    Its name carries a checksum of the RL² configuration, so a changed preset trains a new run
+    next to the old one.
+    """
+    config = _rl2_config(settings, cell)
+    digest = zlib.crc32(json.dumps(_as_json(config), sort_keys=True).encode())
+    return (
+        settings.rl2_cache
+        / f"{cell.task}-steps{config.total_steps}-seed{settings.seed}-{digest:08x}"
+    )
 
 
 def train_or_reuse(
@@ -192,7 +216,7 @@ def train_or_reuse(
     """
     if (path / "config.json").exists():
         recorded = read_json(path / "config.json").get("config", {})
-        if recorded != json.loads(json.dumps(dataclasses.asdict(config))):  # tuples as lists
+        if recorded != _as_json(config):
             raise ConfigError(
                 f"{path} holds a {algo_name} run with another configuration; remove it or pass "
                 f"another --cache-dir"
@@ -226,9 +250,8 @@ def run_rl2(
     Returns:
         Per-trial totals on the held-out trials and a record (run dir, steps, seconds).
     """
-    steps = settings.rl2_steps(cell)
-    path = _rl2_run_dir(settings, cell, steps)
-    config = RL2Config(total_steps=steps, **cell.rl2_overrides)
+    path = _rl2_run_dir(settings, cell)
+    config = _rl2_config(settings, cell)
     run_settings = runner.RunSettings(
         seed=settings.seed, chunk_updates=20, eval_tasks=settings.trials
     )
@@ -258,6 +281,7 @@ def _cell_matches(record: dict[str, Any], settings: ReproduceSettings, cell: Cel
         and record.get("tune_trials") == settings.tune_trials
         and record.get("seed") == settings.seed
         and record.get("rl2_steps") == settings.rl2_steps(cell)
+        and record.get("rl2_config") == _rl2_config_record(settings, cell)
     )
 
 
@@ -299,6 +323,7 @@ def run_cell(
         "tune_trials": settings.tune_trials,
         "seed": settings.seed,
         "rl2_steps": settings.rl2_steps(cell),
+        "rl2_config": _rl2_config_record(settings, cell),
         "seconds": time.perf_counter() - t0,
         "commit": git_commit(),
         "paper": cell.paper,

@@ -17,7 +17,7 @@ GRADS = {
 
 
 def _norm(tree):
-    return float(optax.global_norm(tree))
+    return float(optax.tree.norm(tree))
 
 
 def test_each_group_is_clipped_by_its_own_norm():
