@@ -4,6 +4,7 @@ import json
 import numpy as np
 import pytest
 
+from quickstudy import reproduce as reproduce_module
 from quickstudy import runner
 from quickstudy.cli import main
 from quickstudy.errors import ConfigError, UnknownNameError
@@ -149,8 +150,6 @@ def test_agreement_with_the_paper_uses_the_larger_of_three_se_and_three_percent(
 
 
 def test_a_changed_rl2_preset_recomputes_the_cell_in_a_new_run(tmp_path, monkeypatch):
-    from quickstudy import reproduce as reproduce_module
-
     settings = ReproduceSettings(
         "rl2-bandits", tmp_path, cells=("bandit-k5-n10",), budget=ONE_UPDATE, **SMALL
     )

@@ -173,14 +173,13 @@ def _rl2_config_record(settings: ReproduceSettings, cell: Cell) -> dict[str, Any
     return _as_json(_rl2_config(settings, cell)) if settings.rl2_steps(cell) else None
 
 
-def _rl2_run_dir(settings: ReproduceSettings, cell: Cell) -> Path:
-    """The cached run of ``cell``.
+def _rl2_run_dir(settings: ReproduceSettings, cell: Cell, config: RL2Config) -> Path:
+    """The cached run of ``cell`` trained with ``config``.
 
-    Its name carries a checksum of the RL² configuration, so a changed preset trains a new run
-    next to the old one.
+    Its name carries a checksum of ``config``, so a changed preset trains a new run next to the
+    old one.
     """
-    config = _rl2_config(settings, cell)
-    digest = zlib.crc32(json.dumps(_as_json(config), sort_keys=True).encode())
+    digest = zlib.crc32(json.dumps(dataclasses.asdict(config), sort_keys=True).encode())
     return (
         settings.rl2_cache
         / f"{cell.task}-steps{config.total_steps}-seed{settings.seed}-{digest:08x}"
@@ -250,8 +249,8 @@ def run_rl2(
     Returns:
         Per-trial totals on the held-out trials and a record (run dir, steps, seconds).
     """
-    path = _rl2_run_dir(settings, cell)
     config = _rl2_config(settings, cell)
+    path = _rl2_run_dir(settings, cell, config)
     run_settings = runner.RunSettings(
         seed=settings.seed, chunk_updates=20, eval_tasks=settings.trials
     )

@@ -140,7 +140,7 @@ RL2_BANDITS = Table(
 # The best RL² recipe found on the two cells with published RL² values (docs/results/rl2.md,
 # "The critic's share of the clip"): GRU 256 with a ReLU layer before the heads, a GRU 64 critic
 # that sees the task, reward prediction, 25-step rollouts, Adam's eps 1e-8 and each network's
-# gradient clipped by its own norm at lr 1e-3. 7.5-8 M steps take 20-24 minutes per cell on
+# gradient clipped by its own norm at lr 1e-3. 7.5-8 M steps take 21-25 minutes per cell on
 # 2 CPU cores, about two hours for the whole table with the baselines.
 MDP_RECIPE: dict[str, Any] = {
     "hidden_size": 256,
