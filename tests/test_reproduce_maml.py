@@ -1,8 +1,10 @@
+import dataclasses
 import json
 
 import numpy as np
 import pytest
 
+from quickstudy import reproduce_maml as reproduce_maml_module
 from quickstudy.cli import main
 from quickstudy.errors import ConfigError, UnknownNameError
 from quickstudy.reproduce_maml import MAMLSettings, reproduce_maml
@@ -51,6 +53,29 @@ def test_sinusoid_reproduction_writes_outputs_and_reuses_everything(tmp_path):
     assert third[0]["methods"]["maml"]["per_step"] == methods["maml"]["per_step"]
     data = json.loads((tmp_path / "table.json").read_text())
     assert data["cells"][0]["budget"] == 20
+
+
+def test_a_changed_maml_preset_recomputes_the_cell_in_a_new_run(tmp_path, monkeypatch):
+    settings = MAMLSettings(
+        "maml-sinusoid", tmp_path, cells=("sinusoid-k5",), budget=5, trials=4, methods=("maml",)
+    )
+    first = reproduce_maml(settings)[0]
+    table = reproduce_maml_module.TABLES["maml-sinusoid"]
+    changed = dataclasses.replace(table, base={**table.base, "inner_lr": 0.02})
+    monkeypatch.setitem(reproduce_maml_module.TABLES, "maml-sinusoid", changed)
+    logs = []
+    second = reproduce_maml(settings, log=logs.append)[0]
+    assert not any("done earlier" in line for line in logs)
+    assert second["configs"]["maml"]["inner_lr"] == 0.02
+    assert first["configs"]["maml"]["inner_lr"] != 0.02
+    runs = sorted(p.name for p in (tmp_path / "runs").iterdir())
+    assert len(runs) == 2 and all(r.startswith("maml-sinusoid-k5-budget5-seed0-") for r in runs)
+    assert second["methods"]["maml"]["run_dir"] != first["methods"]["maml"]["run_dir"]
+    # Back on the original preset the cell is computed again, from its finished run.
+    monkeypatch.undo()
+    logs.clear()
+    reproduce_maml(settings, log=logs.append)
+    assert any("reusing the finished run" in line for line in logs)
 
 
 def test_cli_reproduce_maml_sinusoid_and_bad_flags(tmp_path, capsys):

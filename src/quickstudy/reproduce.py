@@ -159,7 +159,7 @@ def run_baseline(
     return np.asarray(totals, np.float64), record
 
 
-def _as_json(config: Any) -> dict[str, Any]:
+def as_json(config: Any) -> dict[str, Any]:
     """A config dataclass as ``config.json`` records it (tuples become lists)."""
     return json.loads(json.dumps(dataclasses.asdict(config)))
 
@@ -170,20 +170,23 @@ def _rl2_config(settings: ReproduceSettings, cell: Cell) -> RL2Config:
 
 def _rl2_config_record(settings: ReproduceSettings, cell: Cell) -> dict[str, Any] | None:
     """The cell's RL² configuration as recorded in its cell file (``None``: RL² skipped)."""
-    return _as_json(_rl2_config(settings, cell)) if settings.rl2_steps(cell) else None
+    return as_json(_rl2_config(settings, cell)) if settings.rl2_steps(cell) else None
+
+
+def config_run_dir(cache: Path, stem: str, config: Any) -> Path:
+    """The cached run ``<cache>/<stem>-<checksum of config>``.
+
+    The checksum (CRC-32 of the config's fields as sorted JSON) makes a changed preset train a
+    new run next to the old one instead of colliding with it.
+    """
+    digest = zlib.crc32(json.dumps(dataclasses.asdict(config), sort_keys=True).encode())
+    return Path(cache) / f"{stem}-{digest:08x}"
 
 
 def _rl2_run_dir(settings: ReproduceSettings, cell: Cell, config: RL2Config) -> Path:
-    """The cached run of ``cell`` trained with ``config``.
-
-    Its name carries a checksum of ``config``, so a changed preset trains a new run next to the
-    old one.
-    """
-    digest = zlib.crc32(json.dumps(dataclasses.asdict(config), sort_keys=True).encode())
-    return (
-        settings.rl2_cache
-        / f"{cell.task}-steps{config.total_steps}-seed{settings.seed}-{digest:08x}"
-    )
+    """The cached run of ``cell`` trained with ``config``."""
+    stem = f"{cell.task}-steps{config.total_steps}-seed{settings.seed}"
+    return config_run_dir(settings.rl2_cache, stem, config)
 
 
 def train_or_reuse(
@@ -215,7 +218,7 @@ def train_or_reuse(
     """
     if (path / "config.json").exists():
         recorded = read_json(path / "config.json").get("config", {})
-        if recorded != _as_json(config):
+        if recorded != as_json(config):
             raise ConfigError(
                 f"{path} holds a {algo_name} run with another configuration; remove it or pass "
                 f"another --cache-dir"

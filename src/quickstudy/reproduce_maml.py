@@ -23,7 +23,15 @@ from quickstudy.errors import ConfigError, UnknownNameError
 from quickstudy.evaluation.plots import plot_adaptation_panels
 from quickstudy.evaluation.stats import per_index_summary
 from quickstudy.presets.maml_tables import TABLES, MAMLCell, MAMLTable
-from quickstudy.reproduce import Log, TrainHook, git_commit, run_cells, train_or_reuse
+from quickstudy.reproduce import (
+    Log,
+    TrainHook,
+    as_json,
+    config_run_dir,
+    git_commit,
+    run_cells,
+    train_or_reuse,
+)
 from quickstudy.tracking import read_json, write_json_atomic
 
 
@@ -129,8 +137,8 @@ def run_method(
     if spec.methods[method] is None:
         return _untrained(cell, method, settings)
     config = spec.config(method, settings.budget)
-    name = f"{method}-{cell.task}-budget{config.total_steps}-seed{settings.seed}"
-    path = settings.run_cache / name
+    stem = f"{method}-{cell.task}-budget{config.total_steps}-seed{settings.seed}"
+    path = config_run_dir(settings.run_cache, stem, config)
     run_settings = runner.RunSettings(
         seed=settings.seed,
         chunk_updates=1000 if spec.algo == "maml" else 5,
@@ -153,6 +161,15 @@ def _cell_paths(settings: MAMLSettings, cell: MAMLCell) -> tuple[Path, Path]:
     return base.with_suffix(".json"), base.with_suffix(".npz")
 
 
+def _configs_record(settings: MAMLSettings) -> dict[str, dict[str, Any] | None]:
+    """Each selected method's configuration as its cell file records it (``None``: untrained)."""
+    spec = settings.spec
+    return {
+        m: None if spec.methods[m] is None else as_json(spec.config(m, settings.budget))
+        for m in settings.selected_methods
+    }
+
+
 def run_cell(
     cell: MAMLCell, settings: MAMLSettings, log: Log, train_hook: TrainHook | None = None
 ) -> dict[str, Any]:
@@ -168,6 +185,7 @@ def run_cell(
             and record.get("seed") == settings.seed
             and record.get("budget") == budget
             and tuple(record.get("methods", {})) == methods
+            and record.get("configs") == _configs_record(settings)
         ):
             log(f"{cell.task}: done earlier, reusing {json_path}")
             return record
@@ -191,6 +209,7 @@ def run_cell(
         "trials": settings.num_tasks,
         "seed": settings.seed,
         "budget": budget,
+        "configs": _configs_record(settings),
         "seconds": time.perf_counter() - t0,
         "commit": git_commit(),
         "paper": {m: {str(k): v for k, v in p.items()} for m, p in cell.paper.items()},
