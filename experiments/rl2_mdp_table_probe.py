@@ -41,18 +41,17 @@ def main() -> None:
     run = runner.open_run(args.run_dir)
     state, _ = runner.restore_latest(run)
     rl2, n = run.algo, args.tasks
-    params, net, env = state.params, run.algo.network, run.algo.env
+    params, net, env = state.params, rl2.network, rl2.env
     tasks = rl2.tasks.test_tasks(n)
     horizon, num_actions = rl2.episodes * rl2.tasks.env.horizon, net.action_dim
     num_states = int(np.asarray(tasks.mean_rewards).shape[1])
     idx, no_start = jnp.arange(n), jnp.zeros((1, n), bool)
 
-    def head(h, obs, action):
-        """The reward head's prediction ``[N]`` for ``action`` ``[N]`` after memory ``h``."""
-        return net.apply(params, h, obs[None], no_start, action[None], method=net.forward)[3][0]
-
     def play(key, chooser):
-        """Per-step (obs, action, reward) of one trial per MDP, actions from ``chooser``."""
+        """One trial per MDP with actions from ``chooser``; per step ``[T, N, ...]``: the
+        reward, the action, the policy's mode, its reward head for every action, the exact
+        posterior means of the current state's row and the earlier visits of (state, action).
+        """
         k0, k1 = jax.random.split(key)
         env_state, ts = jax.vmap(env.reset)(jax.random.split(k0, n), tasks)
         zeros = jnp.zeros((n, num_states, num_actions))
@@ -61,73 +60,71 @@ def main() -> None:
             env_state, obs, h, count, total = carry
             k_act, k_env = jax.random.split(key)
             h_next, out, _ = net.apply(params, h, obs[None], no_start)
+            heads = jnp.stack(
+                [
+                    net.apply(
+                        params, h, obs[None], no_start, jnp.full((1, n), a), method=net.forward
+                    )[3][0]
+                    for a in range(num_actions)
+                ],
+                -1,
+            )
             s = obs[:, :num_states].argmax(-1)
             row = (PRIOR_MEAN + total[idx, s]) / (1.0 + count[idx, s])
-            action = chooser(k_act, out[0], h, obs, row)
+            action = chooser(k_act, out[0], heads, row)
             env_state, ts = jax.vmap(env.step)(jax.random.split(k_env, n), env_state, action, tasks)
+            record = {
+                "reward": ts.reward,
+                "action": action,
+                "mode": out[0].argmax(-1),
+                "heads": heads,
+                "row": row,
+                "visits": count[idx, s, action],
+            }
             count = count.at[idx, s, action].add(1.0)
             total = total.at[idx, s, action].add(ts.reward)
-            return (env_state, ts.obs, h_next, count, total), (obs, action, ts.reward)
+            return (env_state, ts.obs, h_next, count, total), record
 
         carry = (env_state, ts.obs, net.initial_state(n), zeros, zeros)
         return jax.lax.scan(step, carry, jax.random.split(k1, horizon))[1]
 
     dist = net.distribution
     choosers = {
-        "sampled from the policy": lambda k, out, h, obs, row: dist.sample(k, out),
-        "argmax of the policy's logits": lambda k, out, h, obs, row: out.argmax(-1),
-        "argmax of its reward head": lambda k, out, h, obs, row: jnp.stack(
-            [head(h, obs, jnp.full((n,), a)) for a in range(num_actions)], -1
-        ).argmax(-1),
-        "per-state greedy, exact posterior": lambda k, out, h, obs, row: row.argmax(-1),
+        "sampled from the policy": lambda k, logits, heads, row: dist.sample(k, logits),
+        "argmax of the policy's logits": lambda k, logits, heads, row: logits.argmax(-1),
+        "argmax of its reward head": lambda k, logits, heads, row: heads.argmax(-1),
+        "per-state greedy, exact posterior": lambda k, logits, heads, row: row.argmax(-1),
     }
     key = jax.random.key(args.seed)
-    trajectories = {name: jax.jit(lambda k, c=c: play(k, c))(key) for name, c in choosers.items()}
+    trials = {
+        name: jax.tree.map(np.asarray, jax.jit(lambda k, c=c: play(k, c))(key))
+        for name, c in choosers.items()
+    }
 
-    obs, act, rew = trajectories["sampled from the policy"]
-    start = jnp.zeros((horizon, n), bool).at[0].set(True)
-
-    def forward(action):
-        h0 = net.initial_state(n)
-        return net.apply(params, h0, obs, start, action, method=net.forward)
-
-    _, logits, _, predicted, _ = jax.jit(forward)(act)
-    every = np.stack(
-        [np.asarray(jax.jit(forward)(jnp.full_like(act, a))[3]) for a in range(num_actions)], -1
-    )
-    obs, act, rew, logits, predicted = map(np.asarray, (obs, act, rew, logits, predicted))
-    count = np.zeros((n, num_states, num_actions))
-    total = np.zeros_like(count)
-    bayes, posterior, agree_greedy, agree_head = [], [], [], []
-    for t in range(horizon):
-        s, a = obs[t, :, :num_states].argmax(-1), act[t]
-        k = count[np.arange(n), s, a]
-        mean = (PRIOR_MEAN + total[np.arange(n), s, a]) / (1.0 + k)
-        bayes.append(1.0 + 1.0 / (1.0 + k))
-        posterior.append((rew[t] - mean) ** 2)
-        row = (PRIOR_MEAN + total[np.arange(n), s]) / (1.0 + count[np.arange(n), s])
-        mode = logits[t].argmax(-1)
-        agree_greedy.append(mode == row.argmax(-1))
-        agree_head.append(mode == every[t].argmax(-1))
-        count[np.arange(n), s, a] += 1.0
-        total[np.arange(n), s, a] += rew[t]
-    bayes, posterior = np.array(bayes), np.array(posterior)
-    agree_greedy, agree_head = np.array(agree_greedy), np.array(agree_head)
-    error = (predicted - rew) ** 2
+    sampled = trials["sampled from the policy"]
+    rew, act = sampled["reward"], sampled["action"][..., None]
+    error = (np.take_along_axis(sampled["heads"], act, -1)[..., 0] - rew) ** 2
+    posterior = (np.take_along_axis(sampled["row"], act, -1)[..., 0] - rew) ** 2
+    bayes = 1.0 + 1.0 / (1.0 + sampled["visits"])
+    agree_greedy = sampled["mode"] == sampled["row"].argmax(-1)
+    agree_head = sampled["mode"] == sampled["heads"].argmax(-1)
 
     print(f"{args.run_dir}: {n} held-out MDPs, {horizon} steps per trial")
     tenth = horizon // 10
-    for label, part in (("all steps", slice(None)), ("first tenth", slice(0, tenth))) + (
-        ("last tenth", slice(horizon - tenth, horizon)),
-    ):
+    parts = {
+        "all steps": slice(None),
+        "first tenth": slice(0, tenth),
+        "last tenth": slice(horizon - tenth, horizon),
+    }
+    for label, part in parts.items():
         print(
             f"  {label:11s}: reward head MSE {error[part].mean():.3f}, exact posterior "
             f"{posterior[part].mean():.3f} (expected {bayes[part].mean():.3f}); policy's mode = "
             f"per-state greedy {agree_greedy[part].mean():.3f}, = own head's argmax "
             f"{agree_head[part].mean():.3f}"
         )
-    for name, (_, _, rewards) in trajectories.items():
-        totals = np.asarray(rewards).sum(0)
+    for name, trial in trials.items():
+        totals = trial["reward"].sum(0)
         se = totals.std(ddof=1) / np.sqrt(n)
         print(f"  trial return, {name:34s}: {totals.mean():8.2f} ± {se:.2f}")
 

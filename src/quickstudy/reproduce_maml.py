@@ -178,6 +178,7 @@ def run_cell(
     json_path, npz_path = _cell_paths(settings, cell)
     methods = settings.selected_methods
     budget = settings.budget or spec.budget
+    configs = _configs_record(settings)
     if json_path.exists() and npz_path.exists():
         record = read_json(json_path)
         if (
@@ -185,7 +186,7 @@ def run_cell(
             and record.get("seed") == settings.seed
             and record.get("budget") == budget
             and tuple(record.get("methods", {})) == methods
-            and record.get("configs") == _configs_record(settings)
+            and record.get("configs") == configs
         ):
             log(f"{cell.task}: done earlier, reusing {json_path}")
             return record
@@ -209,7 +210,7 @@ def run_cell(
         "trials": settings.num_tasks,
         "seed": settings.seed,
         "budget": budget,
-        "configs": _configs_record(settings),
+        "configs": configs,
         "seconds": time.perf_counter() - t0,
         "commit": git_commit(),
         "paper": {m: {str(k): v for k, v in p.items()} for m, p in cell.paper.items()},
