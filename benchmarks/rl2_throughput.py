@@ -5,7 +5,7 @@ For each task (``bandit-k10-n100`` and ``nav2d``) this measures, in one run on o
 * **quickstudy train**: ``jax.jit(make_rl2(...).update)``, one meta-iteration = collect
   ``num_envs x rollout_len`` steps with ``lax.scan`` + PPO on them. Compilation is timed
   separately and excluded; env steps/s = updates * num_envs * rollout_len / seconds.
-* **quickstudy rollout**: ``jax.jit`` of :func:`quickstudy.rollout.unroll.unroll` alone with the
+* **quickstudy rollout**: ``jax.jit`` of :func:`quickstudy.rollout.scan.unroll` alone with the
   same policy, so the split between collection and learning is visible.
 * **Plain baselines** (collection only; they have no learner): a per-step Python loop over a
   batch of ``num_envs`` NumPy environments (written here: the Bernoulli-bandit trial and the nav2d
@@ -51,10 +51,12 @@ import jax.numpy as jnp
 import numpy as np
 
 from quickstudy import tasks as task_registry
-from quickstudy.algorithms.rl2 import RL2, RL2Config, make_rl2
+from quickstudy.algorithms.rl2 import RL2Config, make_rl2
 from quickstudy.envs.bandit import BanditParams
 from quickstudy.envs.navigation import GoalParams
-from quickstudy.rollout.unroll import unroll
+from quickstudy.rollout.scan import unroll
+from quickstudy.tasks import Trial
+from quickstudy.types import Algorithm
 
 TASKS = ("bandit-k10-n100", "nav2d")
 HUGE_TOTAL_STEPS = 10**9  # only sets the LR schedule length (int32-safe); no speed effect
@@ -160,17 +162,18 @@ def make_numpy_env(name: str, num_envs: int, episodes: int, rng: np.random.Gener
     raise ValueError(f"no NumPy baseline for task {name!r}")
 
 
-def check_numpy_env(name: str, rl2: RL2, steps: int = 260, batch: int = 8) -> None:
+def check_numpy_env(name: str, rl2: Algorithm, steps: int = 260, batch: int = 8) -> None:
     """Steps NumPy trials and the JAX ``Trial`` with the same tasks and actions; asserts equal."""
     rng = np.random.default_rng(123)
-    env = make_numpy_env(name, batch, rl2.episodes, rng)
+    episodes = rl2.derived["episodes"]
+    env = make_numpy_env(name, batch, episodes, rng)
     env.reset_all()
     if name == "bandit-k10-n100":
         env.probs = rng.integers(0, 2, size=env.probs.shape).astype(F32)  # deterministic rewards
         task = BanditParams(jnp.asarray(env.probs))
     else:
         task = GoalParams(jnp.asarray(env.goal))
-    trial = rl2.trial
+    trial = Trial(rl2.tasks.env, episodes)
     keys = jax.random.split(jax.random.key(0), batch)
     state, ts = jax.vmap(trial.reset)(keys, task)
     np.testing.assert_array_equal(np.asarray(ts.obs), np.zeros((batch, env.obs_dim), F32))
@@ -232,7 +235,7 @@ class NumpyGRUPolicy:
 
 
 def check_numpy_policy(
-    rl2: RL2, params: Any, apply: Callable, obs_dim: int, batch: int, steps: int = 4
+    rl2: Algorithm, params: Any, apply: Callable, obs_dim: int, batch: int, steps: int = 4
 ) -> None:
     """Asserts that the NumPy forward equals ``apply`` (``network.apply``) on random inputs.
 
@@ -240,7 +243,7 @@ def check_numpy_policy(
     biases or tiny head weights cannot hide a wrong gate layout), over a few steps that carry
     each implementation's own memory forward, with random memory resets.
     """
-    net = rl2.network
+    net = rl2.parts["network"]
     leaves, treedef = jax.tree.flatten(params)
     noise_keys = jax.random.split(jax.random.key(7), len(leaves))
     pairs = zip(leaves, noise_keys, strict=True)
@@ -250,15 +253,16 @@ def check_numpy_policy(
     rng = np.random.default_rng(0)
     for label, p in (("init params", params), ("perturbed params", noisy)):
         ref = NumpyGRUPolicy(p, net.hidden_size, net.discrete)
-        h = rng.uniform(-1, 1, size=(batch, net.state_size)).astype(F32)
+        h = rng.uniform(-1, 1, size=(batch, net.hidden_size)).astype(F32)
         h_j = jnp.asarray(h)
         for t in range(steps):
             x = rng.normal(size=(batch, obs_dim)).astype(F32)
             start = rng.uniform(size=batch) < 0.3
             h, out, v = ref(h, x, start)
-            h_j, out_j, v_j = apply(p, h_j, jnp.asarray(x)[None], jnp.asarray(start)[None])
+            carry, out_j = apply(p, {"core": h_j}, jnp.asarray(x)[None], jnp.asarray(start)[None])
+            h_j = carry["core"]
             msg = f"NumPy GRU policy != network.apply ({label}, step {t})"
-            for a, b in ((h, h_j), (out, out_j[0]), (v, v_j[0])):
+            for a, b in ((h, h_j), (out, out_j.dist[0]), (v, out_j.value[0])):
                 np.testing.assert_allclose(a, np.asarray(b), rtol=1e-4, atol=1e-5, err_msg=msg)
 
 
@@ -379,8 +383,8 @@ def _compile(fn: Callable, *args) -> tuple[Any, float]:
     return compiled, time.perf_counter() - t0
 
 
-def bench_quickstudy(rl2: RL2, state: Any, updates: int, seed: int) -> dict[str, Any]:
-    steps_per_update = rl2.config.num_envs * rl2.rollout_len
+def bench_quickstudy(rl2: Algorithm, state: Any, updates: int, seed: int) -> dict[str, Any]:
+    steps_per_update = rl2.steps_per_update  # num_envs x rollout_len
     # Training: collect + PPO, one jitted update per call.
     update, compile_update_s = _compile(rl2.update, state)
     s, metrics = update(state)  # warm-up, excluded
@@ -395,12 +399,12 @@ def bench_quickstudy(rl2: RL2, state: Any, updates: int, seed: int) -> dict[str,
     )
 
     # Rollout only: the same unroll that ``update`` runs, with the same policy parameters.
-    net = rl2.network
+    policy, rollout_len = rl2.parts["policy"], rl2.derived["rollout_len"]
 
     def collect(key, rollout_state, params):
-        # ``rl2.env``: the trial, plus the task's features when the critic reads them.
-        dist, env, sample = net.distribution, rl2.env, rl2.tasks.sample
-        return unroll(key, rollout_state, params, net.apply, dist, env, sample, rl2.rollout_len)
+        # ``parts["env"]``: the trial, plus the task's features when the critic reads them.
+        env, sample = rl2.parts["env"], rl2.tasks.sample
+        return unroll(key, rollout_state, params, policy, env, sample, rollout_len)
 
     keys = jax.random.split(jax.random.key(seed), updates + 1)
     roll, compile_rollout_s = _compile(collect, keys[0], state.rollout, state.params)
@@ -478,10 +482,11 @@ def run_task(name: str, args: argparse.Namespace) -> dict[str, Any]:
     state = jax.jit(rl2.init)(jax.random.key(args.seed))
     params = state.params
     obs_dim = int(state.rollout.obs.shape[-1])
-    net = rl2.network
+    net = rl2.parts["network"]
+    episodes, rollout_len = rl2.derived["episodes"], rl2.derived["rollout_len"]
     print(
-        f"\n== {name}: obs_dim={obs_dim} episodes/trial={rl2.episodes} "
-        f"rollout_len={rl2.rollout_len} num_envs={args.num_envs} hidden={args.hidden_size}",
+        f"\n== {name}: obs_dim={obs_dim} episodes/trial={episodes} "
+        f"rollout_len={rollout_len} num_envs={args.num_envs} hidden={args.hidden_size}",
         flush=True,
     )
 
@@ -502,18 +507,19 @@ def run_task(name: str, args: argparse.Namespace) -> dict[str, Any]:
     baselines: dict[str, Any] = {}
     np_policy = NumpyGRUPolicy(params, net.hidden_size, net.discrete)
 
+    # The network's carry is {"core": h} (one shared GRU core); the loop keeps the bare ``h``.
     def eager_step(h, x, start):
-        h, out, v = net.apply(params, h, x[None], start[None])
-        return h, out[0], v[0]
+        carry, out = net.apply(params, {"core": h}, x[None], start[None])
+        return carry["core"], out.dist[0], out.value[0]
 
     def jit_step(h, x, start):
-        h, out, v = jit_apply(params, h, x[None], start[None])
-        return h, out[0], v[0]
+        carry, out = jit_apply(params, {"core": h}, x[None], start[None])
+        return carry["core"], out.dist[0], out.value[0]
 
     def baseline(label: str, policy: PolicyStep, steps: int, warmup: int) -> dict[str, Any]:
-        env = make_numpy_env(name, args.num_envs, rl2.episodes, np.random.default_rng(args.seed))
+        env = make_numpy_env(name, args.num_envs, episodes, np.random.default_rng(args.seed))
         res = numpy_loop_rollout(
-            env, policy, net.state_size, steps, warmup, args.seed, args.baseline_max_seconds
+            env, policy, net.hidden_size, steps, warmup, args.seed, args.baseline_max_seconds
         )
         capped = (
             f" (stopped at the {args.baseline_max_seconds:g}s cap)" if res["time_capped"] else ""
@@ -556,9 +562,9 @@ def run_task(name: str, args: argparse.Namespace) -> dict[str, Any]:
     return {
         "task": name,
         "obs_dim": obs_dim,
-        "episodes_per_trial": rl2.episodes,
-        "rollout_len": rl2.rollout_len,
-        "steps_per_update": args.num_envs * rl2.rollout_len,
+        "episodes_per_trial": episodes,
+        "rollout_len": rollout_len,
+        "steps_per_update": args.num_envs * rollout_len,
         "quickstudy": qs,
         "baselines": baselines,
         "ratios_vs_numpy_loop": {

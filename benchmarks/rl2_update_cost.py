@@ -31,12 +31,14 @@ import json
 import os
 import time
 from pathlib import Path
+from typing import Any
 
 import jax
 from rl2_throughput import HUGE_TOTAL_STEPS, bench_quickstudy, machine_info
 
 from quickstudy import tasks as task_registry
 from quickstudy.algorithms.rl2 import RL2Config, make_rl2
+from quickstudy.types import replace_nested
 
 TASK = "mdp-s10-a5-n25"
 BASE = RL2Config(
@@ -48,12 +50,12 @@ BASE = RL2Config(
     reward_coef=3.0,
     rollout_len=25,
 )
-# (label, overrides of BASE); the first row is the baseline.
-VARIANTS: tuple[tuple[str, dict[str, int]], ...] = (
+# (label, overrides of BASE, nested like the config); the first row is the baseline.
+VARIANTS: tuple[tuple[str, dict[str, Any]], ...] = (
     ("default: 128 trials, 4 epochs x 4 minibatches", {}),
-    ("2 epochs", {"num_epochs": 2}),
-    ("1 epoch", {"num_epochs": 1}),
-    ("8 minibatches", {"num_minibatches": 8}),
+    ("2 epochs", {"ppo": {"num_epochs": 2}}),
+    ("1 epoch", {"ppo": {"num_epochs": 1}}),
+    ("8 minibatches", {"ppo": {"num_minibatches": 8}}),
     ("64 trials per update", {"num_envs": 64}),
 )
 
@@ -85,13 +87,13 @@ def main(argv: list[str] | None = None) -> None:
     print(f"{'variant':<46} " + " ".join(f"{c:>12}" for c in columns))
     tasks, rows = task_registry.make(TASK), []
     for label, overrides in VARIANTS:
-        config = dataclasses.replace(base, **overrides)
+        config = replace_nested(base, overrides)
         rl2 = make_rl2(config, tasks)
         state = rl2.init(jax.random.key(args.seed))
         result = bench_quickstudy(rl2, state, args.updates, args.seed)
         per_update = result["train"]["seconds_per_update"]
         collect = result["rollout"]["seconds_per_unroll"]
-        grad_steps = config.num_epochs * config.num_minibatches
+        grad_steps = config.ppo.num_epochs * config.ppo.num_minibatches
         row = {
             "variant": label,
             "overrides": overrides,

@@ -41,9 +41,9 @@ def main() -> None:
     run = runner.open_run(args.run_dir)
     state, _ = runner.restore_latest(run)
     rl2, n = run.algo, args.tasks
-    params, net, env = state.params, rl2.network, rl2.env
+    params, net, env = state.params, rl2.parts["network"], rl2.parts["env"]
     tasks = rl2.tasks.test_tasks(n)
-    horizon, num_actions = rl2.episodes * rl2.tasks.env.horizon, net.action_dim
+    horizon, num_actions = rl2.derived["episodes"] * rl2.tasks.env.horizon, net.action_dim
     num_states = int(np.asarray(tasks.mean_rewards).shape[1])
     idx, no_start = jnp.arange(n), jnp.zeros((1, n), bool)
 
@@ -59,24 +59,16 @@ def main() -> None:
         def step(carry, key):
             env_state, obs, h, count, total = carry
             k_act, k_env = jax.random.split(key)
-            h_next, out, _ = net.apply(params, h, obs[None], no_start)
-            heads = jnp.stack(
-                [
-                    net.apply(
-                        params, h, obs[None], no_start, jnp.full((1, n), a), method=net.forward
-                    )[3][0]
-                    for a in range(num_actions)
-                ],
-                -1,
-            )
+            h_next, out = net.apply(params, h, obs[None], no_start)
+            logits, heads = out.dist[0], out.aux["reward"][0]  # heads: every action's [N, A]
             s = obs[:, :num_states].argmax(-1)
             row = (PRIOR_MEAN + total[idx, s]) / (1.0 + count[idx, s])
-            action = chooser(k_act, out[0], heads, row)
+            action = chooser(k_act, logits, heads, row)
             env_state, ts = jax.vmap(env.step)(jax.random.split(k_env, n), env_state, action, tasks)
             record = {
                 "reward": ts.reward,
                 "action": action,
-                "mode": out[0].argmax(-1),
+                "mode": logits.argmax(-1),
                 "heads": heads,
                 "row": row,
                 "visits": count[idx, s, action],

@@ -1,19 +1,24 @@
-"""The ``quickstudy`` command line: tasks, train, evaluate, resume, reproduce."""
+"""The ``quickstudy`` command line: tasks, train, evaluate, resume, reproduce.
+
+Every command reads the one algorithm registry (:mod:`quickstudy.algorithms.registry`); the flags
+of ``train ALGO`` are that algorithm's config fields, with defaults from the task's defaults and
+the chosen ``--preset``.
+"""
 
 from __future__ import annotations
 
+import argparse
 import dataclasses
 import os
 import sys
 import time
-from typing import Annotated
+from typing import Annotated, Generic, TypeVar
 
 import tyro
 
-from quickstudy.algorithms.maml import MAMLConfig
-from quickstudy.algorithms.maml_rl import MAMLRLConfig
-from quickstudy.algorithms.rl2 import RL2Config
-from quickstudy.errors import ConfigError, QuickstudyError, UnknownNameError
+from quickstudy.errors import QuickstudyError
+
+ConfigT = TypeVar("ConfigT")
 
 
 @dataclasses.dataclass(frozen=True)
@@ -36,59 +41,21 @@ class RunArgs:
 
 
 @dataclasses.dataclass(frozen=True)
-class TrainRL2:
-    """Meta-train RL² (GRU policy + PPO over K-episode trials), then meta-test it."""
+class TrainArgs(Generic[ConfigT]):
+    """Meta-train an algorithm on a task distribution, then meta-test it."""
 
-    task: str = "bandit-k5-n10"
+    config: ConfigT
+    """The algorithm's hyperparameters."""
+    task: str = ""
     """Task distribution (see `quickstudy tasks`)."""
+    preset: str | None = None
+    """A named recipe of the algorithm (its overrides; flags still win)."""
     chunk_updates: int = 10
-    """Updates per compiled chunk (logging/progress/checkpoint granularity)."""
+    """Updates per chunk (logging/progress/checkpoint granularity)."""
     checkpoint_every: int = 5
     """Checkpoint every this many chunks."""
     run: RunArgs = RunArgs()
     """Run directory, seed and final meta-test."""
-    config: RL2Config = RL2Config(total_steps=600_000)
-    """RL² hyperparameters."""
-
-
-@dataclasses.dataclass(frozen=True)
-class TrainMAML:
-    """Meta-train supervised MAML (or its pretrained/oracle baselines), then meta-test it.
-
-    --total-steps counts meta-iterations; the meta-test reports the query MSE of held-out tasks
-    after 0..test-steps gradient steps.
-    """
-
-    task: str = "sinusoid-k10"
-    """Few-shot task distribution (see `quickstudy tasks`)."""
-    chunk_updates: int = 1000
-    """Meta-iterations per compiled chunk (logging/progress/checkpoint granularity)."""
-    checkpoint_every: int = 10
-    """Checkpoint every this many chunks."""
-    run: RunArgs = RunArgs()
-    """Run directory, seed and final meta-test."""
-    config: MAMLConfig = MAMLConfig()
-    """MAML hyperparameters."""
-
-
-@dataclasses.dataclass(frozen=True)
-class TrainMAMLRL:
-    """Meta-train MAML for RL (policy-gradient inner loop, TRPO outer loop), then meta-test it.
-
-    The meta-test adapts to each held-out task with policy-gradient steps on fresh episodes and
-    reports the mean episode return after 0..test-steps steps.
-    """
-
-    task: str = "nav2d"
-    """RL task distribution with continuous actions (see `quickstudy tasks`)."""
-    chunk_updates: int = 5
-    """Meta-iterations per compiled chunk (logging/progress/checkpoint granularity)."""
-    checkpoint_every: int = 1
-    """Checkpoint every this many chunks."""
-    run: RunArgs = RunArgs()
-    """Run directory, seed and final meta-test."""
-    config: MAMLRLConfig = MAMLRLConfig()
-    """MAML-RL hyperparameters."""
 
 
 @dataclasses.dataclass(frozen=True)
@@ -99,7 +66,6 @@ class Train:
     """Algorithm: rl2, maml or maml-rl."""
 
 
-TRAIN_ARGS = {"rl2": TrainRL2, "maml": TrainMAML, "maml-rl": TrainMAMLRL}
 _TYRO_CONFIG = (tyro.conf.OmitArgPrefixes, tyro.conf.OmitSubcommandPrefixes)
 
 
@@ -134,8 +100,8 @@ class Reproduce:
     sinusoids, query MSE after 0..10 gradient steps.
     maml-nav2d: MAML, pretrained, random init and oracle on 40 held-out goals, return after
     0..3 policy-gradient steps.
-    Writes OUT/table.md, OUT/table.json and OUT/figure.png; an interrupted reproduction resumes
-    where it stopped when run again.
+    Writes OUT/table.md, OUT/table.json, OUT/figure.png and OUT/learning.png; an interrupted
+    reproduction resumes where it stopped when run again.
     """
 
     table: tyro.conf.Positional[str]
@@ -145,14 +111,14 @@ class Reproduce:
     cells: tuple[str, ...] = ()
     """Cells (task names) to run, e.g. --cells bandit-k5-n10 bandit-k10-n10 (default: all)."""
     budget: int | None = None
-    """Training per cell and method: RL² env steps (0 skips RL²), maml-sinusoid
-    meta-iterations, maml-nav2d env steps."""
+    """Training budget per cell and trained method, in the algorithm's steps (RL², MAML-RL:
+    env steps; supervised MAML: meta-iterations); 0 skips the trained methods."""
     trials: int | None = None
-    """Held-out trials (RL² tables, default 1000) or tasks (MAML: 600 sinusoids, 40 goals)."""
-    tune_trials: int = 500
-    """Trials per hyperparameter value when tuning the classical baselines."""
+    """Held-out trials or tasks (default: the table's: 1000 trials, 600 sinusoids, 40 goals)."""
+    tune_trials: int | None = None
+    """Trials per hyperparameter value when tuning classical baselines (default 500)."""
     methods: tuple[str, ...] = ()
-    """MAML tables only: methods to run (default: all)."""
+    """Methods to run (default: all of the table's)."""
     seed: int = 0
     """Seed of training and of the evaluation."""
     cache_dir: str | None = None
@@ -231,7 +197,7 @@ def _progress(run, start_update: int):
         elapsed = time.perf_counter() - t0
         steps = (done - start_update) * run.steps_per_update
         values = np.asarray(metrics[key])
-        finite = values[~np.isnan(values)]  # NaN: no trial ended in that update
+        finite = values[~np.isnan(values)]  # NaN: undefined in that update
         fields = {"ret": f"{finite[-1]:.2f}"} if finite.size else {}  # else keep the last shown
         progress.update(
             task_id,
@@ -247,39 +213,41 @@ def _report_eval(run, summary) -> None:
     from rich.table import Table
 
     console = _console()
-    if "per_step" in summary:
-        table = Table(title=f"meta-test of {run.algo_name} on {run.task_name}")
-        table.add_column("gradient steps")
-        name = "return" if summary["metric"] == "return" else f"query {summary['metric']}"
-        table.add_column(f"{name} ({summary['num_tasks']} tasks), mean ± s.e.")
+    per = summary["per_index"]
+    xs = summary["xs"]
+    tasks = summary["num_tasks"]
+    table = Table(title=f"meta-test of {run.algo_name} on {run.task_name}")
+    if summary["axis"] == "episode":
+        table.add_column("metric")
+        table.add_column("mean ± s.e.")
+        total = summary["trial_return"]
+        table.add_row(
+            f"trial return (sum of {summary['points']} episodes, {tasks} tasks)",
+            f"{total['mean']:.3f} ± {total['se']:.3f}",
+        )
+        shown = sorted({0, 1, len(per) - 1}) if len(per) > 3 else range(len(per))
+        for k in shown:
+            row = per[k]
+            table.add_row(f"return of episode {xs[k]}", f"{row['mean']:.3f} ± {row['se']:.3f}")
+        for k in shown if "success_per_index" in summary else ():
+            s = summary["success_per_index"][k]
+            table.add_row(f"success of episode {xs[k]}", f"{s['mean']:.3f} ± {s['se']:.3f}")
+    else:
+        from quickstudy.evaluation.protocol import AXIS_LABELS
+
+        metric = summary["metric"]
+        name = "return" if metric == "return" else f"query {metric}"
+        table.add_column(AXIS_LABELS.get(summary["axis"], summary["axis"]).split(" at ")[0])
+        table.add_column(f"{name} ({tasks} tasks), mean ± s.e.")
         table.add_column("95% CI")
-        steps = summary["steps"]
-        for k in sorted({0, 1, min(5, steps), steps}):
-            row = summary["per_step"][k]
+        last = len(per) - 1
+        for k in sorted({0, 1, min(5, last), last}):
+            row = per[k]
             table.add_row(
-                str(k),
+                str(xs[k]),
                 f"{row['mean']:.3f} ± {row['se']:.3f}",
                 f"[{row['ci95_low']:.3f}, {row['ci95_high']:.3f}]",
             )
-        console.print(table)
-        console.print(f"results: {run.path / 'eval'}")
-        return
-    per = summary["per_episode"]
-    total = summary["trial_return"]
-    table = Table(title=f"meta-test of {run.algo_name} on {run.task_name}")
-    table.add_column("metric")
-    table.add_column("mean ± s.e.")
-    table.add_row(
-        f"trial return (sum of {summary['episodes']} episodes, {summary['num_tasks']} tasks)",
-        f"{total['mean']:.3f} ± {total['se']:.3f}",
-    )
-    shown = sorted({0, 1, len(per) - 1}) if len(per) > 3 else range(len(per))
-    for k in shown:
-        table.add_row(f"return of episode {k + 1}", f"{per[k]['mean']:.3f} ± {per[k]['se']:.3f}")
-    if "success_per_episode" in summary:
-        for k in shown:
-            s = summary["success_per_episode"][k]
-            table.add_row(f"success of episode {k + 1}", f"{s['mean']:.3f} ± {s['se']:.3f}")
     console.print(table)
     console.print(f"results: {run.path / 'eval'}")
 
@@ -292,56 +260,27 @@ def _train_with_progress(run, start_update: int):
         return runner.train(run, on_chunk=on_chunk)
 
 
-def _reproduce_settings(cmd: Reproduce, out):
+def _cmd_reproduce(cmd: Reproduce, argv: list[str]) -> int:
     from pathlib import Path
 
-    from quickstudy import reproduce_maml
-    from quickstudy.reproduce import TABLES, ReproduceSettings
+    from quickstudy.reproduce import ReproduceSettings, reproduce
 
-    cache = Path(cmd.cache_dir) if cmd.cache_dir else None
-    if cmd.table in reproduce_maml.TABLES:
-        if cmd.tune_trials != 500:
-            raise ConfigError("--tune-trials applies to the RL² tables only")
-        settings = reproduce_maml.MAMLSettings(
-            table=cmd.table,
-            out_dir=out,
-            cells=cmd.cells,
-            budget=cmd.budget,
-            trials=cmd.trials,
-            seed=cmd.seed,
-            cache_dir=cache,
-            methods=cmd.methods,
-        )
-        return settings, reproduce_maml.reproduce_maml
-    if cmd.table not in TABLES:
-        valid = [*TABLES, *reproduce_maml.TABLES]
-        raise UnknownNameError(f"unknown table {cmd.table!r}. Valid tables: {', '.join(valid)}")
-    if cmd.methods:
-        raise ConfigError("--methods applies to the MAML tables only")
-    from quickstudy.reproduce import reproduce
-
+    console = _console()
+    out = Path(cmd.out or f"runs/reproduce-{cmd.table}")
     settings = ReproduceSettings(
         table=cmd.table,
         out_dir=out,
         cells=cmd.cells,
         budget=cmd.budget,
-        trials=cmd.trials or 1000,
+        trials=cmd.trials,
         tune_trials=cmd.tune_trials,
         seed=cmd.seed,
-        cache_dir=cache,
+        cache_dir=Path(cmd.cache_dir) if cmd.cache_dir else None,
+        methods=cmd.methods,
     )
-    return settings, reproduce
-
-
-def _cmd_reproduce(cmd: Reproduce, argv: list[str]) -> int:
-    from pathlib import Path
-
-    console = _console()
-    out = Path(cmd.out or f"runs/reproduce-{cmd.table}")
-    settings, run = _reproduce_settings(cmd, out)
     t0 = time.perf_counter()
     try:
-        run(
+        reproduce(
             settings,
             log=console.print,
             train_hook=_train_with_progress,
@@ -365,7 +304,7 @@ def _train_and_evaluate(run, start_update: int) -> int:
     size = (
         f"{run.algo.num_updates} updates x {run.steps_per_update:,} steps"
         if run.steps_per_update > 1
-        else f"{run.algo.num_updates:,} meta-iterations"
+        else f"{run.algo.num_updates:,} {run.algo.step_unit}"
     )
     console.print(f"run directory: {run.path}  ({size})")
     progress, on_chunk = _progress(run, start_update)
@@ -384,42 +323,66 @@ def _train_and_evaluate(run, start_update: int) -> int:
     return 0
 
 
-def _with_task_defaults(algo_name: str, task: str, config, argv: list[str]):
-    """Applies a few-shot task's recommended MAML settings that the command line did not set."""
-    from quickstudy import tasks
-    from quickstudy.tasks.fewshot import FewShotTasks
+def _flat(config, prefix: str = "") -> dict[str, object]:
+    """``{field: value}`` of a (nested) config, nested fields by their own names (as flags)."""
+    out: dict[str, object] = {}
+    for field in dataclasses.fields(config):
+        value = getattr(config, field.name)
+        if dataclasses.is_dataclass(value):
+            out.update(_flat(value))
+        else:
+            out[field.name] = value
+    return out
 
-    if algo_name != "maml":
-        return config
-    dist = tasks.make(task)
-    if not isinstance(dist, FewShotTasks) or not dist.maml_defaults:
-        return config
-    given = {arg.split("=")[0] for arg in argv if arg.startswith("--")}
-    chosen = {
-        k: v for k, v in dist.maml_defaults.items() if f"--{k.replace('_', '-')}" not in given
-    }
-    if chosen:
-        _console().print(
-            f"{task} defaults (override with the flags): "
-            + ", ".join(f"--{k.replace('_', '-')} {v}" for k, v in chosen.items())
-        )
-    return dataclasses.replace(config, **chosen)
+
+def _train_help(spec) -> str:
+    lines = [f"{spec.summary}. Then meta-test it on held-out tasks."]
+    if spec.presets:
+        lines.append("Presets (--preset NAME): ")
+        lines += [f"  {name}: {p.description}." for name, p in spec.presets.items()]
+    return "\n".join(lines)
 
 
 def _cmd_train(algo_name: str, argv: list[str]) -> int:
     from quickstudy import runner
+    from quickstudy.algorithms import registry
 
-    if algo_name not in TRAIN_ARGS:
-        raise UnknownNameError(
-            f"unknown algorithm {algo_name!r}. Valid algorithms: {', '.join(TRAIN_ARGS)}"
-        )
+    spec = registry.get(algo_name)
+    pre = argparse.ArgumentParser(add_help=False)
+    pre.add_argument("--task", default=spec.default_task)
+    pre.add_argument("--preset", default=None)
+    known, _ = pre.parse_known_args(argv)
+    help_only = any(a in ("-h", "--help") for a in argv)
+    task = spec.default_task if help_only else known.task
+    preset = None if help_only else known.preset
+    default_config = spec.config(task, preset)
+    default = TrainArgs(
+        config=default_config,
+        task=task,
+        preset=preset,
+        chunk_updates=spec.chunk_updates,
+        checkpoint_every=spec.checkpoint_every,
+    )
     args = tyro.cli(
-        TRAIN_ARGS[algo_name],
+        TrainArgs[spec.config_cls],
         args=argv,
+        default=default,
         prog=f"quickstudy train {algo_name}",
+        description=_train_help(spec),
         config=_TYRO_CONFIG,
     )
-    config = _with_task_defaults(algo_name, args.task, args.config, argv)
+    plain, with_task, final = (
+        _flat(c) for c in (spec.config_cls(), spec.config(args.task), args.config)
+    )
+    applied = [
+        f"--{k.replace('_', '-')} {v}"
+        for k, v in with_task.items()
+        if v != plain[k] and final[k] == v
+    ]
+    if applied:
+        _console().print(f"{task} defaults (override with the flags): " + ", ".join(applied))
+    if args.preset:
+        _console().print(f"preset {args.preset}: {spec.preset(args.preset).description}")
     settings = runner.RunSettings(
         seed=args.run.seed,
         chunk_updates=args.chunk_updates,
@@ -429,7 +392,7 @@ def _cmd_train(algo_name: str, argv: list[str]) -> int:
     run = runner.create_run(
         algo_name,
         args.task,
-        config,
+        args.config,
         settings,
         run_dir=args.run.run_dir,
         runs_root=args.run.runs_root,

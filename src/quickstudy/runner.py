@@ -1,15 +1,17 @@
-"""Runs of an algorithm on a task: run directories, chunked training, checkpoints, meta-test.
+"""Runs of any registered algorithm on a task: run directories, training, checkpoints, meta-test.
 
 A run directory holds ``config.json`` (complete and resolved), ``metrics.jsonl``/``metrics.csv``,
-TensorBoard events, ``checkpoints/`` and ``eval/``. Training advances in chunks of updates compiled
-into one ``lax.scan``; chunk boundaries are fixed multiples of ``chunk_updates`` counted from the
-start of the run, so a run resumed from any checkpoint executes exactly the same programs on
-exactly the same state as an uninterrupted one and ends with the same parameters.
+TensorBoard events, ``checkpoints/`` and ``eval/``. Training advances in chunks of updates: for a
+jittable algorithm a chunk is one compiled ``lax.scan``; for a host-stepped one, a Python loop of
+updates. Chunk boundaries are fixed multiples of ``chunk_updates`` counted from the start of the
+run, so a run resumed from any checkpoint executes exactly the same programs on exactly the same
+state as an uninterrupted one and ends with the same parameters.
 """
 
 from __future__ import annotations
 
 import dataclasses
+import functools
 import math
 from collections.abc import Callable
 from pathlib import Path
@@ -19,14 +21,9 @@ import jax
 import numpy as np
 
 import quickstudy
-from quickstudy import tasks as task_registry
-from quickstudy.algorithms.maml import MAML, MAMLConfig, make_maml
-from quickstudy.algorithms.maml_rl import MAMLRL, MAMLRLConfig, make_maml_rl
-from quickstudy.algorithms.rl2 import RL2Config, make_rl2
-from quickstudy.errors import CheckpointError, ConfigError, QuickstudyError, UnknownNameError
-from quickstudy.evaluation.plots import plot_adaptation_curve
-from quickstudy.evaluation.protocol import summarize_adaptation_steps, summarize_meta_test
-from quickstudy.evaluation.stats import per_index_summary
+from quickstudy.algorithms import registry
+from quickstudy.errors import CheckpointError, ConfigError, QuickstudyError
+from quickstudy.evaluation.protocol import write_meta_test
 from quickstudy.tracking import (
     MetricsLogger,
     latest_checkpoint,
@@ -36,14 +33,9 @@ from quickstudy.tracking import (
     save_checkpoint,
     write_json_atomic,
 )
+from quickstudy.types import Algorithm, MetaTestResult, check_fields
 
 PyTree = Any
-
-ALGORITHMS: dict[str, tuple[type, Callable[..., Any]]] = {
-    "rl2": (RL2Config, make_rl2),
-    "maml": (MAMLConfig, make_maml),
-    "maml-rl": (MAMLRLConfig, make_maml_rl),
-}
 
 
 @dataclasses.dataclass(frozen=True)
@@ -52,11 +44,12 @@ class RunSettings:
 
     Attributes:
         seed: Seed of the run's PRNG key.
-        chunk_updates: Updates per compiled chunk (progress, logging and checkpoint granularity).
+        chunk_updates: Updates per chunk (progress, logging and checkpoint granularity).
         checkpoint_every: Save a checkpoint every this many chunks (the last is always saved).
         keep_checkpoints: Checkpoints kept on disk.
         eval_tasks: Held-out tasks for the final meta-test (0: the task's default).
-        eval_episodes: Episodes per trial in the final meta-test (0: the training value).
+        eval_episodes: Points of the final meta-test: episodes per trial, or gradient steps
+            (0: the algorithm's default).
     """
 
     seed: int = 0
@@ -67,14 +60,11 @@ class RunSettings:
     eval_episodes: int = 0
 
     def __post_init__(self):
-        for name in ("chunk_updates", "checkpoint_every", "keep_checkpoints"):
-            value = getattr(self, name)
-            if not isinstance(value, int) or isinstance(value, bool) or value <= 0:
-                raise ConfigError(f"{name} must be a positive integer, got {value!r}")
-        for name in ("eval_tasks", "eval_episodes", "seed"):
-            value = getattr(self, name)
-            if not isinstance(value, int) or isinstance(value, bool) or value < 0:
-                raise ConfigError(f"{name} must be a non-negative integer, got {value!r}")
+        check_fields(
+            self,
+            positive_int=("chunk_updates", "checkpoint_every", "keep_checkpoints"),
+            nonneg_int=("eval_tasks", "eval_episodes", "seed"),
+        )
 
 
 @dataclasses.dataclass
@@ -85,39 +75,22 @@ class Run:
     algo_name: str
     task_name: str
     settings: RunSettings
-    algo: Any
+    algo: Algorithm
 
     @property
     def steps_per_update(self) -> int:
-        """Steps per update: environment steps (RL²) or 1 (a supervised meta-iteration)."""
+        """Budget units per update (environment steps, or 1 for a meta-iteration)."""
         return self.algo.steps_per_update
 
     @property
     def progress_metric(self) -> tuple[str, str]:
         """The training metric shown while training: (metrics key, label)."""
-        if isinstance(self.algo, MAML):
-            return "query_loss", "query loss"
-        if isinstance(self.algo, MAMLRL):
-            return "return_post", "post-update return"
-        return "trial_return", "trial return"
+        return self.algo.progress
 
     @property
     def total_steps(self) -> int:
-        """Environment steps of the whole run."""
+        """Budget units of the whole run."""
         return self.algo.num_updates * self.steps_per_update
-
-
-def build_algorithm(algo_name: str, task_name: str, config: Any) -> Any:
-    """Builds the named algorithm on the named task distribution.
-
-    Raises:
-        UnknownNameError: Unknown algorithm or task; the message lists the valid names.
-    """
-    if algo_name not in ALGORITHMS:
-        raise UnknownNameError(
-            f"unknown algorithm {algo_name!r}. Valid algorithms: {', '.join(ALGORITHMS)}"
-        )
-    return ALGORITHMS[algo_name][1](config, task_registry.make(task_name))
 
 
 def create_run(
@@ -132,9 +105,9 @@ def create_run(
 
     Raises:
         UnknownNameError: Unknown algorithm or task (nothing is created).
-        ConfigError: The directory already holds a run.
+        ConfigError: The config does not suit the task, or the directory already holds a run.
     """
-    algo = build_algorithm(algo_name, task_name, config)
+    algo = registry.build(algo_name, task_name, config)
     if run_dir is not None and (Path(run_dir) / "config.json").exists():
         raise ConfigError(
             f"{run_dir} already holds a run; use `quickstudy resume {run_dir}` or another --run-dir"
@@ -146,7 +119,7 @@ def create_run(
         "settings": dataclasses.asdict(settings),
         "config": dataclasses.asdict(config),
         "derived": {
-            **{k: getattr(algo, k) for k in ("episodes", "rollout_len") if hasattr(algo, k)},
+            **algo.derived,
             "num_updates": algo.num_updates,
             "steps_per_update": algo.steps_per_update,
         },
@@ -158,10 +131,11 @@ def create_run(
 
 
 def open_run(run_dir: str | Path) -> Run:
-    """Opens an existing run directory from its ``config.json``.
+    """Opens an existing run directory from its ``config.json`` (older layouts are migrated).
 
     Raises:
         CheckpointError: The directory or its ``config.json`` is missing or unreadable.
+        ConfigError: The recorded config is invalid; the message names ``config.json``.
     """
     path = Path(run_dir)
     cfg_path = path / "config.json"
@@ -169,36 +143,79 @@ def open_run(run_dir: str | Path) -> Run:
         raise CheckpointError(f"{path} is not a run directory: {cfg_path} is missing")
     try:
         record = read_json(cfg_path)
-        config_cls = ALGORITHMS[record["algo"]][0]
-        config = config_cls(**record["config"])
+        spec = registry.get(record["algo"])
+        config = spec.config_from_record(record["config"], f"{cfg_path} config")
         settings = RunSettings(**record["settings"])
-        algo = build_algorithm(record["algo"], record["task"], config)
+        algo = registry.build(record["algo"], record["task"], config)
+    except ConfigError as err:
+        raise ConfigError(f"{cfg_path}: {err}") from err
     except QuickstudyError:
         raise
     except (KeyError, TypeError, ValueError) as err:
-        raise CheckpointError(f"{cfg_path} is not a valid run configuration: {err}") from err
+        raise CheckpointError(f"{cfg_path} is not a valid run configuration: {err!r}") from err
     return Run(path, record["algo"], record["task"], settings, algo)
 
 
-def _chunk_fn(algo: Any, length: int) -> Callable:
-    def chunk(state):
-        return jax.lax.scan(lambda s, _: algo.update(s), state, None, length=length)
+def train_program(algo: Algorithm) -> Callable[[jax.Array], tuple[PyTree, dict[str, jax.Array]]]:
+    """``train(key) -> (state, metrics)``: init and every update in one ``lax.scan``.
 
-    return jax.jit(chunk)
+    The whole training of a jittable algorithm as one pure function: ``jax.jit`` it, or
+    ``jax.jit(jax.vmap(...))`` it over keys to train several seeds at once.
+
+    Raises:
+        ConfigError: The algorithm steps a host environment.
+    """
+    if not algo.jittable:
+        raise ConfigError("a host-stepped algorithm cannot be trained as one program")
+
+    def train(key: jax.Array) -> tuple[PyTree, dict[str, jax.Array]]:
+        state = algo.init(key)
+        return jax.lax.scan(lambda s, _: algo.update(s), state, None, length=algo.num_updates)
+
+    return train
+
+
+def _chunk_fn(algo: Algorithm, length: int) -> Callable:
+    if algo.jittable:
+
+        def scanned(state):
+            return jax.lax.scan(lambda s, _: algo.update(s), state, None, length=length)
+
+        return jax.jit(scanned)
+
+    def looped(state):
+        rows = []
+        for _ in range(length):
+            state, metrics = algo.update(state)
+            rows.append(jax.device_get(metrics))
+        return state, {k: np.stack([np.asarray(r[k]) for r in rows]) for k in rows[0]}
+
+    return looped
+
+
+def load_state(run: Run, ckpt: Path) -> PyTree:
+    """The state in checkpoint ``ckpt`` of ``run`` (older layouts are migrated)."""
+    spec = registry.get(run.algo_name)
+    migrate = functools.partial(_migrate_state, spec.migrate_state, run.algo.config)
+    return load_checkpoint(ckpt, initial_state(run), migrate)
+
+
+def _migrate_state(fn: Callable, config: Any, saved: Any) -> Any:
+    return fn(saved, config)
 
 
 def initial_state(run: Run) -> PyTree:
     """The state at update 0 (deterministic in the run's seed)."""
-    return jax.jit(run.algo.init)(jax.random.key(run.settings.seed))
+    init = jax.jit(run.algo.init) if run.algo.jittable else run.algo.init
+    return init(jax.random.key(run.settings.seed))
 
 
 def restore_latest(run: Run) -> tuple[PyTree, int]:
     """The latest checkpointed state and its update count, or the initial state and 0."""
-    template = initial_state(run)
     ckpt = latest_checkpoint(run.path / "checkpoints")
     if ckpt is None:
-        return template, 0
-    state = load_checkpoint(ckpt, template)
+        return initial_state(run), 0
+    state = load_state(run, ckpt)
     return state, int(state.update)
 
 
@@ -213,7 +230,7 @@ def train(
         run: The run.
         on_chunk: Called after every chunk with the update count and that chunk's metrics
             (arrays ``[chunk]``), e.g. to drive a progress bar. The progress metric is NaN in
-            an update where no trial ended (truncated rollouts); it is left out of that row.
+            an update where it is undefined (no trial ended); it is left out of that row.
         stop_after_updates: Stop early once this many updates are done (for tests and for
             splitting work); the run can be resumed later.
 
@@ -240,7 +257,7 @@ def train(
                 for i in range(length):
                     row = {k: float(v[i]) for k, v in metrics.items()}
                     if math.isnan(row.get(progress_key, 0.0)):
-                        del row[progress_key]  # no trial ended in this update: no value to log
+                        del row[progress_key]  # undefined in this update: no value to log
                     row["update"] = done + i + 1
                     logger.log((done + i + 1) * run.steps_per_update, row)
                 done += length
@@ -263,6 +280,24 @@ def _save(run: Run, update: int, state: PyTree) -> Path:
     )
 
 
+def meta_test(
+    algo: Algorithm, params: PyTree, points: int = 0, num_tasks: int = 0, seed: int = 0
+) -> MetaTestResult:
+    """Meta-tests ``params`` on the task's held-out tasks (the same protocol for every algorithm).
+
+    Args:
+        algo: The algorithm.
+        params: Its meta-trained parameters.
+        points: Episodes per trial, or gradient steps (0: the algorithm's default).
+        num_tasks: Held-out tasks (0: the task's default).
+        seed: Seed of the evaluation key.
+    """
+    points = points or algo.default_points
+    tasks = algo.tasks.test_tasks(num_tasks or None)
+    fn = jax.jit(algo.meta_test, static_argnums=3) if algo.jittable else algo.meta_test
+    return jax.device_get(fn(params, jax.random.key(seed), tasks, points))
+
+
 def evaluate(
     run: Run,
     params: PyTree | None = None,
@@ -270,13 +305,13 @@ def evaluate(
     num_tasks: int = 0,
     seed: int = 0,
 ) -> dict[str, Any]:
-    """Meta-tests a run on held-out tasks and writes ``eval/summary.json`` and the curve PNG.
+    """Meta-tests a run and writes ``eval/summary.json``, ``results.npz`` and ``adaptation.png``.
 
     Args:
         run: The run.
-        params: Policy parameters; the latest checkpoint's when ``None``.
-        episodes: Episodes per trial (0: the run's setting, else the training value); for
-            supervised MAML the number of gradient steps (0: ``config.test_steps``).
+        params: Parameters; the latest checkpoint's when ``None``.
+        episodes: Points of the meta-test, episodes per trial or gradient steps (0: the run's
+            setting, else the algorithm's default).
         num_tasks: Held-out tasks (0: the run's setting, else the task's default).
         seed: Seed of the evaluation key.
 
@@ -290,70 +325,18 @@ def evaluate(
         ckpt = latest_checkpoint(run.path / "checkpoints")
         if ckpt is None:
             raise CheckpointError(f"{run.path} has no checkpoint to evaluate")
-        params = load_checkpoint(ckpt, initial_state(run)).params
-    num_tasks = num_tasks or run.settings.eval_tasks or 0
-    if isinstance(run.algo, MAML | MAMLRL):
-        return _evaluate_gradient_steps(run, params, episodes, num_tasks, seed)
-    episodes = episodes or run.settings.eval_episodes or run.algo.episodes
-    algo = run.algo
-    if episodes != algo.episodes:
-        algo = build_algorithm(
-            run.algo_name, run.task_name, dataclasses.replace(algo.config, episodes=episodes)
-        )
-    test_tasks = algo.tasks.test_tasks(num_tasks or None)
-    results = jax.device_get(jax.jit(algo.evaluate)(params, jax.random.key(seed), test_tasks))
-    summary = summarize_meta_test(results.returns, results.success, results.lengths)
-    summary.update(algo=run.algo_name, task=run.task_name, seed=seed)
-    eval_dir = run.path / "eval"
-    write_json_atomic(eval_dir / "summary.json", summary)
-    np.savez_compressed(
-        eval_dir / "results.npz",
-        returns=results.returns,
-        **({} if results.success is None else {"success": results.success}),
-        lengths=results.lengths,
+        params = load_state(run, ckpt).params
+    result = meta_test(
+        run.algo,
+        params,
+        episodes or run.settings.eval_episodes,
+        num_tasks or run.settings.eval_tasks,
+        seed,
     )
-    plot_adaptation_curve(
-        {run.algo_name: summary["per_episode"]},
-        eval_dir / "adaptation.png",
-        xlabel="episode in trial",
-        ylabel="return",
-        title=f"{run.algo_name} on {run.task_name}: meta-test, {summary['num_tasks']} tasks",
-    )
-    return summary
-
-
-def _evaluate_gradient_steps(
-    run: Run, params: PyTree, steps: int, num_tasks: int, seed: int
-) -> dict[str, Any]:
-    """Meta-test of a MAML run: query loss (supervised) or return (RL) after 0..steps steps."""
-    algo = run.algo
-    steps = steps or run.settings.eval_episodes or algo.config.test_steps
-    test_tasks = algo.tasks.test_tasks(num_tasks or None)
-    evaluate = jax.jit(algo.evaluate, static_argnums=3)
-    result = jax.device_get(evaluate(params, jax.random.key(seed), test_tasks, steps))
-    if isinstance(algo, MAML) and algo.tasks.loss == "xent":
-        values, metric, key = np.asarray(result.accuracy), "accuracy", "accuracy"
-        arrays, ylabel = {"losses": np.asarray(result.losses)}, "query accuracy"
-    elif isinstance(algo, MAML):
-        values, metric, key, arrays = np.asarray(result.losses), algo.tasks.loss, "losses", {}
-        ylabel = f"query {metric}"
-    else:
-        values, metric, key = np.asarray(result.returns), "return", "returns"
-        arrays = {"success": np.asarray(result.success)}
-        ylabel = "mean episode return"
-    summary = summarize_adaptation_steps(values, metric)
-    if "success" in arrays:
-        summary["success_per_step"] = per_index_summary(arrays["success"])
-    summary.update(algo=run.algo_name, variant=algo.config.variant, task=run.task_name, seed=seed)
-    eval_dir = run.path / "eval"
-    write_json_atomic(eval_dir / "summary.json", summary)
-    np.savez_compressed(eval_dir / "results.npz", **{key: values}, **arrays)
-    plot_adaptation_curve(
-        {f"{run.algo_name} ({algo.config.variant})": summary["per_step"]},
-        eval_dir / "adaptation.png",
-        xlabel="gradient steps at meta-test",
-        ylabel=ylabel,
-        title=f"{run.algo_name} on {run.task_name}: meta-test, {summary['num_tasks']} tasks",
-        xs=np.arange(steps + 1),
-    )
-    return summary
+    variant = getattr(run.algo.config, "variant", None)
+    label = run.algo_name if variant in (None, "maml") else f"{run.algo_name} ({variant})"
+    title = f"{run.algo_name} on {run.task_name}: meta-test, {np.shape(result.values)[0]} tasks"
+    record = {"algo": run.algo_name, "task": run.task_name, "seed": seed}
+    if variant is not None:
+        record["variant"] = variant
+    return write_meta_test(result, run.path / "eval", label, title, **record)

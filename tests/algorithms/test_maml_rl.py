@@ -2,10 +2,14 @@ import jax
 import jax.numpy as jnp
 import numpy as np
 import pytest
+from support import nav2d_return_bound
 
 from quickstudy import tasks
-from quickstudy.algorithms.maml_rl import MAMLRLConfig, gaussian_kl, make_maml_rl
+from quickstudy.algorithms.maml_rl import MAMLRLConfig, make_maml_rl
 from quickstudy.errors import ConfigError
+from quickstudy.learners.trpo import TrustRegionConfig
+from quickstudy.networks.distributions import DiagGaussian
+from quickstudy.runner import train_program
 
 
 def _small(**kw):
@@ -27,8 +31,8 @@ def test_gaussian_kl_matches_the_closed_form():
         np.log(sq / sp) + (sp**2 + (mp - mq) ** 2) / (2 * sq**2) - 0.5
         for mp, mq, sp, sq in [(0.3, 0.0, 0.5, 1.0), (-1.0, 0.0, 2.0, 1.0)]
     )
-    assert float(gaussian_kl(p, q, 2)) == pytest.approx(expected, rel=1e-5)
-    assert float(gaussian_kl(p, p, 2)) == pytest.approx(0.0, abs=1e-6)
+    assert float(DiagGaussian(2).kl(p, q)) == pytest.approx(expected, rel=1e-5)
+    assert float(DiagGaussian(2).kl(p, p)) == pytest.approx(0.0, abs=1e-6)
 
 
 @pytest.mark.parametrize(
@@ -47,16 +51,20 @@ def test_maml_rl_variants_train_and_meta_test(kw):
     inner = algo.config.train_inner_steps
     assert algo.steps_per_update == 4 * 4 * 100 * (inner + 1)
     assert algo.num_updates == algo.config.total_steps // algo.steps_per_update
-    state, metrics = jax.jit(algo.train)(jax.random.key(0))
+    state, metrics = jax.jit(train_program(algo))(jax.random.key(0))
     assert int(state.update) == algo.num_updates
     for name in ("return_pre", "return_post", "loss_before", "kl"):
         assert np.isfinite(np.asarray(metrics[name])).all(), name
     if algo.config.outer == "trpo":
-        assert float(np.max(metrics["kl"])) <= algo.config.max_kl + 1e-6
-    evaluate = jax.jit(algo.evaluate, static_argnums=3)
-    result = evaluate(state.params, jax.random.key(1), algo.tasks.test_tasks(3), 2)
-    assert result.returns.shape == (3, 3) and result.success.shape == (3, 3)
-    assert float(jnp.max(result.returns)) <= 0.0  # nav2d rewards are negative distances
+        assert float(np.max(metrics["kl"])) <= algo.config.trust_region.max_kl + 1e-6
+        assert float(np.max(metrics["kl"])) > 0.0  # a step was taken
+    meta_test = jax.jit(algo.meta_test, static_argnums=3)
+    result = meta_test(state.params, jax.random.key(1), algo.tasks.test_tasks(3), 2)
+    assert result.values.shape == (3, 3) and result.success.shape == (3, 3)
+    assert result.axis == "gradient step" and result.metric == "return"
+    # No policy can beat the bound set by the clipped steps (a missing action clip would).
+    bound = nav2d_return_bound(algo.tasks.test_tasks(3).goal)
+    assert np.all(np.asarray(result.values) <= bound[:, None] + 1e-4)
 
 
 def test_oracle_sees_the_goal():
@@ -67,11 +75,17 @@ def test_oracle_sees_the_goal():
 
 def test_maml_rl_is_deterministic_in_the_key():
     algo = make_maml_rl(_small(), tasks.make("nav2d"))
-    train = jax.jit(algo.train)
+    train = jax.jit(train_program(algo))
     a, _ = train(jax.random.key(7))
     b, _ = train(jax.random.key(7))
+    c, _ = train(jax.random.key(8))
     for x, y in zip(jax.tree.leaves(a.params), jax.tree.leaves(b.params), strict=True):
         np.testing.assert_array_equal(x, y)
+    differs = [
+        not np.array_equal(x, z)
+        for x, z in zip(jax.tree.leaves(a.params), jax.tree.leaves(c.params), strict=True)
+    ]
+    assert any(differs)
 
 
 def test_meta_test_adaptation_improves_a_goal_directed_start():
@@ -79,17 +93,17 @@ def test_meta_test_adaptation_improves_a_goal_directed_start():
     # return after one step beats the return before it (the adaptation machinery works).
     algo = make_maml_rl(_small(test_episodes=20), tasks.make("nav2d"))
     params = algo.init(jax.random.key(0)).params
-    result = jax.jit(algo.evaluate, static_argnums=3)(
+    result = jax.jit(algo.meta_test, static_argnums=3)(
         params, jax.random.key(2), algo.tasks.test_tasks(10), 1
     )
-    assert float(result.returns[:, 1].mean()) > float(result.returns[:, 0].mean()) + 2.0
+    assert float(result.values[:, 1].mean()) > float(result.values[:, 0].mean()) + 2.0
 
 
 @pytest.mark.parametrize(
     ("kw", "field"),
     [
         ({"inner_lr": 0}, "inner_lr"),
-        ({"max_kl": -1.0}, "max_kl"),
+        ({"trust_region": lambda: TrustRegionConfig(max_kl=-1.0)}, "max_kl"),
         ({"meta_batch_size": 0}, "meta_batch_size"),
         ({"outer": "sgd"}, "outer"),
         ({"variant": "reptile"}, "variant"),
@@ -99,7 +113,7 @@ def test_meta_test_adaptation_improves_a_goal_directed_start():
 )
 def test_bad_config_names_the_field(kw, field):
     with pytest.raises(ConfigError, match=field):
-        MAMLRLConfig(**kw)
+        MAMLRLConfig(**{k: v() if callable(v) else v for k, v in kw.items()})
 
 
 def test_maml_rl_refuses_discrete_and_supervised_tasks():
@@ -107,3 +121,5 @@ def test_maml_rl_refuses_discrete_and_supervised_tasks():
         make_maml_rl(MAMLRLConfig(), tasks.make("bandit-k5-n10"))
     with pytest.raises(ConfigError, match="supervised"):
         make_maml_rl(MAMLRLConfig(), tasks.make("sinusoid-k5"))
+    with pytest.raises(ConfigError, match="host"):
+        make_maml_rl(MAMLRLConfig(), tasks.make("nav2d-numpy"))

@@ -1,3 +1,4 @@
+import dataclasses
 import json
 
 import jax
@@ -5,12 +6,13 @@ import numpy as np
 import pytest
 
 from quickstudy import runner
-from quickstudy.algorithms.rl2 import RL2Config
+from quickstudy.algorithms.rl2 import RL2_PPO, RL2Config
 from quickstudy.cli import main
 from quickstudy.errors import CheckpointError
 from quickstudy.tracking import latest_checkpoint, load_checkpoint
 
 TINY = ["--total-steps", "480", "--num-envs", "8", "--hidden-size", "16", "--num-minibatches", "2"]
+TWO_MINIBATCHES = dataclasses.replace(RL2_PPO, num_minibatches=2)
 
 
 def _params(run_dir):
@@ -29,7 +31,8 @@ def test_train_writes_a_complete_run_dir(tmp_path, capsys):
     assert (run_dir / "metrics.csv").read_text().count("\n") == 7
     assert list(run_dir.glob("events.out.tfevents*"))
     summary = json.loads((run_dir / "eval" / "summary.json").read_text())
-    assert summary["num_tasks"] == 1000 and summary["episodes"] == 10
+    assert summary["num_tasks"] == 1000 and summary["points"] == 10
+    assert summary["axis"] == "episode" and summary["xs"] == list(range(1, 11))
     assert (run_dir / "eval" / "adaptation.png").stat().st_size > 1000
     assert "trial return" in capsys.readouterr().out
 
@@ -46,7 +49,7 @@ def test_updates_without_a_finished_trial_log_no_trial_return(tmp_path, capsys):
 
 
 def test_interrupted_then_resumed_equals_uninterrupted(tmp_path):
-    cfg = RL2Config(total_steps=480, num_envs=8, hidden_size=16, num_minibatches=2)
+    cfg = RL2Config(total_steps=480, num_envs=8, hidden_size=16, ppo=TWO_MINIBATCHES)
     settings = runner.RunSettings(seed=5, chunk_updates=2, checkpoint_every=1)
     full = runner.create_run("rl2", "bandit-k5-n10", cfg, settings, run_dir=tmp_path / "full")
     final_full = runner.train(full)
@@ -71,7 +74,7 @@ def test_evaluate_command_with_other_episodes(tmp_path):
     assert main(["train", "rl2", "--run-dir", str(run_dir), *TINY]) == 0
     assert main(["evaluate", str(run_dir), "--episodes", "4", "--tasks", "20"]) == 0
     summary = json.loads((run_dir / "eval" / "summary.json").read_text())
-    assert summary["episodes"] == 4 and summary["num_tasks"] == 20
+    assert summary["points"] == 4 and summary["num_tasks"] == 20
 
 
 def test_unknown_task_and_algorithm(tmp_path, capsys):
@@ -138,7 +141,7 @@ def test_tasks_lists_every_registered_task(capsys):
 
 
 def test_ctrl_c_keeps_the_last_completed_chunk(tmp_path):
-    cfg = RL2Config(total_steps=480, num_envs=8, hidden_size=16, num_minibatches=2)
+    cfg = RL2Config(total_steps=480, num_envs=8, hidden_size=16, ppo=TWO_MINIBATCHES)
     settings = runner.RunSettings(seed=1, chunk_updates=2, checkpoint_every=100)
     run = runner.create_run("rl2", "bandit-k5-n10", cfg, settings, run_dir=tmp_path / "run")
 

@@ -25,10 +25,12 @@ from hypothesis import strategies as st
 from hypothesis.extra import numpy as hnp
 
 from quickstudy import tasks
-from quickstudy.envs.base import Box, Discrete
+from quickstudy.envs.base import Box, Discrete, is_host
 from quickstudy.tasks import Trial
+from quickstudy.tasks.trial import HostTrial
 
-NAMES = tasks.names("rl")
+NAMES = [name for name in tasks.names("rl") if not is_host(tasks.make(name).env)]
+HOST_NAMES = [name for name in tasks.names("rl") if is_host(tasks.make(name).env)]
 T = 12  # crosses the MDP episode boundary (t = 10) and the end of a bandit-*-n10 trial
 B = 4
 
@@ -202,3 +204,21 @@ def test_env_checker_random_valid_actions(name, data):
     _check_timesteps(name, params, out)
     # Same key, same task, same actions: same result.
     _assert_trees_match(out, _batched(name)(keys, params, jnp.asarray(actions)), name)
+
+
+@pytest.mark.parametrize("name", HOST_NAMES)
+def test_host_tasks_step_in_batches_with_numpy_timesteps(name):
+    dist = tasks.make(name)
+    trial = HostTrial(dist.env, dist.episodes)
+    params = jax.device_get(dist.sample(jax.random.key(0), B))
+    one = jax.tree.map(lambda x: x[0], params)
+    space, obs_space = trial.action_space(one), trial.observation_space(one)
+    rng = np.random.default_rng(0)
+    state, ts = trial.reset(rng, params)
+    for _ in range(T):
+        assert ts.obs.shape == (B, *obs_space.shape) and ts.obs.dtype == np.float32
+        action = np.stack([np.asarray(space.sample(jax.random.key(i))) for i in range(B)])
+        state, ts = trial.step(rng, state, action, params)
+        assert ts.reward.shape == (B,) and ts.reward.dtype == np.float32
+        assert ts.terminated.dtype == bool and ts.truncated.dtype == bool
+        assert np.isfinite(ts.obs).all() and np.isfinite(ts.reward).all()

@@ -3,8 +3,9 @@ import jax.numpy as jnp
 import numpy as np
 import optax
 
-from quickstudy.learners.ppo import PPOConfig, clip_by_group_norm, make_optimizer
-from quickstudy.networks.recurrent import PARAM_GROUPS, RecurrentActorCritic
+from quickstudy.learners.base import clip_by_group_norm, make_optimizer
+from quickstudy.networks.recurrent import RecurrentActorCritic, param_groups
+from quickstudy.types import PARAM_GROUPS
 
 GRADS = {
     "params": {
@@ -21,7 +22,7 @@ def _norm(tree):
 
 
 def test_each_group_is_clipped_by_its_own_norm():
-    clip = clip_by_group_norm(0.5, RecurrentActorCritic.param_groups, PARAM_GROUPS)
+    clip = clip_by_group_norm(0.5, param_groups, PARAM_GROUPS)
     out, _ = clip.update(GRADS, clip.init(GRADS))
     p = out["params"]
     # The critic (norm 10) is scaled to 0.5; the actor (norm 0.245) is left as it is.
@@ -54,7 +55,7 @@ def test_network_labels_every_value_path_module_critic_and_the_rest_actor():
     )
     h0 = net.initial_state(1)
     params = net.init(jax.random.key(0), h0, jnp.zeros((1, 1, 5)), jnp.ones((1, 1), bool))
-    labels = RecurrentActorCritic.param_groups(params)["params"]
+    labels = param_groups(params)["params"]
     top = {name: set(jax.tree.leaves(sub)) for name, sub in labels.items()}
     assert top == {
         "core": {"actor"},
@@ -67,7 +68,7 @@ def test_network_labels_every_value_path_module_critic_and_the_rest_actor():
 
     # The policy's outputs do not depend on any parameter labelled critic.
     def policy_out(p):
-        return net.apply(p, h0, jnp.ones((2, 1, 5)), jnp.ones((2, 1), bool))[1].sum()
+        return net.apply(p, h0, jnp.ones((2, 1, 5)), jnp.ones((2, 1), bool))[1].dist.sum()
 
     grads = jax.grad(policy_out)(params)["params"]
     for name, sub in grads.items():
@@ -76,11 +77,10 @@ def test_network_labels_every_value_path_module_critic_and_the_rest_actor():
 
 
 def test_make_optimizer_with_groups_steps_the_actor_as_if_the_critic_were_absent():
-    cfg = PPOConfig(learning_rate=0.1, max_grad_norm=0.5, adam_eps=1e-8)
     params = jax.tree.map(jnp.zeros_like, GRADS)
-    grouped = make_optimizer(cfg, RecurrentActorCritic.param_groups, PARAM_GROUPS)
+    grouped = make_optimizer(0.1, 0.5, 1e-8, param_groups, PARAM_GROUPS)
     actor_only = {"params": {k: GRADS["params"][k] for k in ("core", "policy")}}
-    alone = make_optimizer(cfg)
+    alone = make_optimizer(0.1, 0.5, 1e-8)
     u, _ = grouped.update(GRADS, grouped.init(params), params)
     v, _ = alone.update(actor_only, alone.init(actor_only), actor_only)
     for k in ("core", "policy"):

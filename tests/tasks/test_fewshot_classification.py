@@ -7,6 +7,7 @@ from PIL import Image, ImageDraw
 from quickstudy import tasks
 from quickstudy.algorithms.maml import MAMLConfig, make_maml
 from quickstudy.errors import ConfigError
+from quickstudy.runner import train_program
 from quickstudy.tasks import glyphs
 from quickstudy.tasks.omniglot import CACHE_NAME, load_omniglot, omniglot
 
@@ -64,12 +65,13 @@ def test_omniglot_loader_reads_the_official_layout(tmp_path):
     assert images.mean() < 128 and images.max() > 200  # ink is bright after inversion
     dist = omniglot(5, 1, root=tmp_path, num_train_classes=6)
     model = make_maml(MAMLConfig(total_steps=1, meta_batch_size=2, conv_channels=8), dist)
-    state, _ = jax.jit(model.train)(jax.random.key(0))
+    state, _ = jax.jit(train_program(model))(jax.random.key(0))
     assert (tmp_path / CACHE_NAME).exists()
-    result = jax.jit(model.evaluate, static_argnums=3)(
+    result = jax.jit(model.meta_test, static_argnums=3)(
         state.params, jax.random.key(1), dist.test_tasks(3), 1
     )
-    assert result.accuracy.shape == (3, 2)
+    assert result.values.shape == result.extras["losses"].shape == (3, 2)
+    assert result.metric == "accuracy" and result.higher_is_better
     assert int(dist.test_tasks(3).classes.min()) >= 6
 
 
@@ -91,12 +93,12 @@ def test_maml_on_glyphs_classifies_and_rejects_bad_settings():
     dist = tasks.make("fewshot-glyphs-5way-1shot")
     cfg = MAMLConfig(total_steps=2, meta_batch_size=2, conv_channels=8, inner_lr=0.4)
     model = make_maml(cfg, dist)
-    state, metrics = jax.jit(model.train)(jax.random.key(0))
+    state, metrics = jax.jit(train_program(model))(jax.random.key(0))
     assert np.isfinite(np.asarray(metrics["query_loss"])).all()
-    result = jax.jit(model.evaluate, static_argnums=3)(
+    result = jax.jit(model.meta_test, static_argnums=3)(
         state.params, jax.random.key(1), dist.test_tasks(4), 2
     )
-    acc = np.asarray(result.accuracy)
+    acc = np.asarray(result.values)
     assert acc.shape == (4, 3) and ((acc >= 0) & (acc <= 1)).all()
     with pytest.raises(ConfigError, match="oracle"):
         make_maml(MAMLConfig(variant="oracle"), dist)

@@ -231,44 +231,15 @@ def test_trial_observation_space_inside_jit(name):
     assert shape == trial.observation_space(params).shape
 
 
-def test_task_features_with_progress_append_the_task_then_the_fraction_of_episodes_done():
+def test_task_features_append_the_task_to_every_observation():
     trial = Trial(TabularMDP(2, 2, 3), 4)  # 4 episodes of 3 steps
     mdp = MDPParams(jnp.full((2, 2, 2), 0.5), jnp.array([[1.0, 2.0], [3.0, 4.0]]))
-    env = WithTaskFeatures(trial, progress=True)
+    env = WithTaskFeatures(trial)
     dim = trial.observation_space(mdp).shape[0]
-    assert env.observation_space(mdp).shape == (dim + task_features(mdp).shape[0] + 1,)
+    assert env.observation_space(mdp).shape == (dim + task_features(mdp).shape[0],)
     state, ts = env.reset(jax.random.key(0), mdp)
-    seen = [float(ts.obs[-1])]
+    np.testing.assert_array_equal(ts.obs[dim:], task_features(mdp))
     for t in range(12):
         state, ts = env.step(jax.random.key(t + 1), state, jnp.int32(t % 2), mdp)
-        np.testing.assert_array_equal(ts.obs[dim:-1], task_features(mdp))
-        seen.append(float(ts.obs[-1]))
-    assert seen == [0.0] * 3 + [0.25] * 3 + [0.5] * 3 + [0.75] * 3 + [1.0]
+        np.testing.assert_array_equal(ts.obs[dim:], task_features(mdp))
     assert bool(ts.terminated)
-    with pytest.raises(TypeError, match="Trial"):
-        WithTaskFeatures(trial.env, progress=True)
-
-
-def test_expected_rewards_are_appended_last_for_the_state_the_next_action_is_taken_in():
-    trial = Trial(TabularMDP(3, 2, 4), 2)
-    mdp = MDPParams(
-        jnp.tile(jnp.array([0.0, 0.0, 1.0]), (3, 2, 1)),  # every action leads to state 2
-        jnp.array([[1.0, 2.0], [3.0, 4.0], [5.0, 6.0]]),
-    )
-    env = WithTaskFeatures(trial, progress=True, expected_rewards=True)
-    dim = trial.observation_space(mdp).shape[0]
-    assert env.observation_space(mdp).shape == (dim + task_features(mdp).shape[0] + 1 + 2,)
-    state, ts = env.reset(jax.random.key(0), mdp)
-    seen = [ts.obs[-2:].tolist()]  # episodes start in state 0
-    for t in range(8):
-        state, ts = env.step(jax.random.key(t + 1), state, jnp.int32(t % 2), mdp)
-        np.testing.assert_array_equal(ts.obs[dim:-3], task_features(mdp))
-        seen.append(ts.obs[-2:].tolist())
-    # State 2 after each step, state 0 again whenever a 4-step episode restarts.
-    assert seen == ([[1.0, 2.0]] + [[5.0, 6.0]] * 3) * 2 + [[1.0, 2.0]]
-    bandit = BanditParams(jnp.array([0.2, 0.7, 0.4]))
-    bandit_env = WithTaskFeatures(Trial(BernoulliBandit(3), 5), expected_rewards=True)
-    state, ts = bandit_env.reset(jax.random.key(0), bandit)
-    np.testing.assert_array_equal(ts.obs[-3:], bandit.probs)
-    with pytest.raises(TypeError, match="expected_rewards"):
-        WithTaskFeatures(_registered("nav2d"), expected_rewards=True)

@@ -5,8 +5,8 @@ The meta-learner is an initialisation θ (and, for Meta-SGD, per-parameter step 
 ``θ'_i = θ - α ∇_θ L_i(θ)`` (repeated), and the meta-objective is the loss of ``θ'_i`` on fresh
 query points of the same task, differentiated *through* the inner steps (second order by default).
 
-The inner-loop helpers (:func:`inner_step`, :func:`adapt`) take any ``loss_fn(params, batch)`` and
-are what MAML for RL reuses.
+The inner loop (:mod:`quickstudy.learners.inner_sgd`) takes any ``loss_fn(params, batch)``; MAML
+for RL uses the same one.
 
 Baselines on the same protocol (select with ``MAMLConfig.variant``):
 
@@ -28,84 +28,13 @@ import jax.numpy as jnp
 import optax
 
 from quickstudy.errors import ConfigError
+from quickstudy.learners.inner_sgd import adapt, inner_step
 from quickstudy.networks.conv import ConvNet
 from quickstudy.networks.mlp import MLP
 from quickstudy.tasks.fewshot import Batch, FewShotTasks
+from quickstudy.types import Algorithm, MetaTestResult, check_choice, check_fields
 
 PyTree = Any
-LossFn = Callable[[PyTree, Any], jax.Array]
-
-
-def inner_step(
-    loss_fn: LossFn,
-    params: PyTree,
-    batch: Any,
-    step_size: float | jax.Array | PyTree,
-    *,
-    first_order: bool = False,
-) -> PyTree:
-    """One gradient step of the inner loop, ``θ' = θ - α ∇_θ loss_fn(θ, batch)``.
-
-    Args:
-        loss_fn: ``loss_fn(params, batch) -> scalar``.
-        params: Parameters θ (any pytree).
-        batch: The task's adaptation data.
-        step_size: α: a scalar, or a pytree shaped like ``params`` (Meta-SGD's per-parameter
-            step sizes).
-        first_order: Treat the gradient as a constant (first-order MAML): the meta-gradient then
-            ignores the second-order term ``-α ∇²L(θ)``.
-
-    Returns:
-        The adapted parameters θ' (same structure as ``params``).
-    """
-    grads = jax.grad(loss_fn)(params, batch)
-    if first_order:
-        grads = jax.lax.stop_gradient(grads)
-    if jax.tree_util.treedef_is_leaf(jax.tree.structure(step_size)):
-        return jax.tree.map(lambda p, g: p - step_size * g, params, grads)
-    return jax.tree.map(lambda p, g, a: p - a * g, params, grads, step_size)
-
-
-def adapt(
-    loss_fn: LossFn,
-    params: PyTree,
-    batch: Any,
-    num_steps: int,
-    step_size: float | jax.Array | PyTree,
-    *,
-    first_order: bool = False,
-    remat: bool = True,
-) -> PyTree:
-    """``num_steps`` inner gradient steps on the same batch, differentiable end to end.
-
-    The steps run in a ``lax.scan``. Reverse-mode memory: without ``remat`` the backward pass
-    keeps every step's residuals (activations and Hessian-vector intermediates), ``O(k)`` times one
-    step's; with ``remat`` (the default) each step is recomputed in the backward pass from its input
-    parameters, so only the ``k`` intermediate parameter sets are stored (``O(k |θ|)``) plus one
-    step's residuals, at the cost of one extra forward-and-gradient per step.
-
-    Args:
-        loss_fn: ``loss_fn(params, batch) -> scalar``.
-        params: Initial parameters θ.
-        batch: Adaptation data (the support set), reused by every step.
-        num_steps: Number of steps ``k`` (static; 0 returns ``params``).
-        step_size: α, scalar or per-parameter pytree.
-        first_order: First-order MAML (see :func:`inner_step`).
-        remat: Rematerialise each step in the backward pass (see above).
-
-    Returns:
-        The adapted parameters after ``k`` steps.
-    """
-    if num_steps == 0:
-        return params
-
-    def step(p, _):
-        return inner_step(loss_fn, p, batch, step_size, first_order=first_order), None
-
-    if remat:
-        step = jax.checkpoint(step)
-    params, _ = jax.lax.scan(step, params, None, length=num_steps)
-    return params
 
 
 def mse(pred: jax.Array, target: jax.Array) -> jax.Array:
@@ -156,22 +85,13 @@ class MAMLConfig:
     def __post_init__(self):
         if isinstance(self.hidden_sizes, list):  # as read back from config.json
             object.__setattr__(self, "hidden_sizes", tuple(self.hidden_sizes))
-        for name in ("total_steps", "meta_batch_size", "test_query_points", "conv_channels"):
-            value = getattr(self, name)
-            if not isinstance(value, int) or isinstance(value, bool) or value <= 0:
-                raise ConfigError(f"{name} must be a positive integer, got {value!r}")
-        for name in ("inner_steps", "query_points", "test_steps"):
-            value = getattr(self, name)
-            if not isinstance(value, int) or isinstance(value, bool) or value < 0:
-                raise ConfigError(f"{name} must be a non-negative integer, got {value!r}")
-        for name in ("inner_lr", "meta_lr"):
-            value = getattr(self, name)
-            if not isinstance(value, int | float) or isinstance(value, bool) or not value > 0:
-                raise ConfigError(f"{name} must be a positive number, got {value!r}")
-        if self.variant not in ("maml", "pretrained", "oracle"):
-            raise ConfigError(
-                f"variant must be 'maml', 'pretrained' or 'oracle', got {self.variant!r}"
-            )
+        check_fields(
+            self,
+            positive_int=("total_steps", "meta_batch_size", "test_query_points", "conv_channels"),
+            nonneg_int=("inner_steps", "query_points", "test_steps"),
+            positive=("inner_lr", "meta_lr"),
+        )
+        check_choice(self, "variant", ("maml", "pretrained", "oracle"))
         if not self.hidden_sizes or any(
             not isinstance(w, int) or isinstance(w, bool) or w <= 0 for w in self.hidden_sizes
         ):
@@ -201,51 +121,13 @@ class MAMLState(NamedTuple):
     update: jax.Array
 
 
-class MetaTestLosses(NamedTuple):
-    """Query losses (and accuracies) of held-out tasks.
+def make_maml(config: MAMLConfig, tasks: FewShotTasks) -> Algorithm:
+    """Builds supervised MAML for ``tasks``.
 
-    Attributes:
-        losses: Query loss after ``k`` gradient steps, ``[N, test_steps + 1]`` (column 0: before
-            adaptation).
-        accuracy: Query accuracy, same shape (NaN for regression).
-    """
-
-    losses: jax.Array
-    accuracy: jax.Array
-
-
-class MAML(NamedTuple):
-    """The pure functions of one MAML configuration on one few-shot task distribution.
-
-    Attributes:
-        config: The configuration.
-        tasks: The task distribution.
-        network: The MLP (vector inputs) or CNN (images).
-        num_updates: Meta-iterations (``config.total_steps``).
-        steps_per_update: 1 (a step of ``--total-steps`` is a meta-iteration).
-        init: ``init(key) -> MAMLState``.
-        update: ``update(state) -> (state, metrics)``: one meta-iteration.
-        train: ``train(key) -> (state, metrics)``: all meta-iterations in one ``lax.scan``.
-        evaluate: ``evaluate(params, key, test_tasks, num_steps) -> MetaTestLosses``.
-        predict: ``predict(net_params, x, task) -> y``, the network on inputs ``[P, D]``.
-        loss: ``loss(net_params, batch, task) -> scalar``, the query/support loss.
-    """
-
-    config: MAMLConfig
-    tasks: FewShotTasks
-    network: nn.Module
-    num_updates: int
-    steps_per_update: int
-    init: Callable[[jax.Array], MAMLState]
-    update: Callable[[MAMLState], tuple[MAMLState, dict[str, jax.Array]]]
-    train: Callable[[jax.Array], tuple[MAMLState, dict[str, jax.Array]]]
-    evaluate: Callable[[PyTree, jax.Array, PyTree, int], MetaTestLosses]
-    predict: Callable[[PyTree, jax.Array, PyTree], jax.Array]
-    loss: Callable[[PyTree, Batch, PyTree], jax.Array]
-
-
-def make_maml(config: MAMLConfig, tasks: FewShotTasks) -> MAML:
-    """Builds supervised MAML for ``tasks`` (see :class:`MAML`).
+    One update is one meta-iteration (``steps_per_update`` 1). The meta-test adapts each held-out
+    task with ``points`` gradient steps on its support set and records the query loss (MSE) or
+    accuracy after 0..points steps. ``parts``: ``network``, ``predict(net_params, x, task)`` and
+    ``loss(net_params, batch, task)``.
 
     Raises:
         ConfigError: ``tasks`` is not a supervised few-shot distribution.
@@ -347,11 +229,7 @@ def make_maml(config: MAMLConfig, tasks: FewShotTasks) -> MAML:
         metrics["grad_norm"] = optax.tree.norm(grads)
         return MAMLState(params, opt_state, key, state.update + 1), metrics
 
-    def train(key: jax.Array) -> tuple[MAMLState, dict[str, jax.Array]]:
-        state = init(key)
-        return jax.lax.scan(lambda s, _: update(s), state, None, length=config.total_steps)
-
-    def evaluate(meta: PyTree, key: jax.Array, test_tasks: PyTree, num_steps: int):
+    def meta_test(meta: PyTree, key: jax.Array, test_tasks: PyTree, num_steps: int):
         n = jax.tree.leaves(test_tasks)[0].shape[0]
         alpha = step_size(meta)
 
@@ -374,18 +252,25 @@ def make_maml(config: MAMLConfig, tasks: FewShotTasks) -> MAML:
 
         keys = jax.random.split(key, n)
         losses, accs = over_tasks(one, test_tasks, keys)
-        return MetaTestLosses(losses, accs)
+        if classify:
+            return MetaTestResult(
+                accs, extras={"losses": losses}, metric="accuracy", axis="gradient step"
+            )
+        return MetaTestResult(
+            losses, metric=tasks.loss, axis="gradient step", higher_is_better=False
+        )
 
-    return MAML(
+    return Algorithm(
         config=config,
         tasks=tasks,
-        network=network,
-        num_updates=config.total_steps,
-        steps_per_update=1,
         init=init,
         update=update,
-        train=train,
-        evaluate=evaluate,
-        predict=predict,
-        loss=loss,
+        meta_test=meta_test,
+        num_updates=config.total_steps,
+        steps_per_update=1,
+        jittable=True,
+        progress=("query_loss", "query loss"),
+        default_points=config.test_steps,
+        step_unit="meta-iterations",
+        parts={"network": network, "predict": predict, "loss": loss},
     )

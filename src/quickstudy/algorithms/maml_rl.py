@@ -28,18 +28,17 @@ with ``inner_steps`` (each step keeps its episodes and activations).
 from __future__ import annotations
 
 import dataclasses
-from collections.abc import Callable
 from typing import Any, Literal, NamedTuple
 
 import flax.linen as nn
 import jax
 import jax.numpy as jnp
 import optax
-from jax.flatten_util import ravel_pytree
 
-from quickstudy.algorithms.maml import inner_step
-from quickstudy.envs.base import Box
+from quickstudy.envs.base import Box, is_host
 from quickstudy.errors import ConfigError
+from quickstudy.learners.inner_sgd import inner_step
+from quickstudy.learners.trpo import TrustRegionConfig, trust_region_update
 from quickstudy.networks.distributions import DiagGaussian
 from quickstudy.networks.mlp import MLP
 from quickstudy.objectives.policy_gradient import (
@@ -51,10 +50,10 @@ from quickstudy.objectives.policy_gradient import (
     vpg_surrogate,
 )
 from quickstudy.objectives.returns import discounted_returns
-from quickstudy.objectives.trust_region import gauss_newton_fvp, trust_region_step
 from quickstudy.rollout.episodes import Episodes, sample_episodes
 from quickstudy.tasks.distribution import TaskDistribution
 from quickstudy.tasks.trial import task_features
+from quickstudy.types import Algorithm, MetaTestResult, check_choice, check_fields
 
 PyTree = Any
 MIN_LOG_STD = float(jnp.log(1e-6))
@@ -74,11 +73,7 @@ class MAMLRLConfig:
         inner_steps: Inner policy-gradient steps during meta-training (MAML only).
         inner_lr: Inner step size α (the paper's code: 0.5 on nav2d).
         first_order: Drop the second-order term of the meta-gradient.
-        max_kl: TRPO's KL bound δ.
-        cg_iters: Conjugate-gradient iterations.
-        cg_damping: Added to the Fisher-vector product.
-        backtrack_ratio: Line-search shrink factor.
-        max_backtracks: Line-search steps before the update is skipped.
+        trust_region: The TRPO outer step (KL bound δ = 0.01 as in the paper).
         ppo_epochs: Outer Adam steps per meta-iteration (``outer="ppo"``).
         ppo_lr: Outer Adam step size (``outer="ppo"``).
         clip_eps: Ratio clip (``outer="ppo"``).
@@ -98,11 +93,7 @@ class MAMLRLConfig:
     inner_steps: int = 1
     inner_lr: float = 0.5
     first_order: bool = False
-    max_kl: float = 0.01
-    cg_iters: int = 10
-    cg_damping: float = 1e-5
-    backtrack_ratio: float = 0.8
-    max_backtracks: int = 15
+    trust_region: TrustRegionConfig = TrustRegionConfig()
     ppo_epochs: int = 5
     ppo_lr: float = 1e-3
     clip_eps: float = 0.2
@@ -116,39 +107,21 @@ class MAMLRLConfig:
     def __post_init__(self):
         if isinstance(self.hidden_sizes, list):  # as read back from config.json
             object.__setattr__(self, "hidden_sizes", tuple(self.hidden_sizes))
-        positive_int = (
-            "total_steps",
-            "meta_batch_size",
-            "episodes_per_task",
-            "cg_iters",
-            "max_backtracks",
-            "ppo_epochs",
-            "test_episodes",
+        check_fields(
+            self,
+            positive_int=(
+                "total_steps",
+                "meta_batch_size",
+                "episodes_per_task",
+                "ppo_epochs",
+                "test_episodes",
+            ),
+            nonneg_int=("inner_steps", "test_steps"),
+            positive=("inner_lr", "ppo_lr", "clip_eps", "init_std", "test_later_lr_scale"),
+            unit_open=("gamma",),
         )
-        for name in positive_int:
-            value = getattr(self, name)
-            if not isinstance(value, int) or isinstance(value, bool) or value <= 0:
-                raise ConfigError(f"{name} must be a positive integer, got {value!r}")
-        for name in ("inner_steps", "test_steps"):
-            value = getattr(self, name)
-            if not isinstance(value, int) or isinstance(value, bool) or value < 0:
-                raise ConfigError(f"{name} must be a non-negative integer, got {value!r}")
-        for name in ("inner_lr", "max_kl", "ppo_lr", "clip_eps", "init_std", "test_later_lr_scale"):
-            value = getattr(self, name)
-            if not isinstance(value, int | float) or isinstance(value, bool) or not value > 0:
-                raise ConfigError(f"{name} must be a positive number, got {value!r}")
-        if not isinstance(self.cg_damping, int | float) or self.cg_damping < 0:
-            raise ConfigError(f"cg_damping must be a non-negative number, got {self.cg_damping!r}")
-        for name in ("gamma", "backtrack_ratio"):
-            value = getattr(self, name)
-            if not isinstance(value, int | float) or not 0 < value <= 1:
-                raise ConfigError(f"{name} must lie in (0, 1], got {value!r}")
-        if self.variant not in ("maml", "pretrained", "oracle"):
-            raise ConfigError(
-                f"variant must be 'maml', 'pretrained' or 'oracle', got {self.variant!r}"
-            )
-        if self.outer not in ("trpo", "ppo"):
-            raise ConfigError(f"outer must be 'trpo' or 'ppo', got {self.outer!r}")
+        check_choice(self, "variant", ("maml", "pretrained", "oracle"))
+        check_choice(self, "outer", ("trpo", "ppo"))
         if not self.hidden_sizes or any(
             not isinstance(w, int) or isinstance(w, bool) or w <= 0 for w in self.hidden_sizes
         ):
@@ -196,63 +169,24 @@ class MAMLRLState(NamedTuple):
     update: jax.Array
 
 
-class MetaTestReturns(NamedTuple):
-    """Meta-test results of held-out tasks.
-
-    Attributes:
-        returns: Mean episode return after ``k`` gradient steps ``[N, test_steps + 1]``.
-        success: Fraction of successful episodes after ``k`` steps ``[N, test_steps + 1]``.
-    """
-
-    returns: jax.Array
-    success: jax.Array
-
-
-class MAMLRL(NamedTuple):
-    """The pure functions of one MAML-RL configuration on one task distribution.
-
-    Attributes:
-        config: The configuration.
-        tasks: The task distribution.
-        num_updates: Meta-iterations in ``config.total_steps``.
-        steps_per_update: Environment steps per meta-iteration.
-        init: ``init(key) -> MAMLRLState``.
-        update: ``update(state) -> (state, metrics)``: one meta-iteration.
-        train: ``train(key) -> (state, metrics)``: all meta-iterations in one ``lax.scan``.
-        evaluate: ``evaluate(params, key, test_tasks, num_steps) -> MetaTestReturns``.
-        adapt: ``adapt(params, key, task, num_steps) -> (params_k, returns [k+1], success)``:
-            the meta-test adaptation of one task.
-    """
-
-    config: MAMLRLConfig
-    tasks: TaskDistribution
-    num_updates: int
-    steps_per_update: int
-    init: Callable[[jax.Array], MAMLRLState]
-    update: Callable[[MAMLRLState], tuple[MAMLRLState, dict[str, jax.Array]]]
-    train: Callable[[jax.Array], tuple[MAMLRLState, dict[str, jax.Array]]]
-    evaluate: Callable[[PyTree, jax.Array, PyTree, int], MetaTestReturns]
-    adapt: Callable[..., tuple[PyTree, jax.Array, jax.Array]]
-
-
-def gaussian_kl(p: jax.Array, q: jax.Array, dim: int) -> jax.Array:
-    """``KL(p || q)`` of diagonal Gaussians, each ``concat([mean, log_std])`` ``[..., 2 dim]``."""
-    mp, lp = p[..., :dim], p[..., dim:]
-    mq, lq = q[..., :dim], q[..., dim:]
-    var_p, var_q = jnp.exp(2 * lp), jnp.exp(2 * lq)
-    return jnp.sum(lq - lp + (var_p + (mp - mq) ** 2) / (2 * var_q) - 0.5, axis=-1)
-
-
-def make_maml_rl(config: MAMLRLConfig, tasks: TaskDistribution) -> MAMLRL:
+def make_maml_rl(config: MAMLRLConfig, tasks: TaskDistribution) -> Algorithm:
     """Builds MAML-RL for a pure-JAX task distribution with a continuous action box.
 
+    The meta-test adapts each held-out task with ``points`` policy-gradient steps on fresh
+    episodes and records the mean episode return (and success rate) after 0..points steps.
+    ``parts``: ``adapt(params, key, task, num_steps) -> (params_k, returns [k+1], success)``.
+
     Raises:
-        ConfigError: ``tasks`` is not an RL distribution with a ``Box`` action space.
+        ConfigError: ``tasks`` is not a pure-JAX RL distribution with a ``Box`` action space.
     """
     if not isinstance(tasks, TaskDistribution):
         raise ConfigError(
             f"maml-rl trains on RL task distributions; {tasks.name} is a supervised few-shot task "
             f"(use maml)"
+        )
+    if is_host(tasks.env):
+        raise ConfigError(
+            f"maml-rl samples its episodes inside jit; {tasks.name} is stepped on the host"
         )
     env = tasks.env
     example = tasks.sample_one(jax.random.key(0))
@@ -337,7 +271,7 @@ def make_maml_rl(config: MAMLRLConfig, tasks: TaskDistribution) -> MAMLRL:
         new = adapted(params, batches, [config.inner_lr] * inner)
         d_new = policy(new, post.obs)
         logp = dist.log_prob(d_new, post.actions)
-        kl = masked_mean(gaussian_kl(post.dist_old, d_new, act_dim), post.valid)
+        kl = masked_mean(dist.kl(post.dist_old, d_new), post.valid)
         return logp, kl, d_new
 
     def meta_objective(params, data, task_loss):
@@ -382,31 +316,21 @@ def make_maml_rl(config: MAMLRLConfig, tasks: TaskDistribution) -> MAMLRL:
         data = (batches, post)
         metrics = {"return_pre": returns[:, 0].mean(), "return_post": returns[:, -1].mean()}
         if config.outer == "trpo":
-            flat, unravel = ravel_pytree(state.params)
 
-            def dists(th):
-                return jax.vmap(lambda b, p: task_objective(unravel(th), b, p)[2])(batches, post)
+            def dists(params):
+                return jax.vmap(lambda b, p: task_objective(params, b, p)[2])(batches, post)
 
             weight = post.valid / jnp.maximum(post.valid.sum((1, 2), keepdims=True), 1.0)
             weight = weight[..., None] / config.meta_batch_size
-
-            def metric(u):  # Fisher of (mean, log_std): 1/sigma^2 and 2, per sample
-                inv_var = jnp.exp(-2.0 * post.dist_old[..., act_dim:])
-                scale = jnp.concatenate([inv_var, jnp.full_like(inv_var, 2.0)], axis=-1)
-                return u * scale * weight
-
-            new_flat, info = trust_region_step(
-                lambda th: surrogate(unravel(th), data)[0],
-                lambda th: surrogate(unravel(th), data)[1],
-                flat,
-                config.max_kl,
-                config.cg_iters,
-                config.cg_damping,
-                config.backtrack_ratio,
-                config.max_backtracks,
-                fvp=gauss_newton_fvp(dists, flat, metric),
+            params, info = trust_region_update(
+                state.params,
+                lambda p: surrogate(p, data)[0],
+                lambda p: surrogate(p, data)[1],
+                dists,
+                lambda u: dist.fisher_product(post.dist_old, u) * weight,
+                config.trust_region,
             )
-            params, opt_state = unravel(new_flat), state.opt_state
+            opt_state = state.opt_state
             metrics.update(
                 loss_before=info.loss_before,
                 loss_after=info.loss_after,
@@ -429,10 +353,6 @@ def make_maml_rl(config: MAMLRLConfig, tasks: TaskDistribution) -> MAMLRL:
         metrics["log_std"] = params["log_std"].mean()
         return MAMLRLState(params, opt_state, key, state.update + 1), metrics
 
-    def train(key: jax.Array) -> tuple[MAMLRLState, dict[str, jax.Array]]:
-        state = init(key)
-        return jax.lax.scan(lambda s, _: update(s), state, None, length=num_updates)
-
     def adapt(params: PyTree, key: jax.Array, task: PyTree, num_steps: int):
         keys = jax.random.split(key, num_steps + 1)
         returns, success = [], []
@@ -445,22 +365,24 @@ def make_maml_rl(config: MAMLRLConfig, tasks: TaskDistribution) -> MAMLRL:
                 params = inner_step(inner_loss, params, process(params, eps, task), lr)
         return params, jnp.stack(returns), jnp.stack(success)
 
-    def evaluate(params: PyTree, key: jax.Array, test_tasks: PyTree, num_steps: int):
+    def meta_test(params: PyTree, key: jax.Array, test_tasks: PyTree, num_steps: int):
         n = jax.tree.leaves(test_tasks)[0].shape[0]
         keys = jax.random.split(key, n)
         _, returns, success = jax.vmap(lambda k, t: adapt(params, k, t, num_steps))(
             keys, test_tasks
         )
-        return MetaTestReturns(returns, success)
+        return MetaTestResult(returns, success, axis="gradient step")
 
-    return MAMLRL(
+    return Algorithm(
         config=config,
         tasks=tasks,
-        num_updates=num_updates,
-        steps_per_update=steps_per_update,
         init=init,
         update=update,
-        train=train,
-        evaluate=evaluate,
-        adapt=adapt,
+        meta_test=meta_test,
+        num_updates=num_updates,
+        steps_per_update=steps_per_update,
+        jittable=True,
+        progress=("return_post", "post-update return"),
+        default_points=config.test_steps,
+        parts={"adapt": adapt},
     )

@@ -52,11 +52,6 @@ class BernoulliBandit:
         ts = timestep(jnp.zeros((1,), jnp.float32), reward, terminated=True)
         return state + 1, ts
 
-    def expected_rewards(self, state: jax.Array, params: BanditParams) -> jax.Array:
-        """Mean reward of each arm, ``probs`` ``[k]`` (privileged: for training-time targets)."""
-        del state
-        return params.probs
-
     def observation_space(self, params: BanditParams) -> Box:
         """A one-dimensional constant observation."""
         return Box(0.0, 0.0, (1,))

@@ -1,4 +1,4 @@
-"""The environment contract: pure functions whose task is a ``params`` pytree.
+"""The environment contracts: pure functions whose task is a ``params`` pytree.
 
 An environment is a frozen dataclass that holds only *static* sizes (number of arms, horizon) and
 exposes pure functions::
@@ -9,16 +9,20 @@ exposes pure functions::
 Everything that varies between tasks (arm means, goals, transition tables) lives in ``params`` as
 array leaves, so ``jax.vmap`` over tasks works. ``reset`` never samples a task: task sampling is
 the job of :class:`quickstudy.tasks.TaskDistribution`.
+
+Environments stepped outside JAX (native physics) follow :class:`HostEnvironment`: the same two
+functions, batched, on NumPy arrays, with a NumPy random generator instead of a key.
 """
 
 from __future__ import annotations
 
 import dataclasses
 import math
-from typing import Any, NamedTuple, Protocol
+from typing import Any, ClassVar, NamedTuple, Protocol
 
 import jax
 import jax.numpy as jnp
+import numpy as np
 
 PyTree = Any
 
@@ -84,13 +88,7 @@ Space = Discrete | Box
 
 
 class Environment(Protocol):
-    """Structural type of every quickstudy environment (see the module docstring).
-
-    Discrete-action environments may also define ``expected_rewards(state, params) -> [A]``,
-    the mean immediate reward of each action in ``state``: privileged information that
-    training may use as a target (RL²'s ``reward_target="expected"``), never as an input to
-    the policy.
-    """
+    """Structural type of every quickstudy environment (see the module docstring)."""
 
     def reset(self, key: jax.Array, params: PyTree) -> tuple[PyTree, TimeStep]:
         """Starts an episode of the task ``params``."""
@@ -109,6 +107,48 @@ class Environment(Protocol):
     def action_space(self, params: PyTree) -> Space:
         """The action space (static shape)."""
         ...
+
+
+class HostEnvironment(Protocol):
+    """A batch of environments stepped on the host (NumPy arrays, outside ``jit``).
+
+    Every array has a leading batch axis: ``reset`` starts ``n`` environments on the tasks
+    ``params`` (leaves ``[n, ...]``) and ``step`` advances ``B`` of them, each on its own task,
+    so one batch can hold many tasks. The state is a pytree of NumPy arrays (so it can be
+    checkpointed and rows of it replaced); ``TimeStep`` fields are NumPy arrays ``[n, ...]``
+    (float32 observations and rewards, bool flags). Randomness comes from ``rng``, which the
+    caller derives from its JAX key, so runs stay reproducible.
+
+    Attributes:
+        host: Always true: marks the protocol (collectors dispatch on it).
+        horizon: Steps before an episode is truncated.
+    """
+
+    host: ClassVar[bool]
+    horizon: int
+
+    def reset(self, rng: np.random.Generator, params: PyTree) -> tuple[PyTree, TimeStep]:
+        """Starts ``n`` episodes on the tasks ``params`` (leaves ``[n, ...]``)."""
+        ...
+
+    def step(
+        self, rng: np.random.Generator, state: PyTree, action: np.ndarray, params: PyTree
+    ) -> tuple[PyTree, TimeStep]:
+        """Advances every environment of the batch by one step."""
+        ...
+
+    def observation_space(self, params: PyTree) -> Space:
+        """The observation space of one environment (``params`` of one task)."""
+        ...
+
+    def action_space(self, params: PyTree) -> Space:
+        """The action space of one environment (``params`` of one task)."""
+        ...
+
+
+def is_host(env: Any) -> bool:
+    """Whether ``env`` is stepped on the host (:class:`HostEnvironment`) rather than in JAX."""
+    return bool(getattr(env, "host", False))
 
 
 def tree_select(pred: jax.Array, on_true: PyTree, on_false: PyTree) -> PyTree:

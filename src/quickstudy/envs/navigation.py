@@ -7,10 +7,11 @@ References: Finn et al. 2017 (MAML), §5.3 and ``maml_rl``'s point environment; 
 from __future__ import annotations
 
 import dataclasses
-from typing import NamedTuple
+from typing import ClassVar, NamedTuple
 
 import jax
 import jax.numpy as jnp
+import numpy as np
 
 from quickstudy.envs.base import Box, TimeStep, timestep
 
@@ -92,3 +93,66 @@ class PointNavigation:
     def action_space(self, params: GoalParams) -> Box:
         """Displacement per step, clipped to ``[-max_action, max_action]^2``."""
         return Box(-self.max_action, self.max_action, (2,))
+
+
+@dataclasses.dataclass(frozen=True)
+class HostPointNavigation:
+    """A :class:`PointNavigation` stepped in NumPy behind the host protocol (outside ``jit``).
+
+    The same dynamics, rewards and flags in float32, so that from the same actions it produces
+    the same trajectories as the JAX version: the reference implementation of
+    :class:`~quickstudy.envs.base.HostEnvironment` that the host collector is tested on before
+    native physics plugs into the same seam.
+
+    Attributes:
+        spec: The JAX environment whose settings (horizon, action bound, reward) it follows.
+    """
+
+    spec: PointNavigation
+    host: ClassVar[bool] = True
+
+    @property
+    def horizon(self) -> int:
+        """Episode length limit."""
+        return self.spec.horizon
+
+    def observation_space(self, params: GoalParams) -> Box:
+        """Unbounded 2-D position."""
+        return self.spec.observation_space(params)
+
+    def action_space(self, params: GoalParams) -> Box:
+        """Displacement per step (see :class:`PointNavigation`)."""
+        return self.spec.action_space(params)
+
+    def reset(self, rng: np.random.Generator, params: GoalParams) -> tuple[PointState, TimeStep]:
+        """Starts ``n`` points at the origin (``params.goal`` is ``[n, 2]``)."""
+        del rng
+        n = np.shape(params.goal)[0]
+        state = PointState(np.zeros((n, 2), np.float32), np.zeros((n,), np.int32))
+        false = np.zeros((n,), bool)
+        info = {"success": np.zeros((n,), np.float32)}
+        return state, TimeStep(state.pos.copy(), np.zeros((n,), np.float32), false, false, info)
+
+    def step(
+        self, rng: np.random.Generator, state: PointState, action: np.ndarray, params: GoalParams
+    ) -> tuple[PointState, TimeStep]:
+        """Moves every point by its clipped action and scores the new positions."""
+        del rng
+        spec = self.spec
+        step = np.clip(np.asarray(action, np.float32), -spec.max_action, spec.max_action)
+        pos = (state.pos + step).astype(np.float32)
+        delta = pos - np.asarray(params.goal, np.float32)
+        dist = np.sqrt(np.sum(delta**2, axis=-1))
+        within = dist <= spec.goal_radius
+        sparse = np.where(within, np.float32(1.0) - dist, np.float32(0.0))
+        reward = sparse if spec.sparse else -dist
+        t = state.t + 1
+        if spec.terminate_at_goal:
+            terminated = np.all(np.abs(delta) < 0.01, axis=-1)
+            success = terminated
+        else:
+            terminated, success = np.zeros_like(within), within
+        truncated = (t >= spec.horizon) & ~terminated
+        info = {"success": success.astype(np.float32)}
+        ts = TimeStep(pos.copy(), reward.astype(np.float32), terminated, truncated, info)
+        return PointState(pos, t.astype(np.int32)), ts

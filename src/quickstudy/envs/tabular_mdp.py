@@ -63,10 +63,6 @@ class TabularMDP:
         next_state = MDPState(s_next.astype(jnp.int32), t)
         return next_state, timestep(self._obs(s_next), reward, truncated=t >= self.horizon)
 
-    def expected_rewards(self, state: MDPState, params: MDPParams) -> jax.Array:
-        """Mean reward of each action in the current state, ``R(s, .)`` ``[A]`` (privileged)."""
-        return params.mean_rewards[state.s]
-
     def _obs(self, s: jax.Array) -> jax.Array:
         return jax.nn.one_hot(s, self.num_states, dtype=jnp.float32)
 

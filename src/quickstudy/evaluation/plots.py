@@ -12,21 +12,19 @@ from matplotlib.figure import Figure
 from matplotlib.ticker import MaxNLocator
 
 
-def plot_adaptation_curve(
+def adaptation_curve_figure(
     summaries: Mapping[str, Sequence[Mapping[str, Any]]],
-    path: str | Path,
     xlabel: str = "episode",
     ylabel: str = "return",
     title: str = "",
     *,
     xs: Sequence[float] | None = None,
-) -> Path:
-    """Plots mean return per adaptation index with its 95% CI band, one line per method.
+) -> Figure:
+    """Mean return per adaptation index with its 95% CI band, one line per method.
 
     Args:
         summaries: Method name -> per-index summaries (``K`` dicts with ``mean``, ``ci95_low``
             and ``ci95_high``, as from `quickstudy.evaluation.stats.per_index_summary`).
-        path: PNG file to write; its directory is created if missing.
         xlabel: x-axis label.
         ylabel: y-axis label.
         title: Figure title.
@@ -34,7 +32,7 @@ def plot_adaptation_curve(
             inner steps, where 0 is before adaptation).
 
     Returns:
-        ``path`` as a ``Path``.
+        The figure (save it with :func:`save_png`).
     """
     if not summaries:
         raise ValueError("nothing to plot: summaries is empty")
@@ -50,10 +48,30 @@ def plot_adaptation_curve(
     ax.grid(alpha=0.3)
     ax.legend()
     fig.tight_layout()
+    return fig
+
+
+def save_png(fig: Figure, path: str | Path) -> Path:
+    """Writes ``fig`` as a PNG file (its directory is created if missing) and returns the path."""
     path = Path(path)
     path.parent.mkdir(parents=True, exist_ok=True)
     fig.savefig(path, format="png")
     return path
+
+
+def plot_adaptation_curve(summaries, path: str | Path, *args: Any, **kwargs: Any) -> Path:
+    """:func:`adaptation_curve_figure` saved to ``path``."""
+    return save_png(adaptation_curve_figure(summaries, *args, **kwargs), path)
+
+
+def plot_adaptation_panels(panels, path: str | Path, **kwargs: Any) -> Path:
+    """:func:`adaptation_panels_figure` saved to ``path``."""
+    return save_png(adaptation_panels_figure(panels, **kwargs), path)
+
+
+def plot_learning_curves(panels, path: str | Path, **kwargs: Any) -> Path:
+    """:func:`learning_curves_figure` saved to ``path``."""
+    return save_png(learning_curves_figure(panels, **kwargs), path)
 
 
 def _draw_curves(
@@ -72,9 +90,8 @@ def _draw_curves(
         ax.fill_between(x, low, high, color=line.get_color(), alpha=0.2, linewidth=0)
 
 
-def plot_adaptation_panels(
+def adaptation_panels_figure(
     panels: Sequence[tuple[str, Mapping[str, Sequence[Mapping[str, Any]]]]],
-    path: str | Path,
     *,
     xs: Sequence[float] | None = None,
     xlabel: str = "episode",
@@ -82,13 +99,12 @@ def plot_adaptation_panels(
     title: str = "",
     log_y: bool = False,
     ylim: tuple[float, float] | None = None,
-) -> Path:
+) -> Figure:
     """Adaptation curves of several settings side by side, one panel per setting.
 
     Args:
         panels: ``(setting label, method -> per-index summaries)`` per panel (see
             :func:`plot_adaptation_curve`).
-        path: PNG file to write; its directory is created if missing.
         xs: x positions of the indices (``1..K`` if ``None``).
         xlabel: x-axis label.
         ylabel: y-axis label (of the first panel).
@@ -98,7 +114,7 @@ def plot_adaptation_panels(
             flattening the others).
 
     Returns:
-        ``path`` as a ``Path``.
+        The figure (save it with :func:`save_png`).
     """
     if not panels:
         raise ValueError("nothing to plot: no panels")
@@ -121,7 +137,57 @@ def plot_adaptation_panels(
     if title:
         fig.suptitle(title, fontsize=11)
     fig.tight_layout()
-    path = Path(path)
-    path.parent.mkdir(parents=True, exist_ok=True)
-    fig.savefig(path, format="png")
-    return path
+    return fig
+
+
+def learning_curves_figure(
+    panels: Sequence[tuple[str, Mapping[str, tuple[Sequence[float], Sequence[float]]]]],
+    *,
+    asymptotes: Sequence[Mapping[str, float]] | None = None,
+    xlabel: str = "environment steps",
+    ylabel: str = "return",
+    title: str = "",
+) -> Figure:
+    """Training curves of several settings side by side, published values as dashed lines.
+
+    Args:
+        panels: ``(setting label, method -> (steps, values))`` per panel.
+        asymptotes: Per panel, method -> published value, drawn as a horizontal dashed line
+            in the method's colour.
+        xlabel: x-axis label.
+        ylabel: y-axis label (of the first panel of each row).
+        title: Figure title.
+
+    Returns:
+        The figure (save it with :func:`save_png`).
+    """
+    if not panels:
+        raise ValueError("nothing to plot: no panels")
+    cols = min(3, len(panels))
+    rows = -(-len(panels) // cols)
+    fig = Figure(figsize=(4.4 * cols, 3.4 * rows), dpi=110)
+    FigureCanvasAgg(fig)
+    for i, (name, curves) in enumerate(panels):
+        ax = fig.add_subplot(rows, cols, i + 1)
+        published = asymptotes[i] if asymptotes is not None else {}
+        for j, (method, (steps, values)) in enumerate(curves.items()):
+            color = f"C{j}"
+            ax.plot(np.asarray(steps, float), np.asarray(values, float), color=color, label=method)
+            if published.get(method) is not None:
+                ax.axhline(
+                    published[method],
+                    color=color,
+                    linestyle="--",
+                    linewidth=1,
+                    label=f"{method}, published",
+                )
+        ax.set_xlabel(xlabel)
+        if i % cols == 0:
+            ax.set_ylabel(ylabel)
+        ax.set_title(name, fontsize=10)
+        ax.grid(alpha=0.3)
+        ax.legend(fontsize=7)
+    if title:
+        fig.suptitle(title, fontsize=11)
+    fig.tight_layout()
+    return fig

@@ -1,69 +1,123 @@
-"""The meta-test protocol shared by every algorithm.
+"""The meta-test protocol shared by every algorithm: one result record, one summary, one figure.
 
-For each held-out task, start from the meta-trained state, adapt for ``K`` episodes (in context for
-RL²-style agents, by gradient steps for MAML) and record the return and success of each episode:
-``returns[task, k]``. The summary reports mean, s.e. and 95% CI per ``k`` and of the trial's total
-return (the RL² papers' metric for bandits and tabular MDPs). Supervised MAML records the query loss
-after ``k = 0, 1, ...`` gradient steps instead (:func:`summarize_adaptation_steps`).
+For each held-out task, start from the meta-trained state, adapt along the algorithm's axis
+(in-context learners: the ``K`` episodes of one trial; MAML: ``k`` gradient steps; PEARL: posterior
+updates) and record the metric at every point: a :class:`~quickstudy.types.MetaTestResult` with
+``values[task, k]``. :func:`summarize_result` gives mean, s.e. and 95% CI per point (and, for
+episodes, of the trial's total, the RL² papers' metric); :func:`write_meta_test` writes
+``summary.json``, ``results.npz`` and ``adaptation.png``.
 """
 
 from __future__ import annotations
 
+from pathlib import Path
 from typing import Any
 
 import numpy as np
 
+from quickstudy.evaluation.plots import plot_adaptation_curve
 from quickstudy.evaluation.stats import per_index_summary, summarize
+from quickstudy.tracking.run_dir import write_json_atomic
+from quickstudy.types import MetaTestResult
+
+AXIS_LABELS = {
+    "episode": "episode in trial",
+    "gradient step": "gradient steps at meta-test",
+    "posterior update": "posterior updates",
+}
 
 
-def summarize_meta_test(
-    returns: np.ndarray, success: np.ndarray | None = None, lengths: np.ndarray | None = None
-) -> dict[str, Any]:
-    """Summarises meta-test results.
+def metric_label(result: MetaTestResult) -> str:
+    """How the metric reads on an axis or in a table, e.g. ``"return"`` or ``"query mse"``."""
+    if result.metric == "return":
+        return "return" if result.axis == "episode" else "mean episode return"
+    return f"query {result.metric}"
 
-    Args:
-        returns: Per-task, per-episode returns ``[N, K]``.
-        success: Per-task, per-episode success flags ``[N, K]``, or ``None`` when undefined.
-        lengths: Per-task, per-episode lengths ``[N, K]``, optional.
+
+def positions(result: MetaTestResult) -> list[int]:
+    """The axis position of every column: episodes ``1..K``, steps ``0..K-1``."""
+    first = result.first_index
+    return list(range(first, first + np.shape(result.values)[1]))
+
+
+def summarize_result(result: MetaTestResult) -> dict[str, Any]:
+    """Summarises a meta-test.
 
     Returns:
-        A JSON-able dict: ``num_tasks``, ``episodes``, ``per_episode`` (a summary per k),
-        ``trial_return`` (summary of the total over the K episodes), ``success_per_episode``
-        and ``mean_length_per_episode`` when given.
+        A JSON-able dict: ``metric``, ``axis``, ``higher_is_better``, ``num_tasks``,
+        ``points`` (columns), ``xs`` (their axis positions), ``per_index`` (a summary per
+        column), and where defined ``success_per_index``, ``mean_length_per_index`` and
+        ``trial_return`` (episodes only: the summary of each trial's total).
+
+    Raises:
+        ValueError: ``values`` is not ``[tasks, points]``.
     """
-    returns = np.asarray(returns, np.float64)
-    if returns.ndim != 2:
-        raise ValueError(f"returns must be [tasks, episodes], got shape {returns.shape}")
+    values = np.asarray(result.values, np.float64)
+    if values.ndim != 2:
+        raise ValueError(f"values must be [tasks, points], got shape {values.shape}")
     out: dict[str, Any] = {
-        "num_tasks": int(returns.shape[0]),
-        "episodes": int(returns.shape[1]),
-        "per_episode": per_index_summary(returns),
-        "trial_return": summarize(returns.sum(axis=1)),
+        "metric": result.metric,
+        "axis": result.axis,
+        "higher_is_better": result.higher_is_better,
+        "num_tasks": int(values.shape[0]),
+        "points": int(values.shape[1]),
+        "xs": positions(result),
+        "per_index": per_index_summary(values),
     }
-    if success is not None:
-        out["success_per_episode"] = per_index_summary(np.asarray(success, np.float64))
-    if lengths is not None:
-        out["mean_length_per_episode"] = np.asarray(lengths, np.float64).mean(0).tolist()
+    if result.axis == "episode" and result.metric == "return":
+        out["trial_return"] = summarize(values.sum(axis=1))
+    if result.success is not None:
+        out["success_per_index"] = per_index_summary(np.asarray(result.success, np.float64))
+    if "lengths" in result.extras:
+        out["mean_length_per_index"] = np.asarray(result.extras["lengths"]).mean(0).tolist()
     return out
 
 
-def summarize_adaptation_steps(values: np.ndarray, metric: str) -> dict[str, Any]:
-    """Summarises a metric recorded after ``k = 0..K-1`` adaptation (gradient) steps.
+def write_meta_test(
+    result: MetaTestResult, eval_dir: str | Path, label: str, title: str, **record: Any
+) -> dict[str, Any]:
+    """Writes ``summary.json``, ``results.npz`` and ``adaptation.png`` into ``eval_dir``.
 
     Args:
-        values: Per-task values ``[N, K]``; column ``k`` is after ``k`` steps (0: before).
-        metric: Name of the metric, e.g. ``"mse"`` or ``"return"``.
+        result: The meta-test.
+        eval_dir: Output directory (created if missing).
+        label: The curve's legend entry.
+        title: The figure's title.
+        **record: Further JSON-able fields of the summary (algorithm, task, seed).
 
     Returns:
-        A JSON-able dict: ``metric``, ``num_tasks``, ``steps`` (``K - 1``) and ``per_step``
-        (a summary per k, as from `quickstudy.evaluation.stats.per_index_summary`).
+        The summary as written.
     """
-    values = np.asarray(values, np.float64)
-    if values.ndim != 2:
-        raise ValueError(f"values must be [tasks, steps + 1], got shape {values.shape}")
-    return {
-        "metric": metric,
-        "num_tasks": int(values.shape[0]),
-        "steps": int(values.shape[1] - 1),
-        "per_step": per_index_summary(values),
-    }
+    eval_dir = Path(eval_dir)
+    eval_dir.mkdir(parents=True, exist_ok=True)
+    summary = {**summarize_result(result), **record}
+    write_json_atomic(eval_dir / "summary.json", summary)
+    arrays = {"values": np.asarray(result.values)}
+    if result.success is not None:
+        arrays["success"] = np.asarray(result.success)
+    arrays.update({k: np.asarray(v) for k, v in result.extras.items()})
+    np.savez_compressed(eval_dir / "results.npz", **arrays)
+    plot_adaptation_curve(
+        {label: summary["per_index"]},
+        eval_dir / "adaptation.png",
+        xlabel=AXIS_LABELS.get(result.axis, result.axis),
+        ylabel=metric_label(result),
+        title=title,
+        xs=summary["xs"],
+    )
+    return summary
+
+
+def load_result(eval_dir: str | Path, summary: dict[str, Any]) -> MetaTestResult:
+    """Reads back what :func:`write_meta_test` wrote."""
+    with np.load(Path(eval_dir) / "results.npz") as data:
+        arrays = {k: data[k] for k in data.files}
+    values, success = arrays.pop("values"), arrays.pop("success", None)
+    return MetaTestResult(
+        values,
+        success,
+        arrays,
+        metric=summary["metric"],
+        axis=summary["axis"],
+        higher_is_better=summary["higher_is_better"],
+    )

@@ -12,6 +12,12 @@ from matplotlib.figure import Figure
 
 from quickstudy.evaluation.stats import welch_one_sided_p
 
+SCORE_NOTE = (
+    "Entries: our mean ± s.e. over the held-out trials (the paper's value in brackets). Bold: "
+    "not significantly worse than the best method of the row (one-sided Welch t-test, "
+    "p ≥ 0.05), as in the paper."
+)
+
 
 def not_worse_than_best(samples: Mapping[str, Any], alpha: float = 0.05) -> set[str]:
     """Methods not significantly worse than the best one (the RL² paper's bold entries).
@@ -45,6 +51,7 @@ def render_markdown(
     cells: Sequence[Mapping[str, Mapping[str, Any]]],
     paper: Sequence[Mapping[str, float | None]],
     decimals: int = 1,
+    note: str = SCORE_NOTE,
 ) -> str:
     """A Markdown table of ``ours ± s.e. (paper)`` entries, marked ones in bold.
 
@@ -56,6 +63,7 @@ def render_markdown(
         cells: Per row, method -> ``{"mean", "se", "bold"}``; a missing method prints "—".
         paper: Per row, method -> published value (or ``None``).
         decimals: Digits after the point.
+        note: The legend under the table.
 
     Returns:
         The Markdown text (title, table, legend).
@@ -76,12 +84,7 @@ def render_markdown(
                 text = f"**{text}**"
             entries.append(f"{text} ({ref_text})")
         lines.append(f"| {label} | " + " | ".join(entries) + " |")
-    lines += [
-        "",
-        "Entries: our mean ± s.e. over the held-out trials (the paper's value in brackets). Bold: "
-        "not significantly worse than the best method of the row (one-sided Welch t-test, "
-        "p ≥ 0.05), as in the paper.",
-    ]
+    lines += ["", note]
     return "\n".join(lines) + "\n"
 
 

@@ -32,6 +32,20 @@ class Categorical:
         logp = jax.nn.log_softmax(logits)
         return -jnp.sum(jnp.exp(logp) * logp, axis=-1)
 
+    def kl(self, p: jax.Array, q: jax.Array) -> jax.Array:
+        """``KL(p || q)`` of the distributions with logits ``p`` and ``q``, shape ``[...]``."""
+        logp, logq = jax.nn.log_softmax(p), jax.nn.log_softmax(q)
+        return jnp.sum(jnp.exp(logp) * (logp - logq), axis=-1)
+
+    def fisher_product(self, logits: jax.Array, u: jax.Array) -> jax.Array:
+        """Fisher information of the logits times ``u``: ``(diag(pi) - pi pi^T) u``, ``[..., n]``.
+
+        It is the Hessian of ``KL(pi_logits || pi_x)`` in ``x`` at ``x = logits``, the metric
+        of a trust-region step (Schulman et al. 2015).
+        """
+        prob = jax.nn.softmax(logits)
+        return prob * u - prob * jnp.sum(prob * u, axis=-1, keepdims=True)
+
 
 @dataclasses.dataclass(frozen=True)
 class DiagGaussian:
@@ -61,6 +75,23 @@ class DiagGaussian:
         """Entropy, shape ``[...]``."""
         _, log_std = self._split(params)
         return jnp.sum(log_std + 0.5 * jnp.log(2 * jnp.pi * jnp.e), axis=-1)
+
+    def kl(self, p: jax.Array, q: jax.Array) -> jax.Array:
+        """``KL(p || q)`` of two diagonal Gaussians, shape ``[...]``."""
+        mp, lp = self._split(p)
+        mq, lq = self._split(q)
+        var_p, var_q = jnp.exp(2 * lp), jnp.exp(2 * lq)
+        return jnp.sum(lq - lp + (var_p + (mp - mq) ** 2) / (2 * var_q) - 0.5, axis=-1)
+
+    def fisher_product(self, params: jax.Array, u: jax.Array) -> jax.Array:
+        """Fisher information of ``(mean, log_std)`` times ``u``: ``diag(1 / sigma^2, 2) u``.
+
+        It is the Hessian of ``KL(N_params || N_x)`` in ``x`` at ``x = params``.
+        """
+        _, log_std = self._split(params)
+        inv_var = jnp.exp(-2.0 * log_std)
+        scale = jnp.concatenate([inv_var, jnp.full_like(inv_var, 2.0)], axis=-1)
+        return u * scale
 
 
 Distribution = Categorical | DiagGaussian

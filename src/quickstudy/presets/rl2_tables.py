@@ -1,20 +1,14 @@
 """The RL² paper's bandit and tabular-MDP tables (Duan et al. 2016, Tables 1 and 2).
 
-Published values, the grid of settings, the baselines' tuning grids and the default RL² training
-budget per setting, for ``quickstudy reproduce rl2-bandits`` and ``quickstudy reproduce rl2-mdps``.
+Published values, the grid of settings, the baselines' tuning grids and the RL² training budget and
+recipe per setting, for ``quickstudy reproduce rl2-bandits`` and ``quickstudy reproduce rl2-mdps``.
 """
 
 from __future__ import annotations
 
-import dataclasses
-from typing import Any
+from quickstudy.presets.tables import Cell, Method, TableSpec
 
-from quickstudy.algorithms import bandit_baselines, mdp_baselines
-
-BANDIT_METHODS = (*bandit_baselines.ALGORITHMS, "rl2")
-MDP_METHODS = (*mdp_baselines.ALGORITHMS, "rl2")
-
-LABELS = {
+BANDIT_BASELINES = {
     "random": "Random",
     "gittins": "Gittins",
     "thompson": "TS",
@@ -22,13 +16,18 @@ LABELS = {
     "ucb1": "UCB1",
     "epsilon-greedy": "ε-Greedy",
     "greedy": "Greedy",
+}
+MDP_BASELINES = {
+    "random": "Random",
     "psrl": "PSRL",
     "opsrl": "OPSRL",
     "ucrl2": "UCRL2",
     "beb": "BEB",
-    "rl2": "RL²",
+    "epsilon-greedy": "ε-Greedy",
+    "greedy": "Greedy",
 }
-
+BANDIT_METHODS = (*BANDIT_BASELINES, "rl2")
+MDP_METHODS = (*MDP_BASELINES, "rl2")
 # (n, k) -> published values in BANDIT_METHODS order; None where the paper has no RL² entry.
 _BANDIT_PAPER = {
     (10, 5): (5.0, 6.6, 5.7, 6.5, 6.7, 6.6, 6.6, 6.7),
@@ -52,134 +51,86 @@ _MDP_PAPER = {
 }
 
 
-@dataclasses.dataclass(frozen=True)
-class Cell:
-    """One setting of a table.
-
-    Attributes:
-        task: Registered task name.
-        label: Row label, e.g. ``"n=100, k=10"``.
-        paper: Published value per method (``None``: no published entry).
-        rl2_steps: Default RL² meta-training budget in environment steps.
-        rl2_overrides: ``RL2Config`` fields that differ from its defaults in this cell.
-    """
-
-    task: str
-    label: str
-    paper: dict[str, float | None]
-    rl2_steps: int
-    rl2_overrides: dict[str, Any] = dataclasses.field(default_factory=dict)
-
-
-@dataclasses.dataclass(frozen=True)
-class Table:
-    """One of the paper's tables.
-
-    Attributes:
-        name: ``reproduce`` target, e.g. ``"rl2-bandits"``.
-        title: Caption.
-        kind: ``"bandit"`` or ``"mdp"``.
-        methods: Columns in the paper's order (``"rl2"`` last).
-        cells: Rows in the paper's order.
-        tuning: Method -> hyperparameter -> grid, tuned per cell on separate trials.
-    """
-
-    name: str
-    title: str
-    kind: str
-    methods: tuple[str, ...]
-    cells: tuple[Cell, ...]
-    tuning: dict[str, dict[str, tuple[Any, ...]]]
-
-    def cell(self, task: str) -> Cell:
-        """The cell of ``task``."""
-        for cell in self.cells:
-            if cell.task == task:
-                return cell
-        raise KeyError(task)
-
-
 # exp(linspace(ln 1e-4, ln 1, 21)), the RL² authors' grid for UCRL2's and BEB's scaling.
 _LOG_GRID = tuple(float(f"{10 ** (-4 + 4 * i / 20):.4g}") for i in range(21))
 
 
-# Budgets that fit the whole table in about an hour on 2 CPU cores. GRU 128 learned bandit-k10-n100
-# far better per step than GRU 64 (70.8 vs 65.6 after 5.1 M steps; 79.4 after 14 M), at 2.6x the
-# cost per step; the 10-pull cells need neither.
-def _bandit_budget(n: int) -> int:
-    return 2_000_000 if n == 10 else 6_000_000
+RL2 = Method("RL²", algo="rl2")
 
 
-def _bandit_overrides(n: int) -> dict[str, Any]:
-    return {} if n == 10 else {"hidden_size": 128}
+def _methods(baselines: dict[str, str], tuning: dict[str, dict]) -> dict[str, Method]:
+    methods = {
+        name: Method(label, baseline=name, tuning=tuning.get(name, {}))
+        for name, label in baselines.items()
+    }
+    return {**methods, "rl2": RL2}
 
 
-RL2_BANDITS = Table(
+# Budgets that fit the whole table in about an hour on 2 CPU cores; the long bandits train GRU 128
+# (the rl2 preset "bandit-long"), the 10-pull cells need neither.
+RL2_BANDITS = TableSpec(
     name="rl2-bandits",
     title="Bernoulli bandits: total reward per trial of n pulls (RL², Table 1)",
-    kind="bandit",
-    methods=BANDIT_METHODS,
+    view="score",
+    methods=_methods(
+        BANDIT_BASELINES,
+        {
+            "epsilon-greedy": {"epsilon": tuple(i / 10 for i in range(11))},
+            "ucb1": {"c": tuple(i / 10 for i in range(11))},
+            "gittins": {"gamma": (0.9, 0.99, 0.999, 0.9999)},
+            "optimistic-thompson": {"num_samples": (1, 2, 3, 5, 10, 20)},
+        },
+    ),
     cells=tuple(
         Cell(
             task=f"bandit-k{k}-n{n}",
             label=f"n={n}, k={k}",
             paper=dict(zip(BANDIT_METHODS, values, strict=True)),
-            rl2_steps=_bandit_budget(n),
-            rl2_overrides=_bandit_overrides(n),
+            budget=2_000_000 if n == 10 else 6_000_000,
+            preset={} if n == 10 else {"rl2": "bandit-long"},
         )
         for (n, k), values in _BANDIT_PAPER.items()
     ),
-    tuning={
-        "epsilon-greedy": {"epsilon": tuple(i / 10 for i in range(11))},
-        "ucb1": {"c": tuple(i / 10 for i in range(11))},
-        "gittins": {"gamma": (0.9, 0.99, 0.999, 0.9999)},
-        "optimistic-thompson": {"num_samples": (1, 2, 3, 5, 10, 20)},
-    },
+    budget=6_000_000,
+    test_tasks=1000,
+    note=(
+        "Entries: our mean ± s.e. over the held-out trials (the paper's value in brackets). "
+        "Bold: not significantly worse than the best method of the row (one-sided Welch t-test, "
+        "p ≥ 0.05), as in the paper."
+    ),
+    decimals=2,
 )
 
-# The best RL² recipe found on the two cells with published RL² values (docs/results/rl2.md,
-# "The critic's share of the clip"): GRU 256 with a ReLU layer before the heads, a GRU 64 critic
-# that sees the task, reward prediction, 25-step rollouts, Adam's eps 1e-8 and each network's
-# gradient clipped by its own norm at lr 1e-3. 7.5-8 M steps take 21-25 minutes per cell on
-# 2 CPU cores, about two hours for the whole table with the baselines.
-MDP_RECIPE: dict[str, Any] = {
-    "hidden_size": 256,
-    "critic_hidden_size": 64,
-    "head_hidden_size": 256,
-    "task_critic": True,
-    "reward_coef": 3.0,
-    "rollout_len": 25,
-    "adam_eps": 1e-8,
-    "clip_per_network": True,
-    "learning_rate": 1e-3,
-}
-
-
-def _mdp_budget(n: int) -> int:
-    return 8_000_000 if n == 10 else 7_500_000
-
-
-RL2_MDPS = Table(
+# The rl2 preset "mdp" is the best recipe found on the two cells with published RL² values
+# (docs/results/rl2.md); 7.5-8 M steps take 21-25 minutes per cell on 2 CPU cores, about two
+# hours for the whole table with the baselines.
+RL2_MDPS = TableSpec(
     name="rl2-mdps",
     title="Tabular MDPs: total reward per trial of n episodes (RL², Table 2)",
-    kind="mdp",
-    methods=MDP_METHODS,
+    view="score",
+    methods=_methods(
+        MDP_BASELINES,
+        {
+            "epsilon-greedy": {"epsilon": tuple(i / 10 for i in range(1, 11))},
+            "opsrl": {"num_samples": (1, 2, 3, 5, 10, 15, 20)},
+            "ucrl2": {"scaling": _LOG_GRID},
+            "beb": {"scaling": _LOG_GRID},
+        },
+    ),
     cells=tuple(
         Cell(
             task=f"mdp-s10-a5-n{n}",
             label=f"n={n}",
             paper=dict(zip(MDP_METHODS, values, strict=True)),
-            rl2_steps=_mdp_budget(n),
-            rl2_overrides=MDP_RECIPE,
+            budget=8_000_000 if n == 10 else 7_500_000,
+            preset={"rl2": "mdp"},
         )
         for n, values in _MDP_PAPER.items()
     ),
-    tuning={
-        "epsilon-greedy": {"epsilon": tuple(i / 10 for i in range(1, 11))},
-        "opsrl": {"num_samples": (1, 2, 3, 5, 10, 15, 20)},
-        "ucrl2": {"scaling": _LOG_GRID},
-        "beb": {"scaling": _LOG_GRID},
-    },
+    budget=7_500_000,
+    test_tasks=1000,
+    note=RL2_BANDITS.note,
+    decimals=1,
 )
 
 TABLES = {table.name: table for table in (RL2_BANDITS, RL2_MDPS)}

@@ -64,8 +64,6 @@ class FewShotTasks:
             ``None`` where no oracle is defined.
         test_sampler: Draws held-out tasks (default: ``sampler``); seeded with ``test_seed``.
         max_query: Most query examples a task has after its support set (per class), if finite.
-        maml_defaults: ``MAMLConfig`` values that suit this task, applied by ``quickstudy train
-            maml`` unless given on the command line.
         test_seed: Seed of the held-out tasks.
         num_test: Default number of held-out tasks.
     """
@@ -82,7 +80,6 @@ class FewShotTasks:
     features: Callable[[PyTree], jax.Array] | None = None
     test_sampler: Callable[[jax.Array, int], PyTree] | None = None
     max_query: int | None = None
-    maml_defaults: dict[str, Any] = dataclasses.field(default_factory=dict)
     test_seed: int = 2_147_483_647
     num_test: int = 600
 
@@ -208,7 +205,6 @@ def classification(
     num_classes: int,
     drawings: int,
     rotate: bool = True,
-    maml_defaults: dict[str, Any] | None = None,
 ) -> FewShotTasks:
     """An N-way K-shot classification distribution over a fixed set of classes.
 
@@ -224,7 +220,6 @@ def classification(
         num_classes: Total classes.
         drawings: Images per class.
         rotate: Rotate each class of a task by a random multiple of 90 degrees.
-        maml_defaults: Recommended ``MAMLConfig`` values (see :class:`FewShotTasks`).
 
     Returns:
         The distribution; its query sets hold at most ``drawings - shots`` images per class.
@@ -269,7 +264,6 @@ def classification(
             num_train_classes, num_classes - num_train_classes, ways, rotate
         ),
         max_query=drawings - shots,
-        maml_defaults=maml_defaults or {},
     )
 
 
@@ -291,20 +285,4 @@ def glyphs(ways: int, shots: int) -> FewShotTasks:
         num_train_classes=g.NUM_TRAIN_CLASSES,
         num_classes=g.NUM_CLASSES,
         drawings=g.DRAWINGS,
-        maml_defaults=classification_defaults(ways),
     )
-
-
-def classification_defaults(ways: int) -> dict[str, Any]:
-    """MAML settings for N-way image tasks on a CPU.
-
-    The paper's inner step sizes (0.4 for 5-way, 0.1 for 20-way), smaller meta-batches and a short
-    budget (MAML trained 60k iterations of 32 / 16 tasks, about a day on this kind of machine).
-    """
-    return {
-        "inner_lr": 0.4 if ways <= 5 else 0.1,
-        "meta_batch_size": 8 if ways <= 5 else 4,
-        "total_steps": 2000,
-        "test_steps": 3,
-        "test_query_points": 15,
-    }

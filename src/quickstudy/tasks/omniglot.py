@@ -23,7 +23,7 @@ import jax.numpy as jnp
 import numpy as np
 
 from quickstudy.errors import ConfigError
-from quickstudy.tasks.fewshot import FewShotTasks, classification, classification_defaults
+from quickstudy.tasks.fewshot import FewShotTasks, classification
 
 FOLDERS = ("images_background", "images_evaluation")
 SIZE = 28
@@ -135,7 +135,6 @@ def omniglot(
         num_train_classes=num_train,
         num_classes=_num_classes(root, num_train),
         drawings=20,
-        maml_defaults=classification_defaults(ways),
     )
 
 

@@ -14,7 +14,7 @@ import jax
 import numpy as np
 
 from quickstudy.envs.bandit import BernoulliBandit, sample_bandit
-from quickstudy.envs.navigation import GoalParams, PointNavigation
+from quickstudy.envs.navigation import GoalParams, HostPointNavigation, PointNavigation
 from quickstudy.envs.tabular_mdp import TabularMDP, sample_mdp
 from quickstudy.errors import UnknownNameError
 from quickstudy.tasks.distribution import TaskDistribution
@@ -89,14 +89,16 @@ def _mdp(n: int) -> TaskDistribution:
     )
 
 
-def _nav2d() -> TaskDistribution:
+def _nav2d(host: bool = False) -> TaskDistribution:
     def sampler(key, n):
         return GoalParams(jax.random.uniform(key, (n, 2), minval=-0.5, maxval=0.5))
 
+    env = PointNavigation(horizon=100, max_action=0.1, terminate_at_goal=True)
+    where = " Stepped on the host in NumPy (the host collector's reference)." if host else ""
     return TaskDistribution(
-        name="nav2d",
-        env=PointNavigation(horizon=100, max_action=0.1, terminate_at_goal=True),
-        description="MAML 2-D navigation: start (0,0), goal ~ U[-0.5,0.5]^2, H=100.",
+        name="nav2d-numpy" if host else "nav2d",
+        env=HostPointNavigation(env) if host else env,
+        description="MAML 2-D navigation: start (0,0), goal ~ U[-0.5,0.5]^2, H=100." + where,
         reward="-||s' - g||_2; s' = s + clip(a, -0.1, 0.1); done when |dx|,|dy| < 0.01",
         episodes=2,
         sampler=sampler,
@@ -146,6 +148,7 @@ for _k in (5, 10, 50):
 for _n in (10, 25, 50, 75, 100):
     register(f"mdp-s10-a5-n{_n}", functools.partial(_mdp, _n))
 register("nav2d", _nav2d)
+register("nav2d-numpy", functools.partial(_nav2d, host=True))
 register("point-robot", _point_robot)
 register("sparse-point-robot", _sparse_point_robot)
 for _shots in (5, 10, 20):

@@ -10,13 +10,21 @@ from __future__ import annotations
 
 import dataclasses
 import math
-from typing import Any, NamedTuple
+from typing import Any, ClassVar, NamedTuple
 
 import jax
 import jax.numpy as jnp
+import numpy as np
 from jax.flatten_util import ravel_pytree
 
-from quickstudy.envs.base import Box, Discrete, Environment, TimeStep, tree_select
+from quickstudy.envs.base import (
+    Box,
+    Discrete,
+    Environment,
+    HostEnvironment,
+    TimeStep,
+    tree_select,
+)
 
 PyTree = Any
 
@@ -94,21 +102,21 @@ class Trial:
         )
         return TrialState(inner, episode), out
 
-    def expected_rewards(self, state: TrialState, params: PyTree) -> jax.Array:
-        """The inner environment's ``expected_rewards`` in its current state ``[A]``."""
-        return self.env.expected_rewards(state.inner, params)
-
     def observation_space(self, params: PyTree) -> Box:
         """Augmented observation: inner obs, previous action, reward and done flag."""
-        inner = self.env.observation_space(params)
-        space = self.env.action_space(params)
-        act_dim = space.n if isinstance(space, Discrete) else math.prod(space.shape)
-        obs_dim = math.prod(inner.shape)
-        return Box(-jnp.inf, jnp.inf, (obs_dim + act_dim + 2,))
+        return augmented_space(self.env, params)
 
     def action_space(self, params: PyTree) -> Discrete | Box:
         """The inner action space."""
         return self.env.action_space(params)
+
+
+def augmented_space(env: Environment | HostEnvironment, params: PyTree) -> Box:
+    """The trial observation of ``env``: inner obs, previous action, reward and done flag."""
+    inner = env.observation_space(params)
+    space = env.action_space(params)
+    act_dim = space.n if isinstance(space, Discrete) else math.prod(space.shape)
+    return Box(-jnp.inf, jnp.inf, (math.prod(inner.shape) + act_dim + 2,))
 
 
 def task_features(params: PyTree) -> jax.Array:
@@ -126,54 +134,125 @@ class WithTaskFeatures:
 
     Attributes:
         env: The wrapped environment (usually a :class:`Trial`).
-        progress: Also append how far the trial has got, the fraction of its episodes already
-            finished (``env`` must then be a :class:`Trial`): the value of a state depends on
-            the trial time left, which a critic whose memory is truncated mid-trial (RL²'s
-            ``rollout_len``) cannot count itself.
-        expected_rewards: Append, last, the mean reward of each action in the current state
-            (``env.expected_rewards``, discrete actions only): the target of RL²'s
-            ``reward_target="expected"``.
     """
 
     env: Environment
-    progress: bool = False
-    expected_rewards: bool = False
-
-    def __post_init__(self):
-        if self.progress and not isinstance(self.env, Trial):
-            raise TypeError(f"progress needs a Trial to wrap, got {type(self.env).__name__}")
-        inner = self.env.env if isinstance(self.env, Trial) else self.env
-        if self.expected_rewards and not hasattr(inner, "expected_rewards"):
-            raise TypeError(f"{type(inner).__name__} does not define expected_rewards")
-
-    def _append(self, state: PyTree, ts: TimeStep, params: PyTree) -> TimeStep:
-        extra = [task_features(params)]
-        if self.progress:
-            extra.append((state.episode / self.env.episodes).astype(jnp.float32)[None])
-        if self.expected_rewards:
-            extra.append(self.env.expected_rewards(state, params).astype(jnp.float32))
-        return ts._replace(obs=jnp.concatenate([ts.obs, *extra]))
 
     def reset(self, key: jax.Array, params: PyTree) -> tuple[PyTree, TimeStep]:
         """Resets the wrapped environment."""
         state, ts = self.env.reset(key, params)
-        return state, self._append(state, ts, params)
+        return state, ts._replace(obs=jnp.concatenate([ts.obs, task_features(params)]))
 
     def step(
         self, key: jax.Array, state: PyTree, action: jax.Array, params: PyTree
     ) -> tuple[PyTree, TimeStep]:
         """Steps the wrapped environment."""
         state, ts = self.env.step(key, state, action, params)
-        return state, self._append(state, ts, params)
+        return state, ts._replace(obs=jnp.concatenate([ts.obs, task_features(params)]))
 
     def observation_space(self, params: PyTree) -> Box:
-        """The wrapped observation, the task features, the progress and the expected rewards."""
+        """The wrapped observation followed by the task features."""
         inner = math.prod(self.env.observation_space(params).shape)
-        extra = task_features(params).shape[0] + int(self.progress)
-        if self.expected_rewards:
-            extra += self.action_space(params).n
-        return Box(-jnp.inf, jnp.inf, (inner + extra,))
+        return Box(-jnp.inf, jnp.inf, (inner + task_features(params).shape[0],))
 
     def action_space(self, params: PyTree) -> Discrete | Box:
         """The wrapped action space."""
         return self.env.action_space(params)
+
+
+@dataclasses.dataclass(frozen=True)
+class HostTrial:
+    """:class:`Trial` for a batch of host environments (NumPy, outside ``jit``).
+
+    The same observation (``obs ⊕ prev_action ⊕ prev_reward ⊕ done``), the same inner resets on
+    the same task and the same ``terminated`` at the end of the ``episodes``-th episode, for a
+    :class:`~quickstudy.envs.base.HostEnvironment`; itself a host environment.
+
+    Attributes:
+        env: The inner host environment.
+        episodes: Episodes per trial ``K``.
+    """
+
+    env: HostEnvironment
+    episodes: int
+    host: ClassVar[bool] = True
+
+    @property
+    def horizon(self) -> int:
+        """Steps of a whole trial."""
+        return self.episodes * self.env.horizon
+
+    def _augment(self, obs, action, reward, done, params) -> np.ndarray:
+        n = obs.shape[0]
+        space = self.env.action_space(_first(params))
+        if isinstance(space, Discrete):
+            act = np.zeros((n, space.n), np.float32)
+            valid = action >= 0
+            act[np.flatnonzero(valid), action[valid].astype(np.int64)] = 1.0
+        else:
+            act = np.clip(action, space.low, space.high).astype(np.float32).reshape(n, -1)
+        extra = np.stack([reward.astype(np.float32), done.astype(np.float32)], axis=-1)
+        return np.concatenate([obs.astype(np.float32).reshape(n, -1), act, extra], axis=-1)
+
+    def _zero_action(self, n: int, params: PyTree) -> np.ndarray:
+        space = self.env.action_space(_first(params))
+        if isinstance(space, Discrete):
+            return np.full((n,), -1, np.int32)
+        return np.zeros((n, *space.shape), np.float32)
+
+    def reset(self, rng: np.random.Generator, params: PyTree) -> tuple[TrialState, TimeStep]:
+        """Starts the first episode of ``n`` trials on the tasks ``params``."""
+        inner, ts = self.env.reset(rng, params)
+        n = ts.obs.shape[0]
+        zeros = np.zeros((n,), np.float32)
+        obs = self._augment(ts.obs, self._zero_action(n, params), zeros, zeros > 0, params)
+        episode = np.zeros((n,), np.int32)
+        info = dict(ts.info, episode=episode, episode_done=np.zeros((n,), bool))
+        return TrialState(inner, episode), ts._replace(obs=obs, info=info)
+
+    def step(
+        self, rng: np.random.Generator, state: TrialState, action: np.ndarray, params: PyTree
+    ) -> tuple[TrialState, TimeStep]:
+        """Steps the inner environments, resetting those whose episode ended on the same task."""
+        inner, ts = self.env.step(rng, state.inner, action, params)
+        ep_done = ts.terminated | ts.truncated
+        next_obs = ts.obs
+        if ep_done.any():
+            idx = np.flatnonzero(ep_done)
+            fresh, ts_reset = self.env.reset(rng, tree_rows(params, idx))
+            inner = tree_set_rows(inner, idx, fresh)
+            next_obs = next_obs.copy()
+            next_obs[idx] = ts_reset.obs
+        episode = state.episode + ep_done.astype(np.int32)
+        obs = self._augment(next_obs, action, ts.reward, ep_done, params)
+        info = dict(ts.info, episode=state.episode, episode_done=ep_done)
+        out = TimeStep(obs, ts.reward, episode >= self.episodes, np.zeros_like(ep_done), info)
+        return TrialState(inner, episode), out
+
+    def observation_space(self, params: PyTree) -> Box:
+        """Augmented observation of one environment (see :class:`Trial`)."""
+        return augmented_space(self.env, params)
+
+    def action_space(self, params: PyTree) -> Discrete | Box:
+        """The inner action space."""
+        return self.env.action_space(params)
+
+
+def _first(params: PyTree) -> PyTree:
+    return jax.tree.map(lambda x: x[0], params)
+
+
+def tree_rows(tree: PyTree, idx: np.ndarray) -> PyTree:
+    """Rows ``idx`` of every leaf ``[B, ...]`` of a pytree of NumPy arrays."""
+    return jax.tree.map(lambda x: np.asarray(x)[idx], tree)
+
+
+def tree_set_rows(tree: PyTree, idx: np.ndarray, rows: PyTree) -> PyTree:
+    """A copy of ``tree`` with rows ``idx`` replaced by ``rows`` (leaves ``[len(idx), ...]``)."""
+
+    def put(x, r):
+        x = np.array(x)
+        x[idx] = r
+        return x
+
+    return jax.tree.map(put, tree, rows)

@@ -14,6 +14,7 @@ from __future__ import annotations
 import hashlib
 import json
 import re
+from collections.abc import Callable
 from pathlib import Path
 from typing import Any
 
@@ -154,7 +155,9 @@ def _leaf_mismatch(saved: Any, expected: Any) -> bool:
     return type(saved) is not type(expected)
 
 
-def load_checkpoint(path: str | Path, target: Any) -> Any:
+def load_checkpoint(
+    path: str | Path, target: Any, migrate: Callable[[Any], Any] | None = None
+) -> Any:
     """Loads a checkpoint into the structure of ``target``, verifying it first.
 
     Reads the two files only; never writes or deletes anything.
@@ -164,6 +167,8 @@ def load_checkpoint(path: str | Path, target: Any) -> Any:
         target: A pytree with the structure, shapes and dtypes of the saved state (e.g. the
             freshly initialised state of the same run). Its values are not used. Where it has a
             typed PRNG key, the stored key data is wrapped back with the target's key impl.
+        migrate: Rewrites the decoded state dict of an older layout into the current one
+            before it is checked against ``target``.
 
     Returns:
         The restored pytree: leaves that are ``jax.Array`` in ``target`` are ``jax.Array``,
@@ -203,6 +208,8 @@ def load_checkpoint(path: str | Path, target: Any) -> Any:
         saved = serialization.msgpack_restore(data)
     except Exception as e:  # msgpack raises a variety of exception types on bad input.
         raise CheckpointError(f"checkpoint {path} cannot be decoded: {e!r}") from None
+    if migrate is not None:
+        saved = migrate(saved)
 
     template = _keys_to_data(target)
     saved_leaves = _flatten(saved)

@@ -1,0 +1,133 @@
+"""Paper tables as data: cells, methods, budgets and published values.
+
+A :class:`TableSpec` is everything ``quickstudy reproduce`` needs to run, cache and render one of a
+paper's tables; :mod:`quickstudy.reproduce` is the one engine that does it for every table.
+"""
+
+from __future__ import annotations
+
+import dataclasses
+from collections.abc import Mapping
+from typing import Any, Literal
+
+
+@dataclasses.dataclass(frozen=True)
+class Method:
+    """One method (a column or a curve) of a table.
+
+    Exactly one of ``algo`` (a registered algorithm, trained or untrained) and ``baseline`` (a
+    classical player of :mod:`quickstudy.reproduce.baselines`) is set.
+
+    Attributes:
+        label: Display name.
+        algo: Registered algorithm name.
+        overrides: Config overrides on top of the table's ``base`` (nested dicts for nested
+            configs).
+        preset: A named recipe of the algorithm, applied before ``overrides``.
+        trained: ``False``: the initial parameters are meta-tested (e.g. random init, fine-tuned
+            at meta-test); no training budget is spent.
+        baseline: Classical method name.
+        tuning: Hyperparameter -> grid, tuned per cell on separate trials (baselines).
+    """
+
+    label: str
+    algo: str | None = None
+    overrides: Mapping[str, Any] = dataclasses.field(default_factory=dict)
+    preset: str | None = None
+    trained: bool = True
+    baseline: str | None = None
+    tuning: Mapping[str, tuple[Any, ...]] = dataclasses.field(default_factory=dict)
+
+    def __post_init__(self):
+        if (self.algo is None) == (self.baseline is None):
+            raise ValueError(f"method {self.label!r}: give exactly one of algo or baseline")
+
+    @property
+    def trains(self) -> bool:
+        """Whether the method spends a training budget."""
+        return self.algo is not None and self.trained
+
+
+@dataclasses.dataclass(frozen=True)
+class Cell:
+    """One setting (a row or a panel) of a table.
+
+    Attributes:
+        task: Registered task name.
+        label: Row or panel label.
+        paper: Published value per method: a number (``view="score"``) or ``{point: value}``
+            (``view="adaptation"``); ``None`` where the paper has none.
+        targets: This project's targets for the table's ``target_method``, per point.
+        budget: Training budget of this cell (``None``: the table's).
+        overrides: Method -> config overrides for this cell only.
+        preset: Method -> named recipe for this cell only.
+    """
+
+    task: str
+    label: str
+    paper: Mapping[str, Any]
+    targets: Mapping[int, float] = dataclasses.field(default_factory=dict)
+    budget: int | None = None
+    overrides: Mapping[str, Mapping[str, Any]] = dataclasses.field(default_factory=dict)
+    preset: Mapping[str, str] = dataclasses.field(default_factory=dict)
+
+
+@dataclasses.dataclass(frozen=True)
+class TableSpec:
+    """A paper's table or figure.
+
+    Attributes:
+        name: ``quickstudy reproduce`` target.
+        title: Caption.
+        view: ``"score"``: one number per method and cell, the total over a trial's episodes,
+            in one table with the best entries in bold (the RL² paper's tables);
+            ``"adaptation"``: the metric after each adaptation point, one table and figure
+            panel per cell (MAML's curves).
+        methods: Method name -> :class:`Method`, in column order.
+        cells: Rows in the paper's order.
+        budget: Training budget per trained method (the algorithm's ``total_steps``).
+        test_tasks: Held-out trials or tasks per cell.
+        test_points: Points of the meta-test (``None``: the algorithm's default).
+        base: Config fields shared by every trained method.
+        note: Text under the table.
+        decimals: Digits shown.
+        target_method: The method whose targets the table checks.
+        curve_point: The adaptation point of the published value drawn as a line on the
+            learning curves (``view="adaptation"``; e.g. 1 gradient step).
+        log_y: Logarithmic y axis of the adaptation figure.
+        metric_label: What the adaptation figure's y axis shows.
+        higher_is_better: Direction of the metric (for the targets).
+    """
+
+    name: str
+    title: str
+    view: Literal["score", "adaptation"]
+    methods: Mapping[str, Method]
+    cells: tuple[Cell, ...]
+    budget: int
+    test_tasks: int
+    test_points: int | None = None
+    base: Mapping[str, Any] = dataclasses.field(default_factory=dict)
+    note: str = ""
+    decimals: int = 2
+    target_method: str | None = None
+    curve_point: int = 1
+    log_y: bool = False
+    metric_label: str = "mean episode return"
+    higher_is_better: bool = True
+
+    @property
+    def tuned(self) -> bool:
+        """Whether any method tunes hyperparameters per cell."""
+        return any(m.tuning for m in self.methods.values())
+
+    def cell(self, task: str) -> Cell:
+        """The cell of ``task``."""
+        for cell in self.cells:
+            if cell.task == task:
+                return cell
+        raise KeyError(task)
+
+    def labels(self) -> dict[str, str]:
+        """Method name -> display label."""
+        return {name: m.label for name, m in self.methods.items()}

@@ -1,0 +1,475 @@
+"""The reproduction engine: every method of every cell of a table, run once, cached, resumable.
+
+For every cell (setting) of a :class:`~quickstudy.presets.tables.TableSpec`: classical baselines are
+tuned on trials drawn from a separate seed and played on the task's fixed held-out tasks; every
+trained method is meta-trained (or a finished run is reused from the cache, or an interrupted one
+resumed) and meta-tested on the same tasks with the same seed. Cached runs are named by a checksum
+of their config, so a changed preset trains a new run beside the old one. Each finished cell is
+saved under ``<out>/cells/``; a cell is reused only when its settings and every method's config
+still match. The outputs are rewritten after every cell (:mod:`quickstudy.reproduce.render`).
+"""
+
+from __future__ import annotations
+
+import dataclasses
+import itertools
+import json
+import os
+import platform
+import subprocess
+import time
+import zlib
+from collections.abc import Callable
+from pathlib import Path
+from typing import Any
+
+import jax
+import numpy as np
+
+from quickstudy import runner
+from quickstudy import tasks as task_registry
+from quickstudy.algorithms import registry
+from quickstudy.errors import ConfigError, UnknownNameError
+from quickstudy.evaluation.stats import per_index_summary, summarize
+from quickstudy.evaluation.tables import not_worse_than_best
+from quickstudy.presets import maml_tables, rl2_tables
+from quickstudy.presets.tables import Cell, Method, TableSpec
+from quickstudy.reproduce import baselines, render
+from quickstudy.tracking import latest_checkpoint, read_json, read_metrics, write_json_atomic
+
+TABLES: dict[str, TableSpec] = {**rl2_tables.TABLES, **maml_tables.TABLES}
+"""Every reproducible table by name."""
+
+TUNING_SEED = 1_234_567
+"""Seed of the tuning trials (the held-out trials come from each task's own test seed)."""
+DEFAULT_TUNE_TRIALS = 500
+CURVE_POINTS = 200
+"""Learning-curve points kept per trained method in a cell record."""
+
+Log = Callable[[str], None]
+TrainHook = Callable[[runner.Run, int], Any]
+"""``hook(run, start_update) -> final state``: trains a run (e.g. with a progress bar)."""
+
+
+@dataclasses.dataclass(frozen=True)
+class ReproduceSettings:
+    """What to reproduce and how.
+
+    Attributes:
+        table: A name of :data:`TABLES`.
+        out_dir: Output directory (cells, tables, figures).
+        cells: Task names of the cells to run (empty: all, in the table's order).
+        budget: Training budget of every trained method (``None``: the table's per cell; 0:
+            skip the trained methods).
+        trials: Held-out trials or tasks per cell (``None``: the table's).
+        tune_trials: Trials per hyperparameter value when tuning baselines (``None``: 500).
+        seed: Seed of training, of the baselines' randomness and of the meta-test.
+        cache_dir: Where training runs are kept and reused (default: ``<out_dir>/runs``).
+        methods: Methods to run (empty: all of the table's).
+    """
+
+    table: str
+    out_dir: Path
+    cells: tuple[str, ...] = ()
+    budget: int | None = None
+    trials: int | None = None
+    tune_trials: int | None = None
+    seed: int = 0
+    cache_dir: Path | None = None
+    methods: tuple[str, ...] = ()
+
+    def __post_init__(self):
+        if self.table not in TABLES:
+            raise UnknownNameError(
+                f"unknown table {self.table!r}. Valid tables: {', '.join(TABLES)}"
+            )
+        valid = [cell.task for cell in self.spec.cells]
+        unknown = [c for c in self.cells if c not in valid]
+        if unknown:
+            raise UnknownNameError(
+                f"unknown cell(s) {', '.join(unknown)} for {self.table}. Valid cells: "
+                f"{', '.join(valid)}"
+            )
+        unknown = [m for m in self.methods if m not in self.spec.methods]
+        if unknown:
+            raise UnknownNameError(
+                f"unknown method(s) {', '.join(unknown)} for {self.table}. Valid methods: "
+                f"{', '.join(self.spec.methods)}"
+            )
+        if self.budget is not None and (
+            not isinstance(self.budget, int) or isinstance(self.budget, bool) or self.budget < 0
+        ):
+            raise ConfigError(f"budget must be a non-negative integer, got {self.budget!r}")
+        if self.trials is not None and (not isinstance(self.trials, int) or self.trials < 2):
+            raise ConfigError(f"trials must be an integer >= 2, got {self.trials!r}")
+        if self.tune_trials is not None:
+            if not self.spec.tuned:
+                raise ConfigError(f"tune_trials: {self.table} tunes no hyperparameters")
+            if not isinstance(self.tune_trials, int) or self.tune_trials < 2:
+                raise ConfigError(f"tune_trials must be an integer >= 2, got {self.tune_trials!r}")
+        if not self.selected_methods:
+            raise ConfigError(f"budget 0 leaves no method of {self.table} to run")
+
+    @property
+    def spec(self) -> TableSpec:
+        """The table being reproduced."""
+        return TABLES[self.table]
+
+    @property
+    def selected(self) -> tuple[Cell, ...]:
+        """The cells to run, in the table's order."""
+        return tuple(c for c in self.spec.cells if not self.cells or c.task in self.cells)
+
+    @property
+    def selected_methods(self) -> tuple[str, ...]:
+        """The methods to run, in the table's order (trained ones skipped with budget 0)."""
+        return tuple(
+            name
+            for name, m in self.spec.methods.items()
+            if (not self.methods or name in self.methods) and not (m.trains and self.budget == 0)
+        )
+
+    @property
+    def shown_methods(self) -> tuple[str, ...]:
+        """The table's columns: the chosen methods, or all (a skipped one shows "—")."""
+        return self.methods or tuple(self.spec.methods)
+
+    @property
+    def num_tasks(self) -> int:
+        """Held-out tasks per cell."""
+        return self.trials or self.spec.test_tasks
+
+    @property
+    def num_tune_trials(self) -> int:
+        """Trials per hyperparameter value when tuning."""
+        return self.tune_trials or DEFAULT_TUNE_TRIALS
+
+    @property
+    def run_cache(self) -> Path:
+        """Directory of the training runs."""
+        return Path(self.cache_dir) if self.cache_dir else Path(self.out_dir) / "runs"
+
+    def budget_of(self, cell: Cell) -> int:
+        """Training budget of ``cell`` (0: its trained methods are skipped)."""
+        if self.budget is not None:
+            return self.budget
+        return cell.budget if cell.budget is not None else self.spec.budget
+
+
+def _rng(seed: int, *names: str) -> np.random.Generator:
+    return np.random.default_rng([seed, *(zlib.crc32(n.encode()) for n in names)])
+
+
+def _grid(method: Method) -> list[dict[str, Any]]:
+    if not method.tuning:
+        return [{}]
+    names = list(method.tuning)
+    values = itertools.product(*method.tuning.values())
+    return [dict(zip(names, v, strict=True)) for v in values]
+
+
+def as_json(config: Any) -> dict[str, Any]:
+    """A config dataclass as ``config.json`` records it (tuples become lists)."""
+    return json.loads(json.dumps(dataclasses.asdict(config)))
+
+
+def config_run_dir(cache: Path, stem: str, config: Any) -> Path:
+    """The cached run ``<cache>/<stem>-<checksum of config>``.
+
+    The checksum (CRC-32 of the config's fields as sorted JSON) makes a changed preset train a
+    new run next to the old one instead of colliding with it.
+    """
+    digest = zlib.crc32(json.dumps(dataclasses.asdict(config), sort_keys=True).encode())
+    return Path(cache) / f"{stem}-{digest:08x}"
+
+
+def method_config(spec: TableSpec, cell: Cell, name: str, budget: int) -> Any:
+    """The resolved config of an algorithm method on ``cell`` (``None`` for a baseline)."""
+    method = spec.methods[name]
+    if method.algo is None:
+        return None
+    overrides = {**spec.base, **method.overrides, **cell.overrides.get(name, {})}
+    if method.trains:
+        overrides["total_steps"] = budget
+    preset = cell.preset.get(name, method.preset)
+    return registry.get(method.algo).config(cell.task, preset, overrides)
+
+
+def configs_record(settings: ReproduceSettings, cell: Cell) -> dict[str, Any]:
+    """Each selected method's config as a cell file records it (``None``: a baseline)."""
+    budget = settings.budget_of(cell)
+    out = {}
+    for name in settings.selected_methods:
+        config = method_config(settings.spec, cell, name, budget)
+        out[name] = None if config is None else as_json(config)
+    return out
+
+
+def run_baseline(
+    settings: ReproduceSettings, cell: Cell, name: str
+) -> tuple[np.ndarray, dict[str, Any]]:
+    """Tunes (if it has a grid) and plays one classical method on one cell.
+
+    Returns:
+        Per-trial, per-episode rewards on the held-out trials ``[trials, K]`` and a record of the
+        tuning (chosen hyperparameters, score per grid point, seconds).
+    """
+    method = settings.spec.methods[name]
+    dist = task_registry.make(cell.task)
+    t0 = time.perf_counter()
+    grid = _grid(method)
+    tuning: dict[str, float] = {}
+    best = grid[0]
+    if len(grid) > 1:
+        tune_tasks = dist.sampler(jax.random.key(TUNING_SEED), settings.num_tune_trials)
+        scores = []
+        for hyper in grid:
+            rng = _rng(settings.seed, "tune", cell.task, name, repr(sorted(hyper.items())))
+            score = float(baselines.play(dist, name, hyper, tune_tasks, rng).sum(1).mean())
+            tuning[", ".join(f"{k}={v}" for k, v in hyper.items())] = score
+            scores.append(score)
+        best = grid[int(np.argmax(scores))]
+    test_tasks = dist.test_tasks(settings.num_tasks)
+    rng = _rng(settings.seed, "test", cell.task, name)
+    values = baselines.play(dist, name, best, test_tasks, rng)
+    record = {"hyper": best, "tuning": tuning, "seconds": time.perf_counter() - t0}
+    return np.asarray(values, np.float64), record
+
+
+def train_or_reuse(
+    algo_name: str,
+    task: str,
+    config: Any,
+    path: Path,
+    run_settings: runner.RunSettings,
+    log: Log,
+    train_hook: TrainHook | None = None,
+) -> tuple[runner.Run, Any, float]:
+    """Trains a cached run to its end: creates it, resumes it, or reuses it when finished.
+
+    Args:
+        algo_name: Registered algorithm.
+        task: Registered task.
+        config: The algorithm's configuration; a cached run with another one is refused.
+        path: The run directory (the cache entry).
+        run_settings: Settings of a newly created run.
+        log: Receives one line when training starts or a finished run is reused.
+        train_hook: Trains the run (default: :func:`quickstudy.runner.train`).
+
+    Returns:
+        The run, the final parameters (``None`` when a finished run was reused: they are its
+        latest checkpoint's) and the training wall-clock accumulated over all invocations.
+
+    Raises:
+        ConfigError: ``path`` holds a run with another configuration.
+    """
+    if (path / "config.json").exists():
+        recorded = read_json(path / "config.json").get("config", {})
+        if recorded != as_json(config):
+            raise ConfigError(
+                f"{path} holds a {algo_name} run with another configuration; remove it or pass "
+                f"another --cache-dir"
+            )
+        run = runner.open_run(path)
+    else:
+        run = runner.create_run(algo_name, task, config, run_settings, run_dir=path)
+    timing_path = path / "timing.json"
+    timing = read_json(timing_path) if timing_path.exists() else {"train_seconds": 0.0}
+    ckpt = latest_checkpoint(path / "checkpoints")
+    _, done = runner.restore_latest(run) if ckpt is not None else (None, 0)
+    if done >= run.algo.num_updates:
+        log(f"{algo_name} on {task}: reusing the finished run {path}")
+        return run, None, timing["train_seconds"]
+    log(f"{algo_name} on {task}: training {run.total_steps:,} {run.algo.step_unit} in {path}")
+    t0 = time.perf_counter()
+    try:
+        state = train_hook(run, done) if train_hook is not None else runner.train(run)
+    finally:
+        timing["train_seconds"] += time.perf_counter() - t0
+        write_json_atomic(timing_path, timing)
+    return run, state.params, timing["train_seconds"]
+
+
+def learning_curve(run: runner.Run) -> dict[str, Any]:
+    """The run's training metric against its budget, binned into at most 200 means."""
+    key, label = run.progress_metric
+    rows = [r for r in read_metrics(run.path / "metrics.jsonl") if key in r]
+    bins = np.array_split(np.arange(len(rows)), min(len(rows), CURVE_POINTS)) if rows else []
+    return {
+        "metric": label,
+        "unit": run.algo.step_unit,
+        "steps": [int(rows[b[-1]]["step"]) for b in bins],
+        "values": [float(np.mean([rows[i][key] for i in b])) for b in bins],
+    }
+
+
+def run_algorithm(
+    settings: ReproduceSettings, cell: Cell, name: str, log: Log, train_hook: TrainHook | None
+) -> tuple[np.ndarray, dict[str, Any]]:
+    """Meta-trains one algorithm method on one cell (or reuses its run) and meta-tests it.
+
+    Returns:
+        The metric per held-out task and point ``[tasks, points]`` and a record (run directory,
+        budget, training seconds, learning curve; nothing for an untrained method).
+    """
+    spec = settings.spec
+    method = spec.methods[name]
+    budget = settings.budget_of(cell)
+    config = method_config(spec, cell, name, budget)
+    if not method.trained:
+        algo = registry.build(method.algo, cell.task, config)
+        params = jax.jit(algo.init)(jax.random.key(settings.seed)).params
+        result = runner.meta_test(
+            algo, params, spec.test_points or 0, settings.num_tasks, settings.seed
+        )
+        return np.asarray(result.values, np.float64), {"train_seconds": 0.0}
+    stem = f"{name}-{cell.task}-steps{budget}-seed{settings.seed}"
+    path = config_run_dir(settings.run_cache, stem, config)
+    spec_algo = registry.get(method.algo)
+    run_settings = runner.RunSettings(
+        seed=settings.seed,
+        chunk_updates=spec_algo.chunk_updates,
+        checkpoint_every=spec_algo.checkpoint_every,
+        eval_tasks=settings.num_tasks,
+    )
+    run, params, train_seconds = train_or_reuse(
+        method.algo, cell.task, config, path, run_settings, log, train_hook
+    )
+    summary = runner.evaluate(run, params, spec.test_points or 0, settings.num_tasks, settings.seed)
+    with np.load(path / "eval" / "results.npz") as data:
+        values = data["values"].astype(np.float64)
+    record = {
+        "run_dir": str(path),
+        "steps": run.total_steps,
+        "train_seconds": train_seconds,
+        "per_index_last": summary["per_index"][-1]["mean"],
+        "curve": learning_curve(run),
+    }
+    return values, record
+
+
+def _cell_paths(settings: ReproduceSettings, cell: Cell) -> tuple[Path, Path]:
+    base = Path(settings.out_dir) / "cells" / cell.task
+    return base.with_suffix(".json"), base.with_suffix(".npz")
+
+
+def _cell_key(settings: ReproduceSettings, cell: Cell) -> dict[str, Any]:
+    return {
+        "trials": settings.num_tasks,
+        "tune_trials": settings.num_tune_trials if settings.spec.tuned else None,
+        "seed": settings.seed,
+        "budget": settings.budget_of(cell),
+        "configs": configs_record(settings, cell),
+    }
+
+
+def run_cell(
+    settings: ReproduceSettings, cell: Cell, log: Log, train_hook: TrainHook | None = None
+) -> dict[str, Any]:
+    """Every selected method on one cell; saves ``cells/<task>.json`` and ``.npz``."""
+    spec = settings.spec
+    json_path, npz_path = _cell_paths(settings, cell)
+    key = _cell_key(settings, cell)
+    if json_path.exists() and npz_path.exists():
+        record = read_json(json_path)
+        if all(record.get(k) == v for k, v in key.items()):
+            log(f"{cell.task}: done earlier, reusing {json_path}")
+            return record
+    t0 = time.perf_counter()
+    values: dict[str, np.ndarray] = {}
+    results: dict[str, dict[str, Any]] = {}
+    for name in settings.selected_methods:
+        method = spec.methods[name]
+        if method.baseline is not None:
+            x, info = run_baseline(settings, cell, name)
+        else:
+            x, info = run_algorithm(settings, cell, name, log, train_hook)
+        values[name] = x
+        if spec.view == "score":
+            results[name] = {**summarize(x.sum(axis=1)), **info}
+        else:
+            results[name] = {"per_step": per_index_summary(x), **info}
+        log(render.method_line(spec, cell, name, results[name]))
+    if spec.view == "score":
+        bold = not_worse_than_best({m: x.sum(axis=1) for m, x in values.items()})
+        for name in results:
+            results[name]["bold"] = name in bold
+    record = {
+        "task": cell.task,
+        "label": cell.label,
+        **key,
+        "seconds": time.perf_counter() - t0,
+        "commit": git_commit(),
+        "paper": render.paper_record(spec, cell),
+        "targets": {str(k): v for k, v in cell.targets.items()},
+        "methods": results,
+    }
+    npz_path.parent.mkdir(parents=True, exist_ok=True)
+    np.savez_compressed(npz_path, **{m.replace("-", "_"): x for m, x in values.items()})
+    write_json_atomic(json_path, record)
+    return record
+
+
+def git_commit() -> str:
+    """The short commit hash of the installed source tree (``"unknown"`` outside git)."""
+    try:
+        return subprocess.run(
+            ["git", "rev-parse", "--short", "HEAD"],
+            capture_output=True,
+            text=True,
+            check=True,
+            cwd=Path(__file__).parent,
+        ).stdout.strip()
+    except (OSError, subprocess.CalledProcessError):
+        return "unknown"
+
+
+def provenance(command: str, records: list[dict[str, Any]], seconds: float) -> dict[str, Any]:
+    """Command, commits of the cells, machine, versions, date and total wall-clock."""
+    commits = sorted({r.get("commit", "unknown") for r in records})
+    return {
+        "command": command,
+        "commit": ", ".join(commits),
+        "machine": f"{platform.machine()}, {os.cpu_count()} CPU cores, {platform.system()}",
+        "python": platform.python_version(),
+        "jax": jax.__version__,
+        "date": time.strftime("%Y-%m-%d %H:%M UTC", time.gmtime()),
+        "wall_clock_seconds": round(seconds, 1),
+    }
+
+
+def reproduce(
+    settings: ReproduceSettings,
+    log: Log = lambda _: None,
+    train_hook: TrainHook | None = None,
+    command: str = "",
+) -> list[dict[str, Any]]:
+    """Runs (or resumes) a reproduction, rewriting its outputs after every cell.
+
+    The wall-clock accumulates over invocations in ``<out_dir>/elapsed.json``, so a resumed
+    reproduction reports its total.
+
+    Args:
+        settings: What to run.
+        log: Receives one line per finished method and per training phase.
+        train_hook: Trains a run (default: :func:`quickstudy.runner.train`).
+        command: The command line, recorded in the outputs.
+
+    Returns:
+        The cell records in the table's order.
+    """
+    out = Path(settings.out_dir)
+    out.mkdir(parents=True, exist_ok=True)
+    elapsed_path = out / "elapsed.json"
+    before = read_json(elapsed_path)["seconds"] if elapsed_path.exists() else 0.0
+    t0 = time.perf_counter()
+    records: list[dict[str, Any]] = []
+    cells = settings.selected
+    for i, cell in enumerate(cells):
+        log(f"[{i + 1}/{len(cells)}] {cell.task}")
+        records.append(run_cell(settings, cell, log, train_hook))
+        seconds = before + time.perf_counter() - t0
+        write_json_atomic(elapsed_path, {"seconds": seconds})
+        prov = provenance(command, records, seconds)
+        render.write_outputs(settings.spec, settings.shown_methods, records, prov, out)
+    return records

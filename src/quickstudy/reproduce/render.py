@@ -1,0 +1,268 @@
+"""The outputs of a reproduction: ``table.md``, ``table.json``, ``figure.png``, ``learning.png``.
+
+Two views of the same cell records: ``score`` tables (one number per method and cell, the best in
+bold; a bar figure) and ``adaptation`` tables (the metric after each adaptation point, one table and
+one figure panel per cell). Both draw every trained method's learning curve against its budget
+with the published value as a dashed line.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Sequence
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+
+from quickstudy.evaluation.plots import plot_adaptation_panels, plot_learning_curves
+from quickstudy.evaluation.tables import plot_method_bars, render_markdown
+from quickstudy.presets.tables import Cell, TableSpec
+from quickstudy.tracking import write_json_atomic
+
+
+def paper_record(spec: TableSpec, cell: Cell) -> dict[str, Any]:
+    """The cell's published values as its record stores them (JSON keys are strings)."""
+    if spec.view == "score":
+        return dict(cell.paper)
+    return {m: {str(k): v for k, v in p.items()} for m, p in cell.paper.items()}
+
+
+def method_line(spec: TableSpec, cell: Cell, name: str, result: dict[str, Any]) -> str:
+    """One log line of a finished method."""
+    label = spec.methods[name].label
+    if spec.view == "score":
+        hyper = f"  {result['hyper']}" if result.get("hyper") else ""
+        return (
+            f"{cell.task}: {label:9s} {result['mean']:9.2f} ± {result['se']:.2f}  "
+            f"(paper {cell.paper.get(name)}){hyper}"
+        )
+    per = result["per_step"]
+    shown = ", ".join(f"{k} steps {per[k]['mean']:.3f} ± {per[k]['se']:.3f}" for k in (0, 1))
+    return (
+        f"{cell.task}: {label:17s} {shown}, {len(per) - 1} steps {per[-1]['mean']:.3f}"
+        f"  (published {cell.paper.get(name, {})})"
+    )
+
+
+def agrees_with_paper(mean: float, se: float, paper: float | None) -> bool:
+    """Whether ``mean`` is within ``max(3 se, 3 % of |paper|)`` of the published value."""
+    return paper is None or abs(mean - paper) <= max(3.0 * se, 0.03 * abs(paper))
+
+
+def write_outputs(
+    spec: TableSpec,
+    methods: Sequence[str],
+    records: list[dict[str, Any]],
+    prov: dict[str, Any],
+    out_dir: str | Path,
+) -> None:
+    """Writes the table, the figures and ``table.json`` from the finished cells.
+
+    Args:
+        spec: The table.
+        methods: The methods to show, in column order.
+        records: The cell records so far.
+        prov: The command, the commits that computed the cells, the machine and the
+            wall-clock accumulated over every invocation on this output directory.
+        out_dir: The output directory.
+    """
+    out = Path(out_dir)
+    if spec.view == "score":
+        lines = _score_lines(spec, methods, records)
+        _score_figure(spec, methods, records, out / "figure.png")
+    else:
+        lines = _adaptation_lines(spec, methods, records)
+        _adaptation_figure(spec, records, out / "figure.png")
+    lines += ["", "Produced by:", ""]
+    lines += [f"- {k}: `{v}`" if k == "command" else f"- {k}: {v}" for k, v in prov.items()]
+    (out / "table.md").write_text("\n".join(lines) + "\n")
+    write_json_atomic(out / "table.json", {"provenance": prov, "cells": records})
+    _learning_figure(spec, records, out / "learning.png")
+
+
+def _score_lines(
+    spec: TableSpec, methods: Sequence[str], records: list[dict[str, Any]]
+) -> list[str]:
+    labels = spec.labels()
+    decimals = spec.decimals
+    md = render_markdown(
+        spec.title,
+        [r["label"] for r in records],
+        list(methods),
+        labels,
+        [r["methods"] for r in records],
+        [r["paper"] for r in records],
+        decimals=decimals,
+        note=spec.note,
+    )
+    trained = [m for m in methods if spec.methods[m].trains and _ran(m, records)]
+    header = "| setting | " + "".join(
+        f"{labels[m]} steps | {labels[m]} training (s) | " for m in trained
+    )
+    lines = [md, "", header + "baselines (s) |", "|---" * (2 + 2 * len(trained)) + "|"]
+    for r in records:
+        entries = []
+        for m in trained:
+            res = r["methods"].get(m)
+            entries += [f"{r['budget']:,}", f"{res['train_seconds']:.0f}" if res else "—"]
+        base_s = sum(
+            res.get("seconds", 0.0) for m, res in r["methods"].items() if not spec.methods[m].algo
+        )
+        lines.append(f"| {r['label']} | " + " | ".join([*entries, f"{base_s:.0f}"]) + " |")
+    if spec.tuned:
+        tuned = [
+            f"{r['label']}: "
+            + ", ".join(
+                f"{labels[k]} {', '.join(f'{a}={b}' for a, b in m['hyper'].items())}"
+                for k, m in r["methods"].items()
+                if m.get("hyper")
+            )
+            for r in records
+        ]
+        lines += ["", "Tuned hyperparameters (on separate trials): " + "; ".join(tuned) + "."]
+    baselines = [m for m in methods if spec.methods[m].baseline]
+    if baselines:
+        misses = [
+            f"{r['label']} {labels[m]} {res['mean']:.{decimals}f} vs {r['paper'][m]}"
+            for r in records
+            for m, res in r["methods"].items()
+            if m in baselines and not agrees_with_paper(res["mean"], res["se"], r["paper"].get(m))
+        ]
+        lines += [
+            "",
+            "Baselines further than max(3 s.e., 3 %) from the paper: "
+            + ("; ".join(misses) if misses else "none")
+            + ".",
+        ]
+    return lines
+
+
+def _ran(method: str, records: list[dict[str, Any]]) -> bool:
+    return any(method in r["methods"] for r in records)
+
+
+def _score_figure(
+    spec: TableSpec, methods: Sequence[str], records: list[dict[str, Any]], path: Path
+) -> None:
+    panels = [
+        (r["label"], {m: r["methods"][m] for m in methods if m in r["methods"]}) for r in records
+    ]
+    paper = [r["paper"] for r in records]
+    plot_method_bars(panels, path, spec.labels(), paper=paper, title=spec.title)
+
+
+def _shown_steps(points: int) -> list[int]:
+    return sorted({0, 1, 2, points} & set(range(points + 1)))
+
+
+def _adaptation_lines(
+    spec: TableSpec, methods: Sequence[str], records: list[dict[str, Any]]
+) -> list[str]:
+    labels = spec.labels()
+    decimals = spec.decimals
+    lines = [f"### {spec.title}", ""]
+    for r in records:
+        points = len(next(iter(r["methods"].values()))["per_step"]) - 1
+        steps = _shown_steps(points)
+        lines += [
+            f"**{r['label']}** ({r['trials']} held-out tasks)",
+            "",
+            "| method | " + " | ".join(f"{k} steps" for k in steps) + " | training (s) |",
+            "|---" * (len(steps) + 2) + "|",
+        ]
+        for method in methods:
+            res = r["methods"].get(method)
+            if res is None:
+                continue
+            entries = []
+            for k in steps:
+                row = res["per_step"][k]
+                ref = r["paper"].get(method, {}).get(str(k))
+                text = (
+                    f"{row['mean']:.{decimals}f} ± {row['se']:.{decimals}f}"
+                    if np.isfinite(row["mean"])
+                    else "diverged (non-finite)"
+                )
+                entries.append(text + (f" ({ref})" if ref is not None else ""))
+            seconds = f"{res['train_seconds']:.0f}" if res.get("run_dir") else "—"
+            lines.append(f"| {labels[method]} | " + " | ".join(entries) + f" | {seconds} |")
+        lines.append("")
+    lines += [spec.note]
+    target = spec.target_method
+    if target is not None:
+        higher = spec.higher_is_better
+        bound = "≥" if higher else "≤"
+        lines += ["", f"| setting | {labels[target]} target | ours | met |", "|---|---|---|---|"]
+        for r in records:
+            res = r["methods"].get(target)
+            for k, goal in r["targets"].items():
+                if res is None:
+                    continue
+                ours = res["per_step"][int(k)]["mean"]
+                met = ours >= goal if higher else ours <= goal
+                lines.append(
+                    f"| {r['label']}, {k} step(s) | {bound} {goal} | {ours:.{decimals}f} | "
+                    f"{'yes' if met else 'no'} |"
+                )
+    return lines
+
+
+def _adaptation_figure(spec: TableSpec, records: list[dict[str, Any]], path: Path) -> None:
+    labels = spec.labels()
+    panels = [
+        (r["label"], {labels[m]: res["per_step"] for m, res in r["methods"].items()})
+        for r in records
+    ]
+    points = len(panels[0][1][next(iter(panels[0][1]))]) - 1
+    results = [res for r in records for res in r["methods"].values()]
+    means = np.array([row["mean"] for res in results for row in res["per_step"]])
+    starts = np.array([res["per_step"][0]["mean"] for res in results])
+    means, starts = means[np.isfinite(means)], starts[np.isfinite(starts)]
+    ylim = None
+    if means.size and starts.size:  # frame the sensible range; diverging curves leave it
+        if spec.log_y:
+            ylim = (0.5 * max(means.min(), 1e-6), 3.0 * starts.max())
+        else:
+            ylim = (1.3 * min(starts.min(), 0.0) - 1.0, max(0.0, means.max()) + 1.0)
+    plot_adaptation_panels(
+        panels,
+        path,
+        xs=np.arange(points + 1),
+        xlabel="gradient steps at meta-test",
+        ylabel=spec.metric_label,
+        title=f"{spec.title} (95% CI)",
+        log_y=spec.log_y,
+        ylim=ylim,
+    )
+
+
+def _learning_figure(spec: TableSpec, records: list[dict[str, Any]], path: Path) -> None:
+    """Learning curves of the trained methods, published values as dashed lines."""
+    labels = spec.labels()
+    panels, asymptotes = [], []
+    unit, metric = "steps", "training metric"
+    for r in records:
+        curves, lines = {}, {}
+        for m, res in r["methods"].items():
+            curve = res.get("curve")
+            if not curve or not curve["steps"]:
+                continue
+            unit, metric = curve["unit"], curve["metric"]
+            curves[labels[m]] = (curve["steps"], curve["values"])
+            published = r["paper"].get(m)
+            if isinstance(published, dict):
+                published = published.get(str(spec.curve_point))
+            lines[labels[m]] = published
+        if curves:
+            panels.append((r["label"], curves))
+            asymptotes.append(lines)
+    if not panels:
+        return
+    plot_learning_curves(
+        panels,
+        path,
+        asymptotes=asymptotes,
+        xlabel=unit,
+        ylabel=metric,
+        title=f"{spec.title}: training curves (dashed: published)",
+    )

@@ -1,0 +1,294 @@
+"""The contracts every family of meta-RL algorithm shares.
+
+* :class:`Policy`: ``init_carry(batch)`` and ``apply(params, carry, obs, start) -> (carry, out)``;
+  the carry is any pytree (a GRU state, an LSTM's two states, an attention cache, a sampled
+  latent) and learners never look inside it.
+* :class:`Transition`: one record of experience that serves on-policy learners (log-probability,
+  value, bootstrap value) and off-policy ones (``next_obs``).
+* :class:`Learner`: an ``(init, update)`` pair that improves a policy from a batch of transitions.
+* :class:`MetaTestResult`: what every algorithm's meta-test returns: a metric per held-out task
+  along an adaptation axis (episodes, gradient steps, posterior updates).
+* :class:`Algorithm`: a config plus pure ``init``/``update``/``meta_test`` functions and what the
+  runner needs to drive them.
+
+Nothing here imports the rest of the library: these are the types the other layers agree on.
+"""
+
+from __future__ import annotations
+
+import dataclasses
+import types
+import typing
+from collections.abc import Callable, Mapping
+from typing import Any, NamedTuple
+
+import jax
+from flax import struct
+
+from quickstudy.errors import ConfigError
+
+PyTree = Any
+Carry = Any
+"""A policy's memory: any pytree whose leaves have a leading batch axis ``[B, ...]``."""
+Metrics = dict[str, jax.Array]
+PARAM_GROUPS = ("actor", "critic")
+"""The labels a :class:`Policy`'s ``param_groups`` gives: the action path and the value path."""
+
+
+class PolicyOutput(NamedTuple):
+    """What a policy emits for a sequence of observations, time-major ``[T, B, ...]``.
+
+    Attributes:
+        dist: Parameters of the action distribution ``[T, B, P]``.
+        value: State-value estimates ``[T, B]`` (``None`` for a policy without a critic).
+        aux: Auxiliary heads by name (e.g. ``"reward"``: predicted reward of every action
+            ``[T, B, A]``), read by auxiliary losses; empty when the policy has none.
+    """
+
+    dist: jax.Array
+    value: jax.Array | None
+    aux: dict[str, jax.Array]
+
+
+ApplyFn = Callable[[PyTree, Carry, jax.Array, jax.Array], tuple[Carry, PolicyOutput]]
+"""``apply(params, carry [B, ...], obs [T, B, D], start [T, B]) -> (carry, PolicyOutput)``.
+
+``start[t, b]`` resets row ``b`` of the carry before step ``t`` (a new trial or episode begins).
+"""
+
+
+class Policy(NamedTuple):
+    """A (possibly recurrent) policy as pure functions.
+
+    Attributes:
+        init: ``init(key) -> params``.
+        init_carry: ``init_carry(batch) -> carry``, the memory at the start of a trial.
+        apply: See :data:`ApplyFn`.
+        distribution: The action distribution that ``PolicyOutput.dist`` parameterises.
+        param_groups: Maps a params (or gradient) pytree to one of the same structure whose
+            leaves name a group (``"actor"``, ``"critic"``); ``None`` when the policy has no
+            separable groups.
+    """
+
+    init: Callable[[jax.Array], PyTree]
+    init_carry: Callable[[int], Carry]
+    apply: ApplyFn
+    distribution: Any
+    param_groups: Callable[[PyTree], PyTree] | None = None
+
+
+class Transition(NamedTuple):
+    """A batch of experience, time-major ``[T, B, ...]``, for on- and off-policy learners.
+
+    Attributes:
+        obs: Observations the actions were taken in ``[T, B, D]``.
+        action: Actions taken ``[T, B]`` (discrete) or ``[T, B, A]``.
+        reward: Rewards ``[T, B]``.
+        next_obs: The true next observations ``[T, B, D]`` (before any reset).
+        terminated: The step ended the episode in a terminal state ``[T, B]``.
+        truncated: The step ended the episode by a time limit ``[T, B]``.
+        start: ``obs`` is the first of a trial (the policy's memory was reset) ``[T, B]``.
+        log_prob: ``log pi(a | history)`` of the behaviour policy ``[T, B]``.
+        value: ``V(history)`` of the behaviour policy ``[T, B]``.
+        next_value: Value of ``next_obs`` continuing the history: the bootstrap target at a
+            truncated step, the next step's value otherwise ``[T, B]``.
+        info: Environment info plus the collector's ``episode_return`` (the finished
+            episode's total reward at steps that end one, else 0), ``[T, B]`` leaves.
+    """
+
+    obs: jax.Array
+    action: jax.Array
+    reward: jax.Array
+    next_obs: jax.Array
+    terminated: jax.Array
+    truncated: jax.Array
+    start: jax.Array
+    log_prob: jax.Array
+    value: jax.Array
+    next_value: jax.Array
+    info: dict[str, jax.Array]
+
+
+class Learner(NamedTuple):
+    """An ``(init, update)`` pair that improves a policy from collected experience.
+
+    Attributes:
+        init: ``init(params) -> learner_state`` (optimiser state).
+        update: ``update(key, params, learner_state, batch, carry0) -> (params, learner_state,
+            metrics)``, where ``batch`` is a :class:`Transition` ``[T, B, ...]`` and ``carry0``
+            the policy's memory before its first step (``[B, ...]`` leaves).
+    """
+
+    init: Callable[[PyTree], PyTree]
+    update: Callable[..., tuple[PyTree, PyTree, Metrics]]
+
+
+@struct.dataclass
+class MetaTestResult:
+    """Per-task results of a meta-test along its adaptation axis (one record for every family).
+
+    Attributes:
+        values: The metric of each held-out task at each point of the axis ``[N, K]``.
+        success: Success rate or flag at each point ``[N, K]``, or ``None`` where undefined.
+        extras: Further per-task arrays ``[N, K]`` by name (episode lengths, the loss beside an
+            accuracy), saved with the results.
+        metric: Name of ``values``: ``"return"``, ``"mse"``, ``"accuracy"``, ...
+        axis: What a point of the axis is: ``"episode"`` (in-context learners, the points are
+            the episodes of one trial), ``"gradient step"`` (MAML; column ``k`` is after ``k``
+            steps, column 0 before adaptation) or ``"posterior update"``.
+        higher_is_better: Direction of the metric.
+    """
+
+    values: jax.Array
+    success: jax.Array | None = None
+    extras: dict[str, jax.Array] = dataclasses.field(default_factory=dict)
+    metric: str = struct.field(pytree_node=False, default="return")
+    axis: str = struct.field(pytree_node=False, default="episode")
+    higher_is_better: bool = struct.field(pytree_node=False, default=True)
+
+    @property
+    def first_index(self) -> int:
+        """The axis position of column 0: 1 for episodes, 0 for steps (0 = before adapting)."""
+        return 1 if self.axis == "episode" else 0
+
+
+class Algorithm(NamedTuple):
+    """One configuration of an algorithm on one task distribution, as pure functions.
+
+    Attributes:
+        config: The configuration (a frozen dataclass).
+        tasks: The task distribution.
+        init: ``init(key) -> state``; ``state.params`` are what ``meta_test`` takes and
+            ``state.update`` counts the updates done.
+        update: ``update(state) -> (state, metrics)``: one meta-iteration.
+        meta_test: ``meta_test(params, key, test_tasks, points) -> MetaTestResult`` with
+            ``points`` adaptation episodes or gradient steps (static).
+        num_updates: Updates in the configured budget.
+        steps_per_update: Budget units per update (environment steps, or 1 for a supervised
+            meta-iteration).
+        jittable: ``update`` and ``meta_test`` are pure JAX (the runner scans chunks of updates
+            in one program); otherwise they step a host environment and are called from
+            Python.
+        progress: ``(metrics key, label)`` of the training metric a progress bar shows.
+        default_points: ``points`` of the meta-test when none are asked for.
+        step_unit: What ``steps_per_update`` counts, e.g. ``"env steps"``.
+        derived: Sizes derived from the config worth recording (e.g. episodes per trial).
+        parts: The building blocks, for inspection (e.g. ``"policy"``, ``"network"``,
+            ``"env"``); what an algorithm lists here is its own.
+    """
+
+    config: Any
+    tasks: Any
+    init: Callable[[jax.Array], PyTree]
+    update: Callable[[PyTree], tuple[PyTree, Metrics]]
+    meta_test: Callable[[PyTree, jax.Array, PyTree, int], MetaTestResult]
+    num_updates: int
+    steps_per_update: int
+    jittable: bool
+    progress: tuple[str, str]
+    default_points: int
+    step_unit: str = "env steps"
+    derived: Mapping[str, int] = types.MappingProxyType({})
+    parts: Mapping[str, Any] = types.MappingProxyType({})
+
+
+class Preset(NamedTuple):
+    """A named recipe of an algorithm: config overrides with the reason they exist.
+
+    Attributes:
+        description: What it is for and where it was measured (shown by ``--help``).
+        overrides: Config fields to set; nested configs take nested dicts.
+    """
+
+    description: str
+    overrides: Mapping[str, Any]
+
+
+# ---------------------------------------------------------------------------------------------
+# Config plumbing shared by every algorithm's frozen dataclass.
+
+
+def check_fields(config: Any, **kinds: tuple[str, ...]) -> None:
+    """Validates numeric fields of a config by kind and names the first bad one.
+
+    Kinds: ``positive_int``, ``nonneg_int``, ``positive`` (finite number > 0), ``nonneg``
+    (finite number >= 0), ``unit`` (in [0, 1]), ``unit_open`` (in (0, 1]).
+
+    Raises:
+        ConfigError: A field's value is not of its kind.
+    """
+    checks = {
+        "positive_int": (lambda v: _is_int(v) and v > 0, "a positive integer"),
+        "nonneg_int": (lambda v: _is_int(v) and v >= 0, "a non-negative integer"),
+        "positive": (lambda v: _is_num(v) and v > 0, "a positive number"),
+        "nonneg": (lambda v: _is_num(v) and v >= 0, "a non-negative number"),
+        "unit": (lambda v: _is_num(v) and 0 <= v <= 1, "a number in [0, 1]"),
+        "unit_open": (lambda v: _is_num(v) and 0 < v <= 1, "a number in (0, 1]"),
+    }
+    for kind, names in kinds.items():
+        ok, text = checks[kind]
+        for name in names:
+            value = getattr(config, name)
+            if not ok(value):
+                raise ConfigError(f"{name} must be {text}, got {value!r}")
+
+
+def check_choice(config: Any, name: str, choices: tuple[str, ...]) -> None:
+    """Raises :class:`ConfigError` unless ``config.<name>`` is one of ``choices``."""
+    value = getattr(config, name)
+    if value not in choices:
+        raise ConfigError(f"{name} must be one of {', '.join(map(repr, choices))}, got {value!r}")
+
+
+def _is_int(v: Any) -> bool:
+    return isinstance(v, int) and not isinstance(v, bool)
+
+
+def _is_num(v: Any) -> bool:
+    return isinstance(v, int | float) and not isinstance(v, bool) and abs(v) < float("inf")
+
+
+def config_from_dict(cls: type, data: Mapping[str, Any], where: str = "config") -> Any:
+    """Builds a (possibly nested) config dataclass from its ``dataclasses.asdict`` form.
+
+    Nested dataclass fields are built recursively and lists become tuples where the field is a
+    tuple, so a config read back from ``config.json`` equals the one written.
+
+    Args:
+        cls: The config dataclass.
+        data: Field name -> value.
+        where: Where ``data`` came from, for error messages.
+
+    Raises:
+        ConfigError: An unknown field, or a value the config rejects; the message names it.
+    """
+    if not isinstance(data, Mapping):
+        raise ConfigError(f"{where} must be a mapping of fields, got {type(data).__name__}")
+    hints = typing.get_type_hints(cls)
+    fields = {f.name for f in dataclasses.fields(cls)}
+    unknown = sorted(set(data) - fields)
+    if unknown:
+        raise ConfigError(f"{where} has unknown field(s) {', '.join(unknown)} for {cls.__name__}")
+    kwargs = {}
+    for name, value in data.items():
+        hint = hints[name]
+        if dataclasses.is_dataclass(hint) and isinstance(value, Mapping):
+            value = config_from_dict(hint, value, f"{where}.{name}")
+        elif typing.get_origin(hint) is tuple and isinstance(value, list):
+            value = tuple(value)
+        kwargs[name] = value
+    try:
+        return cls(**kwargs)
+    except TypeError as err:
+        raise ConfigError(f"{where}: {err}") from err
+
+
+def replace_nested(config: Any, overrides: Mapping[str, Any]) -> Any:
+    """``dataclasses.replace`` that also takes nested overrides (``{"ppo": {"lr": ...}}``)."""
+    changes = {}
+    for name, value in overrides.items():
+        current = getattr(config, name)
+        if dataclasses.is_dataclass(current) and isinstance(value, Mapping):
+            value = replace_nested(current, value)
+        changes[name] = value
+    return dataclasses.replace(config, **changes)

@@ -1,0 +1,228 @@
+"""The one reproduction engine on the four tables: cells, caching, resuming, outputs."""
+
+import dataclasses
+import json
+
+import numpy as np
+import pytest
+
+from quickstudy import runner
+from quickstudy.cli import main
+from quickstudy.errors import ConfigError, UnknownNameError
+from quickstudy.evaluation.tables import not_worse_than_best, render_markdown
+from quickstudy.reproduce import TABLES, ReproduceSettings, reproduce
+from quickstudy.reproduce.render import agrees_with_paper
+
+# Tiny settings: a couple of RL² updates on the 10-pull bandits (128 trials x 10 pulls each).
+SMALL = {"trials": 40, "tune_trials": 16}
+ONE_UPDATE = 128 * 10
+
+
+def test_not_worse_than_best_uses_a_one_sided_welch_test():
+    rng = np.random.default_rng(0)
+    samples = {
+        "best": 10.0 + rng.standard_normal(500),
+        "close": 9.99 + rng.standard_normal(500),
+        "far": 9.0 + rng.standard_normal(500),
+    }
+    assert not_worse_than_best(samples) == {"best", "close"}
+    assert not_worse_than_best({}) == set()
+
+
+def test_render_markdown_bolds_and_shows_paper_values():
+    text = render_markdown(
+        "T",
+        ["row"],
+        ["a", "b", "c"],
+        {"a": "A"},
+        [{"a": {"mean": 1.234, "se": 0.05, "bold": True}, "b": {"mean": 0.5, "se": 0.1}}],
+        [{"a": 1.2, "b": None, "c": 3.0}],
+        decimals=2,
+    )
+    assert "| setting | A | b | c |" in text
+    assert "| row | **1.23 ± 0.05** (1.20) | 0.50 ± 0.10 (—) | — (3.00) |" in text
+
+
+def test_agreement_with_the_paper_uses_the_larger_of_three_se_and_three_percent():
+    assert agrees_with_paper(97.1, 0.1, 100.0)  # within 3 %
+    assert not agrees_with_paper(96.9, 0.1, 100.0)
+    assert agrees_with_paper(96.0, 1.5, 100.0)  # within 3 s.e.
+    assert agrees_with_paper(1.0, 0.1, None)
+
+
+def test_settings_reject_bad_input(tmp_path):
+    with pytest.raises(UnknownNameError, match="Valid tables: rl2-bandits"):
+        ReproduceSettings("rl2-mazes", tmp_path)
+    with pytest.raises(UnknownNameError, match="bandit-k5-n10"):
+        ReproduceSettings("rl2-bandits", tmp_path, cells=("bandit-k7-n10",))
+    with pytest.raises(UnknownNameError, match="pretrained"):
+        ReproduceSettings("maml-sinusoid", tmp_path, methods=("reptile",))
+    with pytest.raises(UnknownNameError, match="gittins"):
+        ReproduceSettings("rl2-bandits", tmp_path, methods=("maml",))
+    with pytest.raises(ConfigError, match="budget"):
+        ReproduceSettings("rl2-bandits", tmp_path, budget=-1)
+    with pytest.raises(ConfigError, match="budget 0 leaves no method"):
+        ReproduceSettings("maml-sinusoid", tmp_path, budget=0)
+    with pytest.raises(ConfigError, match="trials"):
+        ReproduceSettings("rl2-mdps", tmp_path, trials=1)
+    with pytest.raises(ConfigError, match="tune_trials"):
+        ReproduceSettings("maml-nav2d", tmp_path, tune_trials=10)
+
+
+def test_baselines_only_reproduction_writes_outputs_and_reuses_cells(tmp_path):
+    settings = ReproduceSettings("rl2-mdps", tmp_path, cells=("mdp-s10-a5-n10",), budget=0, **SMALL)
+    records = reproduce(settings)
+    assert [r["task"] for r in records] == ["mdp-s10-a5-n10"]
+    methods = records[0]["methods"]
+    assert set(methods) == {"random", "psrl", "opsrl", "ucrl2", "beb", "epsilon-greedy", "greedy"}
+    assert all(m["n"] == 40 for m in methods.values())
+    assert methods["ucrl2"]["hyper"]["scaling"] > 0  # tuned on its grid
+    assert any(m["bold"] for m in methods.values())
+    text = (tmp_path / "table.md").read_text()
+    assert "| n=10 |" in text and "(156.2)" in text and "Produced by" in text
+    assert "| setting | baselines (s) |" in text  # no trained method: no training columns
+    assert json.loads((tmp_path / "table.json").read_text())["cells"][0]["task"] == "mdp-s10-a5-n10"
+    assert (tmp_path / "figure.png").stat().st_size > 0
+    assert not (tmp_path / "learning.png").exists()  # nothing was trained
+    logs = []
+    again = reproduce(settings, log=logs.append)
+    assert again[0]["methods"]["psrl"]["mean"] == methods["psrl"]["mean"]
+    assert any("reusing" in line for line in logs)
+
+
+def test_interrupted_rl2_cell_resumes_and_finished_runs_are_reused(tmp_path):
+    settings = ReproduceSettings(
+        "rl2-bandits",
+        tmp_path,
+        cells=("bandit-k5-n10",),
+        budget=2 * ONE_UPDATE,
+        methods=("greedy", "rl2"),
+        **SMALL,
+    )
+
+    def interrupt_after_one_update(run, start):
+        runner.train(run, stop_after_updates=1)
+        raise KeyboardInterrupt
+
+    with pytest.raises(KeyboardInterrupt):
+        reproduce(settings, train_hook=interrupt_after_one_update)
+    assert not (tmp_path / "cells" / "bandit-k5-n10.json").exists()
+
+    starts = []
+
+    def record_start(run, start):
+        starts.append(start)
+        return runner.train(run)
+
+    records = reproduce(settings, train_hook=record_start)
+    assert starts == [1]  # resumed from the checkpoint, not from scratch
+    rl2 = records[0]["methods"]["rl2"]
+    assert rl2["steps"] == 2 * ONE_UPDATE and rl2["n"] == 40
+    assert rl2["curve"]["steps"] == [ONE_UPDATE, 2 * ONE_UPDATE]
+    assert rl2["curve"]["metric"] == "trial return"
+    text = (tmp_path / "table.md").read_text()
+    assert "| setting | RL² steps | RL² training (s) | baselines (s) |" in text
+    assert f"| n=10, k=5 | {2 * ONE_UPDATE:,} |" in text
+    assert (tmp_path / "learning.png").read_bytes()[:4] == b"\x89PNG"
+    # A new output directory with the same cache reuses the finished RL² run.
+    other = dataclasses.replace(settings, out_dir=tmp_path / "other", cache_dir=tmp_path / "runs")
+    logs = []
+    again = reproduce(other, log=logs.append, train_hook=record_start)
+    assert starts == [1]
+    assert any("reusing the finished run" in line for line in logs)
+    assert again[0]["methods"]["rl2"]["mean"] == rl2["mean"]
+
+
+def test_a_changed_preset_recomputes_the_cell_in_a_new_run(tmp_path, monkeypatch):
+    settings = ReproduceSettings(
+        "rl2-bandits",
+        tmp_path,
+        cells=("bandit-k5-n10",),
+        budget=ONE_UPDATE,
+        methods=("rl2",),
+        **SMALL,
+    )
+    first = reproduce(settings)[0]
+    table = TABLES["rl2-bandits"]
+    rl2 = dataclasses.replace(table.methods["rl2"], overrides={"ppo": {"ent_coef": 0.05}})
+    changed = dataclasses.replace(table, methods={**table.methods, "rl2": rl2})
+    monkeypatch.setitem(TABLES, "rl2-bandits", changed)
+    logs = []
+    second = reproduce(settings, log=logs.append)[0]
+    assert not any("done earlier" in line for line in logs)
+    assert second["configs"]["rl2"]["ppo"]["ent_coef"] == 0.05
+    assert first["configs"]["rl2"]["ppo"]["ent_coef"] == 0.01
+    runs = sorted(p.name for p in (tmp_path / "runs").iterdir())
+    assert len(runs) == 2 and all(
+        r.startswith(f"rl2-bandit-k5-n10-steps{ONE_UPDATE}-seed0-") for r in runs
+    )
+    assert second["methods"]["rl2"]["run_dir"] != first["methods"]["rl2"]["run_dir"]
+    # Back on the original preset the cell is computed again, from its finished run.
+    monkeypatch.undo()
+    logs.clear()
+    reproduce(settings, log=logs.append)
+    assert any("reusing the finished run" in line for line in logs)
+
+
+def test_sinusoid_reproduction_writes_outputs_and_reuses_everything(tmp_path):
+    settings = ReproduceSettings(
+        "maml-sinusoid",
+        tmp_path,
+        cells=("sinusoid-k5",),
+        budget=20,
+        trials=12,
+        methods=("maml", "oracle"),
+    )
+    records = reproduce(settings)
+    methods = records[0]["methods"]
+    assert list(methods) == ["maml", "oracle"]
+    assert len(methods["maml"]["per_step"]) == 11
+    assert methods["maml"]["per_step"][0]["n"] == 12
+    assert len(methods["maml"]["curve"]["steps"]) == 20
+    table = (tmp_path / "table.md").read_text()
+    assert "| MAML |" in table and "(1.13)" in table and "| oracle |" in table
+    assert "| 5-shot, 1 step(s) | ≤ 1.1 |" in table
+    assert "- commit:" in table and "wall_clock_seconds" in table
+    assert (tmp_path / "figure.png").read_bytes()[:4] == b"\x89PNG"
+    saved = np.load(tmp_path / "cells" / "sinusoid-k5.npz")
+    assert saved["maml"].shape == (12, 11)
+    logs = []
+    again = reproduce(settings, log=logs.append)
+    assert any("reusing" in line for line in logs)
+    assert again[0]["methods"]["maml"]["per_step"] == methods["maml"]["per_step"]
+    # A lost cell file reuses the finished training runs and recomputes the same meta-test.
+    (tmp_path / "cells" / "sinusoid-k5.json").unlink()
+    logs.clear()
+    third = reproduce(settings, log=logs.append)
+    assert sum("reusing the finished run" in line for line in logs) == 2
+    assert third[0]["methods"]["maml"]["per_step"] == methods["maml"]["per_step"]
+    data = json.loads((tmp_path / "table.json").read_text())
+    assert data["cells"][0]["budget"] == 20
+
+
+def test_nav2d_reproduction_with_a_tiny_budget(tmp_path):
+    settings = ReproduceSettings(
+        "maml-nav2d", tmp_path, budget=4000, trials=3, methods=("pretrained", "random")
+    )
+    records = reproduce(settings)
+    methods = records[0]["methods"]
+    assert list(methods) == ["pretrained", "random"]
+    assert len(methods["random"]["per_step"]) == 4 and methods["random"]["train_seconds"] == 0
+    table = (tmp_path / "table.md").read_text()
+    assert "| random init |" in table and "(-57.96)" in table
+    assert np.load(tmp_path / "cells" / "nav2d.npz")["pretrained"].shape == (3, 4)
+
+
+def test_cli_reproduce_and_bad_flags(tmp_path, capsys):
+    out = tmp_path / "t"
+    args = ["reproduce", "rl2-bandits", "--cells", "bandit-k5-n10", "--budget", "0"]
+    assert main([*args, "--trials", "40", "--tune-trials", "16", "--out", str(out)]) == 0
+    printed = capsys.readouterr().out
+    assert "n=10, k=5" in printed and "Gittins" in printed
+    assert (out / "table.md").exists()
+    assert main(["reproduce", "rl2-mdps", "--cells", "mdp-s10-a5-n11", "--out", str(out)]) == 2
+    assert "mdp-s10-a5-n10" in capsys.readouterr().err
+    assert main(["reproduce", "maml-sinusoid", "--methods", "reptile"]) == 2
+    assert "Valid methods" in capsys.readouterr().err
+    assert main(["reproduce", "maml-nothing"]) == 2
+    assert "maml-sinusoid" in capsys.readouterr().err
