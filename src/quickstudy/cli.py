@@ -63,7 +63,7 @@ class Train:
     """Meta-train an algorithm on a task distribution: `quickstudy train ALGO --help`."""
 
     algo: tyro.conf.Positional[str]
-    """Algorithm: rl2, maml or maml-rl."""
+    """A registered algorithm (an unknown name lists them all)."""
 
 
 _TYRO_CONFIG = (tyro.conf.OmitArgPrefixes, tyro.conf.OmitSubcommandPrefixes)
@@ -76,9 +76,9 @@ class Evaluate:
     run_dir: tyro.conf.Positional[str]
     """The run directory."""
     episodes: int = 0
-    """Episodes per trial K (0: as trained); maml/maml-rl: gradient steps (0: as configured)."""
+    """Points of the meta-test: episodes per trial, or gradient steps (0: as trained)."""
     tasks: int = 0
-    """Number of held-out tasks (0: the task's default)."""
+    """Number of held-out tasks (0: the run's --eval-tasks, else the task's default)."""
     seed: int = 0
     """Seed of the evaluation."""
 
@@ -141,6 +141,7 @@ def _console():
 
 
 def _cmd_tasks() -> int:
+    from rich.markup import escape
     from rich.table import Table
 
     from quickstudy import tasks
@@ -152,7 +153,7 @@ def _cmd_tasks() -> int:
     for name in tasks.names():
         info = tasks.make(name).describe()
         k = info.get("episodes_per_trial", info.get("shots"))
-        table.add_row(name, str(k), info["description"], info["reward"])
+        table.add_row(name, str(k), escape(info["description"]), escape(info["reward"]))
     _console().print(table)
     return 0
 
@@ -222,7 +223,7 @@ def _report_eval(run, summary) -> None:
         table.add_column("mean ± s.e.")
         total = summary["trial_return"]
         table.add_row(
-            f"trial return (sum of {summary['points']} episodes, {tasks} tasks)",
+            f"trial return (sum of {len(per)} episodes, {tasks} tasks)",
             f"{total['mean']:.3f} ± {total['se']:.3f}",
         )
         shown = sorted({0, 1, len(per) - 1}) if len(per) > 3 else range(len(per))
@@ -352,10 +353,8 @@ def _cmd_train(algo_name: str, argv: list[str]) -> int:
     pre.add_argument("--task", default=spec.default_task)
     pre.add_argument("--preset", default=None)
     known, _ = pre.parse_known_args(argv)
-    help_only = any(a in ("-h", "--help") for a in argv)
-    task = spec.default_task if help_only else known.task
-    preset = None if help_only else known.preset
-    default_config = spec.config(task, preset)
+    task, preset = known.task, known.preset
+    default_config = spec.config(task, preset)  # --help shows this task's and preset's values
     default = TrainArgs(
         config=default_config,
         task=task,

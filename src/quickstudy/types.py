@@ -273,7 +273,12 @@ def config_from_dict(cls: type, data: Mapping[str, Any], where: str = "config") 
     for name, value in data.items():
         hint = hints[name]
         if dataclasses.is_dataclass(hint) and isinstance(value, Mapping):
-            value = config_from_dict(hint, value, f"{where}.{name}")
+            nested = config_from_dict(hint, value, f"{where}.{name}")
+            default = _field_default(cls, name)
+            if default is not None:  # a partial record keeps the parent's default for the rest
+                given = {k: getattr(nested, k) for k in value}
+                nested = dataclasses.replace(default, **given)
+            value = nested
         elif typing.get_origin(hint) is tuple and isinstance(value, list):
             value = tuple(value)
         kwargs[name] = value
@@ -281,6 +286,16 @@ def config_from_dict(cls: type, data: Mapping[str, Any], where: str = "config") 
         return cls(**kwargs)
     except TypeError as err:
         raise ConfigError(f"{where}: {err}") from err
+
+
+def _field_default(cls: type, name: str) -> Any:
+    """The default value of field ``name`` of dataclass ``cls`` (``None`` without one)."""
+    field = next(f for f in dataclasses.fields(cls) if f.name == name)
+    if field.default is not dataclasses.MISSING:
+        return field.default
+    if field.default_factory is not dataclasses.MISSING:
+        return field.default_factory()
+    return None
 
 
 def replace_nested(config: Any, overrides: Mapping[str, Any]) -> Any:

@@ -219,3 +219,16 @@ def test_reward_loss_is_composed_into_ppo_and_trains_the_head():
     _, metrics = jax.jit(train_program(algo))(jax.random.key(0))
     first, last = metrics["reward_loss"][:3].mean(), metrics["reward_loss"][-5:].mean()
     assert last < 0.26 and last < first - 0.03, (first, last)
+
+
+@pytest.mark.parametrize("learner", ["ppo", "trpo", "a2c"])
+def test_every_learner_trains_rl2_through_the_same_algorithm(learner):
+    algo = make_rl2(dataclasses.replace(TINY, learner=learner), tasks.make("bandit-k5-n10"))
+    state = jax.jit(algo.init)(jax.random.key(0))
+    new, metrics = jax.jit(algo.update)(state)
+    assert np.isfinite(float(metrics["policy_loss"])) and float(metrics["trials_completed"]) == 8
+    moved = [
+        not np.array_equal(a, b)
+        for a, b in zip(jax.tree.leaves(state.params), jax.tree.leaves(new.params), strict=True)
+    ]
+    assert all(moved) if learner != "trpo" else any(moved)

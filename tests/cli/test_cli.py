@@ -31,7 +31,7 @@ def test_train_writes_a_complete_run_dir(tmp_path, capsys):
     assert (run_dir / "metrics.csv").read_text().count("\n") == 7
     assert list(run_dir.glob("events.out.tfevents*"))
     summary = json.loads((run_dir / "eval" / "summary.json").read_text())
-    assert summary["num_tasks"] == 1000 and summary["points"] == 10
+    assert summary["num_tasks"] == 1000 and len(summary["per_index"]) == 10
     assert summary["axis"] == "episode" and summary["xs"] == list(range(1, 11))
     assert (run_dir / "eval" / "adaptation.png").stat().st_size > 1000
     assert "trial return" in capsys.readouterr().out
@@ -74,7 +74,7 @@ def test_evaluate_command_with_other_episodes(tmp_path):
     assert main(["train", "rl2", "--run-dir", str(run_dir), *TINY]) == 0
     assert main(["evaluate", str(run_dir), "--episodes", "4", "--tasks", "20"]) == 0
     summary = json.loads((run_dir / "eval" / "summary.json").read_text())
-    assert summary["points"] == 4 and summary["num_tasks"] == 20
+    assert summary["xs"] == [1, 2, 3, 4] and summary["num_tasks"] == 20
 
 
 def test_unknown_task_and_algorithm(tmp_path, capsys):

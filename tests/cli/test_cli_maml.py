@@ -31,13 +31,13 @@ def test_train_maml_writes_a_complete_run_dir(tmp_path, capsys):
     rows = [json.loads(line) for line in (run_dir / "metrics.jsonl").read_text().splitlines()]
     assert [r["update"] for r in rows] == [1, 2, 3, 4, 5, 6]
     summary = json.loads((run_dir / "eval" / "summary.json").read_text())
-    assert summary["metric"] == "mse" and summary["num_tasks"] == 20 and summary["points"] == 4
+    assert summary["metric"] == "mse" and summary["num_tasks"] == 20
     assert summary["xs"] == [0, 1, 2, 3] and len(summary["per_index"]) == 4
     assert (run_dir / "eval" / "adaptation.png").stat().st_size > 1000
     assert "query mse" in capsys.readouterr().out
     assert main(["evaluate", str(run_dir), "--episodes", "5", "--tasks", "7"]) == 0
     summary = json.loads((run_dir / "eval" / "summary.json").read_text())
-    assert summary["points"] == 6 and summary["num_tasks"] == 7
+    assert summary["xs"] == list(range(6)) and summary["num_tasks"] == 7
 
 
 def test_maml_interrupted_then_resumed_equals_uninterrupted(tmp_path):
@@ -81,7 +81,7 @@ def test_train_maml_rl_writes_a_run_dir_and_meta_tests(tmp_path, capsys):
     config = json.loads((run_dir / "config.json").read_text())
     assert config["derived"] == {"num_updates": 1, "steps_per_update": 800}
     summary = json.loads((run_dir / "eval" / "summary.json").read_text())
-    assert summary["metric"] == "return" and summary["num_tasks"] == 4 and summary["points"] == 2
+    assert summary["metric"] == "return" and summary["num_tasks"] == 4 and summary["xs"] == [0, 1]
     assert len(summary["success_per_index"]) == 2
     assert "return (4 tasks)" in capsys.readouterr().out
     assert np.load(run_dir / "eval" / "results.npz")["values"].shape == (4, 2)

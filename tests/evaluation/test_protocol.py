@@ -19,7 +19,7 @@ def test_an_episode_axis_summarises_points_and_the_trials_total():
     success = np.array([[0.0, 1.0, 1.0], [0.0, 0.0, 1.0]])
     result = MetaTestResult(values, success, {"lengths": np.full((2, 3), 7.0)})
     summary = summarize_result(result)
-    assert summary["xs"] == [1, 2, 3] and summary["points"] == 3 and summary["num_tasks"] == 2
+    assert summary["xs"] == [1, 2, 3] and summary["num_tasks"] == 2
     assert [row["mean"] for row in summary["per_index"]] == [2.0, 3.0, 4.0]
     assert summary["trial_return"]["mean"] == 9.0
     assert summary["trial_return"]["se"] == pytest.approx(3.0)

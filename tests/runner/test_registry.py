@@ -59,3 +59,11 @@ def test_task_defaults_live_in_the_algorithms_presets():
 def test_a_record_with_an_unknown_field_is_refused_by_name():
     with pytest.raises(ConfigError, match="hidden_sise"):
         registry.get("rl2").config_from_record({"hidden_sise": 8})
+
+
+def test_a_partial_nested_record_keeps_the_algorithms_own_defaults():
+    config = registry.get("rl2").config_from_record({"ppo": {"learning_rate": 1e-3}})
+    assert config.ppo.learning_rate == 1e-3
+    assert config.ppo == dataclasses.replace(
+        registry.get("rl2").config_cls().ppo, learning_rate=1e-3
+    )

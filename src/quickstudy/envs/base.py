@@ -88,7 +88,13 @@ Space = Discrete | Box
 
 
 class Environment(Protocol):
-    """Structural type of every quickstudy environment (see the module docstring)."""
+    """Structural type of every quickstudy environment (see the module docstring).
+
+    Attributes:
+        horizon: Steps before an episode is truncated (static).
+    """
+
+    horizon: int
 
     def reset(self, key: jax.Array, params: PyTree) -> tuple[PyTree, TimeStep]:
         """Starts an episode of the task ``params``."""

@@ -44,9 +44,9 @@ def summarize_result(result: MetaTestResult) -> dict[str, Any]:
     """Summarises a meta-test.
 
     Returns:
-        A JSON-able dict: ``metric``, ``axis``, ``higher_is_better``, ``num_tasks``,
-        ``points`` (columns), ``xs`` (their axis positions), ``per_index`` (a summary per
-        column), and where defined ``success_per_index``, ``mean_length_per_index`` and
+        A JSON-able dict: ``metric``, ``axis``, ``higher_is_better``, ``num_tasks``, ``xs``
+        (the axis position of each column), ``per_index`` (a summary per column), and where
+        defined ``success_per_index``, ``mean_length_per_index`` and
         ``trial_return`` (episodes only: the summary of each trial's total).
 
     Raises:
@@ -60,7 +60,6 @@ def summarize_result(result: MetaTestResult) -> dict[str, Any]:
         "axis": result.axis,
         "higher_is_better": result.higher_is_better,
         "num_tasks": int(values.shape[0]),
-        "points": int(values.shape[1]),
         "xs": positions(result),
         "per_index": per_index_summary(values),
     }

@@ -29,9 +29,10 @@ class HostActor(NamedTuple):
     """The jitted policy calls of the host collector, built once per policy.
 
     Attributes:
-        act: ``act(params, carry, obs [B, D], start [B], key, deterministic) -> (carry, action,
-            log_prob, value, keys)`` where ``keys`` holds the step's environment, task and reset
-            keys (the first as raw ``uint32`` data for a NumPy generator).
+        act: ``act(params, carry, obs [B, D], start [B], key_data, deterministic) -> (carry,
+            action, log_prob, value, seeds, task_key)``: ``key_data`` is the step key's raw
+            ``uint32`` data (indexing a host array costs nothing, a device one a dispatch),
+            ``seeds`` the raw data of the environment and reset keys for NumPy generators.
         value: ``value(params, carry, obs [B, D], start [B]) -> [B]``, the value of
             observations that continue the carried history (rows with ``start`` reset it).
     """
@@ -44,7 +45,8 @@ def make_host_actor(policy: Policy) -> HostActor:
     """Jits the two policy calls the host collector makes per step."""
     dist = policy.distribution
 
-    def act(params, carry, obs, start, key, deterministic=False):
+    def act(params, carry, obs, start, key_data, deterministic=False):
+        key = jax.random.wrap_key_data(key_data)
         k_act, k_env, k_task, k_reset = jax.random.split(key, 4)
         carry, out = policy.apply(params, carry, obs[None], start[None])
         logits = out.dist[0]
@@ -57,6 +59,11 @@ def make_host_actor(policy: Policy) -> HostActor:
         return policy.apply(params, carry, obs[None], start[None])[1].value[0]
 
     return HostActor(jax.jit(act, static_argnums=5), jax.jit(value))
+
+
+def step_keys(key: jax.Array, num_steps: int) -> np.ndarray:
+    """The raw data of ``num_steps`` keys split from ``key``, on the host ``[num_steps, ...]``."""
+    return np.asarray(jax.random.key_data(jax.random.split(key, num_steps)))
 
 
 def numpy_rng(seed: np.ndarray) -> np.random.Generator:
@@ -105,7 +112,7 @@ def host_unroll(
         The carried state and the transitions ``[num_steps, B, ...]`` as device arrays.
     """
     batch = state.obs.shape[0]
-    keys = jax.random.split(key, num_steps)
+    keys = step_keys(key, num_steps)
     env_state, task, obs, start = state.env_state, state.task, state.obs, state.start
     carry, episode_return = state.carry, state.episode_return
     rows: dict[str, list] = {k: [] for k in Transition._fields if k != "info"}
@@ -186,7 +193,7 @@ def host_run_trials(
     has_success = "success" in ts.info
     active = np.ones((n,), bool)
     no_start = np.zeros((n,), bool)
-    keys = jax.random.split(k_run, max_steps)
+    keys = step_keys(k_run, max_steps)
     for t in range(max_steps):
         if not active.any():
             break

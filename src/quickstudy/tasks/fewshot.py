@@ -276,7 +276,8 @@ def glyphs(ways: int, shots: int) -> FewShotTasks:
         description=(
             f"Procedural Omniglot stand-in: {g.NUM_CLASSES} generated characters x "
             f"{g.DRAWINGS} drawings, 28x28, {g.NUM_TRAIN_CLASSES} train / "
-            f"{g.NUM_CLASSES - g.NUM_TRAIN_CLASSES} test classes; {ways}-way {shots}-shot."
+            f"{g.NUM_CLASSES - g.NUM_TRAIN_CLASSES} test classes, rotations; {ways}-way "
+            f"{shots}-shot."
         ),
         ways=ways,
         shots=shots,
