@@ -119,7 +119,7 @@ def test_interrupted_rl2_cell_resumes_and_finished_runs_are_reused(tmp_path):
     rl2 = records[0]["methods"]["rl2"]
     assert rl2["steps"] == 2 * ONE_UPDATE and rl2["n"] == 40
     assert rl2["curve"]["steps"] == [ONE_UPDATE, 2 * ONE_UPDATE]
-    assert rl2["curve"]["metric"] == "trial return"
+    assert rl2["curve"]["metric"] == "trial return" and rl2["curve"]["point"] is None
     text = (tmp_path / "table.md").read_text()
     assert "| setting | RL² steps | RL² training (s) | baselines (s) |" in text
     assert f"| n=10, k=5 | {2 * ONE_UPDATE:,} |" in text
@@ -179,6 +179,9 @@ def test_sinusoid_reproduction_writes_outputs_and_reuses_everything(tmp_path):
     assert len(methods["maml"]["per_step"]) == 11
     assert methods["maml"]["per_step"][0]["n"] == 12
     assert len(methods["maml"]["curve"]["steps"]) == 20
+    # Training measures MAML after its inner step and the oracle without one: the learning
+    # curves draw the published value of that point.
+    assert methods["maml"]["curve"]["point"] == 1 and methods["oracle"]["curve"]["point"] == 0
     table = (tmp_path / "table.md").read_text()
     assert "| MAML |" in table and "(1.13)" in table and "| oracle |" in table
     assert "| 5-shot, 1 step(s) | ≤ 1.1 |" in table

@@ -9,7 +9,7 @@ import pytest
 from flax import serialization
 
 from quickstudy import runner
-from quickstudy.algorithms import legacy
+from quickstudy.algorithms import legacy, registry
 from quickstudy.algorithms.rl2 import RL2_PPO, RL2Config
 from quickstudy.errors import ConfigError
 from quickstudy.tracking import latest_checkpoint, save_checkpoint
@@ -73,3 +73,13 @@ def test_an_old_run_with_a_removed_knob_is_refused_by_name(tmp_path):
         ConfigError, match=rf"config.json.*next_obs_coef=1.0.*{legacy.LAST_FLAT_COMMIT}"
     ):
         runner.open_run(tmp_path / "r")
+
+
+def test_a_flat_maml_rl_config_reads_into_the_nested_trust_region():
+    spec = registry.get("maml-rl")
+    flat = json.loads(json.dumps(dataclasses.asdict(spec.config_cls())))
+    flat.update(flat.pop("trust_region"), max_kl=0.02)
+    config = spec.config_from_record(flat)
+    default = spec.config_cls()
+    trust = dataclasses.replace(default.trust_region, max_kl=0.02)
+    assert config == dataclasses.replace(default, trust_region=trust)

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import textwrap
 from collections.abc import Mapping, Sequence
 from pathlib import Path
 from typing import Any
@@ -165,7 +166,8 @@ def learning_curves_figure(
         raise ValueError("nothing to plot: no panels")
     cols = min(3, len(panels))
     rows = -(-len(panels) // cols)
-    fig = Figure(figsize=(4.4 * cols, 3.4 * rows), dpi=110)
+    width = max(4.4 * cols, 6.0)
+    fig = Figure(figsize=(width, 3.4 * rows), dpi=110)
     FigureCanvasAgg(fig)
     for i, (name, curves) in enumerate(panels):
         ax = fig.add_subplot(rows, cols, i + 1)
@@ -188,6 +190,6 @@ def learning_curves_figure(
         ax.grid(alpha=0.3)
         ax.legend(fontsize=7)
     if title:
-        fig.suptitle(title, fontsize=11)
+        fig.suptitle(textwrap.fill(title, width=int(10 * width)), fontsize=11)
     fig.tight_layout()
     return fig

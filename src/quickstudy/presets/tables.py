@@ -92,8 +92,6 @@ class TableSpec:
         note: Text under the table.
         decimals: Digits shown.
         target_method: The method whose targets the table checks.
-        curve_point: The adaptation point of the published value drawn as a line on the
-            learning curves (``view="adaptation"``; e.g. 1 gradient step).
         log_y: Logarithmic y axis of the adaptation figure.
         metric_label: What the adaptation figure's y axis shows.
         higher_is_better: Direction of the metric (for the targets).
@@ -111,7 +109,6 @@ class TableSpec:
     note: str = ""
     decimals: int = 2
     target_method: str | None = None
-    curve_point: int = 1
     log_y: bool = False
     metric_label: str = "mean episode return"
     higher_is_better: bool = True

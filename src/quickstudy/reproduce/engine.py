@@ -297,6 +297,9 @@ def learning_curve(run: runner.Run) -> dict[str, Any]:
     bins = np.array_split(np.arange(len(rows)), min(len(rows), CURVE_POINTS)) if rows else []
     return {
         "metric": label,
+        # The adaptation point the training metric is measured at (MAML: after its inner
+        # steps, 0 for the baselines that take none); None: a whole trial.
+        "point": getattr(run.algo.config, "train_inner_steps", None),
         "unit": run.algo.step_unit,
         "steps": [int(rows[b[-1]]["step"]) for b in bins],
         "values": [float(np.mean([rows[i][key] for i in b])) for b in bins],

@@ -251,7 +251,7 @@ def _learning_figure(spec: TableSpec, records: list[dict[str, Any]], path: Path)
             curves[labels[m]] = (curve["steps"], curve["values"])
             published = r["paper"].get(m)
             if isinstance(published, dict):
-                published = published.get(str(spec.curve_point))
+                published = published.get(str(curve.get("point")))
             lines[labels[m]] = published
         if curves:
             panels.append((r["label"], curves))
