@@ -101,4 +101,7 @@ def test_fewshot_task_defaults_apply_unless_given(tmp_path, capsys):
     summary = json.loads((run_dir / "eval" / "summary.json").read_text())
     assert summary["metric"] == "accuracy" and summary["num_tasks"] == 3
     assert summary["higher_is_better"] and "success_per_index" not in summary
-    assert np.load(run_dir / "eval" / "results.npz")["losses"].shape == (3, 2)
+    results = np.load(run_dir / "eval" / "results.npz")
+    assert results["losses"].shape == results["values"].shape == (3, 2)
+    assert ((results["values"] >= 0) & (results["values"] <= 1)).all()  # accuracies
+    assert np.isfinite(results["losses"]).all()

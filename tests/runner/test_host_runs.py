@@ -33,9 +33,7 @@ def test_host_and_scan_collectors_train_the_same_rl2(tmp_path):
         strict=True,
     ):
         np.testing.assert_allclose(a, b, rtol=1e-4, atol=1e-5)
-    summaries = {task: runner.evaluate(run, states[task].params) for task, run in runs.items()}
-    a, b = (summaries[t]["trial_return"] for t in ("nav2d", "nav2d-numpy"))
-    np.testing.assert_allclose(a["mean"], b["mean"], rtol=1e-4)
+    # The meta-tests of both paths: tests/rollout/test_host.py.
 
 
 def test_a_host_run_interrupted_mid_chunk_resumes_bit_exactly(tmp_path):

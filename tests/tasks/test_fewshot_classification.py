@@ -89,17 +89,9 @@ def test_omniglot_errors_name_the_problem(tmp_path):
         load_omniglot(tmp_path / "bad")
 
 
-def test_maml_on_glyphs_classifies_and_rejects_bad_settings():
+def test_maml_on_glyphs_rejects_bad_settings():
+    # Training and meta-testing on glyphs: tests/cli/test_cli_maml.py (through the CLI).
     dist = tasks.make("fewshot-glyphs-5way-1shot")
-    cfg = MAMLConfig(total_steps=2, meta_batch_size=2, conv_channels=8, inner_lr=0.4)
-    model = make_maml(cfg, dist)
-    state, metrics = jax.jit(train_program(model))(jax.random.key(0))
-    assert np.isfinite(np.asarray(metrics["query_loss"])).all()
-    result = jax.jit(model.meta_test, static_argnums=3)(
-        state.params, jax.random.key(1), dist.test_tasks(4), 2
-    )
-    acc = np.asarray(result.values)
-    assert acc.shape == (4, 3) and ((acc >= 0) & (acc <= 1)).all()
     with pytest.raises(ConfigError, match="oracle"):
         make_maml(MAMLConfig(variant="oracle"), dist)
     with pytest.raises(ConfigError, match="query_points"):
