@@ -234,11 +234,9 @@ def _report_eval(run, summary) -> None:
             s = summary["success_per_index"][k]
             table.add_row(f"success of episode {xs[k]}", f"{s['mean']:.3f} ± {s['se']:.3f}")
     else:
-        from quickstudy.evaluation.protocol import AXIS_LABELS
-
         metric = summary["metric"]
         name = "return" if metric == "return" else f"query {metric}"
-        table.add_column(AXIS_LABELS.get(summary["axis"], summary["axis"]).split(" at ")[0])
+        table.add_column(f"{summary['axis']}s")
         table.add_column(f"{name} ({tasks} tasks), mean ± s.e.")
         table.add_column("95% CI")
         last = len(per) - 1
@@ -324,7 +322,7 @@ def _train_and_evaluate(run, start_update: int) -> int:
     return 0
 
 
-def _flat(config, prefix: str = "") -> dict[str, object]:
+def _flat(config) -> dict[str, object]:
     """``{field: value}`` of a (nested) config, nested fields by their own names (as flags)."""
     out: dict[str, object] = {}
     for field in dataclasses.fields(config):

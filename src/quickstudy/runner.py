@@ -169,19 +169,19 @@ def train_program(algo: Algorithm) -> Callable[[jax.Array], tuple[PyTree, dict[s
         raise ConfigError("a host-stepped algorithm cannot be trained as one program")
 
     def train(key: jax.Array) -> tuple[PyTree, dict[str, jax.Array]]:
-        state = algo.init(key)
-        return jax.lax.scan(lambda s, _: algo.update(s), state, None, length=algo.num_updates)
+        return _scan_updates(algo, algo.init(key), algo.num_updates)
 
     return train
 
 
+def _scan_updates(algo: Algorithm, state: PyTree, length: int) -> tuple[PyTree, PyTree]:
+    """``length`` updates in one ``lax.scan``; the metrics get a leading ``[length]`` axis."""
+    return jax.lax.scan(lambda s, _: algo.update(s), state, None, length=length)
+
+
 def _chunk_fn(algo: Algorithm, length: int) -> Callable:
     if algo.jittable:
-
-        def scanned(state):
-            return jax.lax.scan(lambda s, _: algo.update(s), state, None, length=length)
-
-        return jax.jit(scanned)
+        return jax.jit(functools.partial(_scan_updates, algo, length=length))
 
     def looped(state):
         rows = []
@@ -195,13 +195,10 @@ def _chunk_fn(algo: Algorithm, length: int) -> Callable:
 
 def load_state(run: Run, ckpt: Path) -> PyTree:
     """The state in checkpoint ``ckpt`` of ``run`` (older layouts are migrated)."""
-    spec = registry.get(run.algo_name)
-    migrate = functools.partial(_migrate_state, spec.migrate_state, run.algo.config)
-    return load_checkpoint(ckpt, initial_state(run), migrate)
-
-
-def _migrate_state(fn: Callable, config: Any, saved: Any) -> Any:
-    return fn(saved, config)
+    migrate_state = registry.get(run.algo_name).migrate_state
+    return load_checkpoint(
+        ckpt, initial_state(run), lambda saved: migrate_state(saved, run.algo.config)
+    )
 
 
 def initial_state(run: Run) -> PyTree:
@@ -333,8 +330,8 @@ def evaluate(
         num_tasks or run.settings.eval_tasks,
         seed,
     )
-    variant = getattr(run.algo.config, "variant", None)
-    label = run.algo_name if variant in (None, "maml") else f"{run.algo_name} ({variant})"
+    variant = run.algo.variant
+    label = f"{run.algo_name} ({variant})" if variant else run.algo_name
     title = f"{run.algo_name} on {run.task_name}: meta-test, {np.shape(result.values)[0]} tasks"
     record = {"algo": run.algo_name, "task": run.task_name, "seed": seed}
     if variant is not None:

@@ -173,6 +173,10 @@ class Algorithm(NamedTuple):
         default_points: ``points`` of the meta-test when none are asked for.
         step_unit: What ``steps_per_update`` counts, e.g. ``"env steps"``.
         derived: Sizes derived from the config worth recording (e.g. episodes per trial).
+        variant: Which member of the family the config trains (MAML's ``"maml"``,
+            ``"pretrained"``, ``"oracle"``), recorded with the meta-test; ``None`` if one.
+        progress_point: The adaptation point the training metric is measured at (MAML:
+            after its inner steps, 0 for a variant that takes none); ``None``: a whole trial.
         parts: The building blocks, for inspection (e.g. ``"policy"``, ``"network"``,
             ``"env"``); what an algorithm lists here is its own.
     """
@@ -189,6 +193,8 @@ class Algorithm(NamedTuple):
     default_points: int
     step_unit: str = "env steps"
     derived: Mapping[str, int] = types.MappingProxyType({})
+    variant: str | None = None
+    progress_point: int | None = None
     parts: Mapping[str, Any] = types.MappingProxyType({})
 
 

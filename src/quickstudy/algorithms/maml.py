@@ -272,5 +272,7 @@ def make_maml(config: MAMLConfig, tasks: FewShotTasks) -> Algorithm:
         progress=("query_loss", "query loss"),
         default_points=config.test_steps,
         step_unit="meta-iterations",
+        variant=config.variant,
+        progress_point=config.train_inner_steps,
         parts={"network": network, "predict": predict, "loss": loss},
     )

@@ -384,5 +384,7 @@ def make_maml_rl(config: MAMLRLConfig, tasks: TaskDistribution) -> Algorithm:
         jittable=True,
         progress=("return_post", "post-update return"),
         default_points=config.test_steps,
+        variant=config.variant,
+        progress_point=config.train_inner_steps,
         parts={"adapt": adapt},
     )

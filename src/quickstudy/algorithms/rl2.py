@@ -12,6 +12,7 @@ collector, one jitted policy call per step.
 from __future__ import annotations
 
 import dataclasses
+import functools
 import math
 from typing import Any, Literal, NamedTuple
 
@@ -197,32 +198,39 @@ def make_rl2(config: RL2Config, tasks: TaskDistribution) -> Algorithm:
         params, opt_state, metrics = learner.update(key, params, opt_state, traj, carry0)
         return params, opt_state, {**metrics, **trial_metrics(traj)}
 
-    if host:
-        init, update, meta_test = _host_functions(
-            config, tasks, policy, env, trial_env, learner, jax.jit(learn), rollout_len
+    if host:  # a Python loop steps the environments: jit the other pieces one by one
+        jit = jax.jit
+        actor = make_host_actor(policy)
+        sample = jax.jit(tasks.sample, static_argnums=1)
+        start = functools.partial(init_host_rollout, env=env, sample_tasks=sample)
+        collect = functools.partial(host_unroll, actor=actor, env=env, sample_tasks=sample)
+        play = functools.partial(host_run_trials, policy=policy, actor=actor)
+    else:  # pure JAX: the runner jits the whole update (and scans chunks of them)
+        jit = _unchanged
+        start = functools.partial(init_rollout, env=env, sample_tasks=tasks.sample)
+        collect = functools.partial(unroll, policy=policy, env=env, sample_tasks=tasks.sample)
+        play = functools.partial(run_trials, policy=policy)
+    learn, init_params = jit(learn), jit(policy.init)
+    split3 = jit(lambda key: tuple(jax.random.split(key, 3)))
+
+    def init(key: jax.Array) -> RL2State:
+        k_net, k_env, key = split3(key)
+        params = init_params(k_net)
+        rollout = start(k_env, policy=policy, batch=config.num_envs)
+        return RL2State(params, learner.init(params), rollout, key, jnp.zeros((), jnp.int32))
+
+    def update(state: RL2State) -> tuple[RL2State, dict[str, jax.Array]]:
+        key, k_roll, k_learn = split3(state.key)
+        rollout, traj = collect(k_roll, state.rollout, state.params, num_steps=rollout_len)
+        params, opt_state, metrics = learn(
+            k_learn, state.params, state.opt_state, traj, state.rollout.carry
         )
-    else:
+        return RL2State(params, opt_state, rollout, key, state.update + 1), metrics
 
-        def init(key: jax.Array) -> RL2State:
-            k_net, k_env, key = jax.random.split(key, 3)
-            params = policy.init(k_net)
-            rollout = init_rollout(k_env, env, tasks.sample, policy, config.num_envs)
-            return RL2State(params, learner.init(params), rollout, key, jnp.zeros((), jnp.int32))
-
-        def update(state: RL2State) -> tuple[RL2State, dict[str, jax.Array]]:
-            key, k_roll, k_learn = jax.random.split(state.key, 3)
-            rollout, traj = unroll(
-                k_roll, state.rollout, state.params, policy, env, tasks.sample, rollout_len
-            )
-            params, opt_state, metrics = learn(
-                k_learn, state.params, state.opt_state, traj, state.rollout.carry
-            )
-            return RL2State(params, opt_state, rollout, key, state.update + 1), metrics
-
-        def meta_test(params, key, test_tasks, points) -> MetaTestResult:
-            horizon = points * tasks.env.horizon
-            res = run_trials(key, test_tasks, params, policy, trial_env(points), points, horizon)
-            return MetaTestResult(res.returns, res.success, {"lengths": res.lengths})
+    def meta_test(params, key, test_tasks, points) -> MetaTestResult:
+        trial, steps = trial_env(points), points * tasks.env.horizon
+        res = play(key, test_tasks, params, trial_env=trial, episodes=points, max_steps=steps)
+        return MetaTestResult(res.returns, res.success, {"lengths": res.lengths})
 
     return Algorithm(
         config=config,
@@ -240,33 +248,5 @@ def make_rl2(config: RL2Config, tasks: TaskDistribution) -> Algorithm:
     )
 
 
-def _host_functions(config, tasks, policy, env, trial_env, learner, learn, rollout_len):
-    """``init``, ``update`` and ``meta_test`` of RL² on a host-stepped task."""
-    actor = make_host_actor(policy)
-    sample = jax.jit(tasks.sample, static_argnums=1)
-    split3 = jax.jit(lambda key: tuple(jax.random.split(key, 3)))
-
-    def init(key: jax.Array) -> RL2State:
-        k_net, k_env, key = split3(key)
-        params = jax.jit(policy.init)(k_net)
-        rollout = init_host_rollout(k_env, env, sample, policy, config.num_envs)
-        return RL2State(params, learner.init(params), rollout, key, jnp.zeros((), jnp.int32))
-
-    def update(state: RL2State) -> tuple[RL2State, dict[str, jax.Array]]:
-        key, k_roll, k_learn = split3(state.key)
-        rollout, traj = host_unroll(
-            k_roll, state.rollout, state.params, actor, env, sample, rollout_len
-        )
-        params, opt_state, metrics = learn(
-            k_learn, state.params, state.opt_state, traj, state.rollout.carry
-        )
-        return RL2State(params, opt_state, rollout, key, state.update + 1), metrics
-
-    def meta_test(params, key, test_tasks, points) -> MetaTestResult:
-        horizon = points * tasks.env.horizon
-        res = host_run_trials(
-            key, test_tasks, params, policy, actor, trial_env(points), points, horizon
-        )
-        return MetaTestResult(res.returns, res.success, {"lengths": res.lengths})
-
-    return init, update, meta_test
+def _unchanged(fn):
+    return fn

@@ -121,6 +121,48 @@ def minibatches(batch: SequenceBatch, perm: jax.Array, num: int) -> SequenceBatc
     return SequenceBatch(carry, *rest)
 
 
+def sgd_epochs(
+    key: jax.Array,
+    params: PyTree,
+    opt_state: PyTree,
+    batch: SequenceBatch,
+    grad_fn: Callable[[PyTree, SequenceBatch], tuple[PyTree, Any]],
+    optimizer: optax.GradientTransformation,
+    num_epochs: int,
+    num_minibatches: int,
+) -> tuple[PyTree, PyTree, Any]:
+    """``num_epochs`` passes of one optimiser step per minibatch of reshuffled whole sequences.
+
+    Args:
+        key: PRNG key of the shuffles.
+        params: Parameters.
+        opt_state: The optimiser's state.
+        batch: The batch (see :func:`minibatches`).
+        grad_fn: ``grad_fn(params, minibatch) -> (grads, aux)``.
+        optimizer: The optimiser.
+        num_epochs: Passes over the batch.
+        num_minibatches: Minibatches per pass.
+
+    Returns:
+        The new parameters and optimiser state, and ``aux`` with leading axes
+        ``[num_epochs, num_minibatches]``.
+    """
+
+    def step(carry, minibatch):
+        params, opt_state = carry
+        grads, aux = grad_fn(params, minibatch)
+        updates, opt_state = optimizer.update(grads, opt_state, params)
+        return (optax.apply_updates(params, updates), opt_state), aux
+
+    def epoch(carry, key):
+        perm = jax.random.permutation(key, batch.reward.shape[1])
+        return jax.lax.scan(step, carry, minibatches(batch, perm, num_minibatches))
+
+    keys = jax.random.split(key, num_epochs)
+    (params, opt_state), aux = jax.lax.scan(epoch, (params, opt_state), keys)
+    return params, opt_state, aux
+
+
 def add_aux_losses(
     loss: jax.Array,
     metrics: dict[str, jax.Array],

@@ -22,8 +22,8 @@ from quickstudy.learners.base import (
     add_aux_losses,
     linear_decay,
     make_optimizer,
-    minibatches,
     sequence_batch,
+    sgd_epochs,
 )
 from quickstudy.objectives.ppo import approx_kl, clipped_surrogate, clipped_value_loss, normalize
 from quickstudy.types import (
@@ -170,22 +170,15 @@ def make_ppo(
         key: jax.Array, params: PyTree, opt_state: PyTree, traj: Transition, carry0: Any
     ) -> tuple[PyTree, PyTree, dict[str, jax.Array]]:
         batch = sequence_batch(traj, carry0, config.gamma, config.gae_lambda)
-        num_seq = traj.reward.shape[1]
-
-        def minibatch_step(carry, minibatch):
-            params, opt_state = carry
-            grads, aux = grad_fn(params, minibatch, policy, config, aux_losses)
-            updates, opt_state = optimizer.update(grads, opt_state, params)
-            return (optax.apply_updates(params, updates), opt_state), aux
-
-        def epoch(carry, key):
-            perm = jax.random.permutation(key, num_seq)
-            return jax.lax.scan(
-                minibatch_step, carry, minibatches(batch, perm, config.num_minibatches)
-            )
-
-        (params, opt_state), aux = jax.lax.scan(
-            epoch, (params, opt_state), jax.random.split(key, config.num_epochs)
+        params, opt_state, aux = sgd_epochs(
+            key,
+            params,
+            opt_state,
+            batch,
+            lambda p, mb: grad_fn(p, mb, policy, config, aux_losses),
+            optimizer,
+            config.num_epochs,
+            config.num_minibatches,
         )
         metrics = jax.tree.map(jnp.mean, aux)
         metrics["value_target_mean"] = batch.target.mean()

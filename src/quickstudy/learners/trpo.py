@@ -15,7 +15,6 @@ from typing import Any
 
 import jax
 import jax.numpy as jnp
-import optax
 from jax.flatten_util import ravel_pytree
 
 from quickstudy.errors import ConfigError
@@ -24,8 +23,8 @@ from quickstudy.learners.base import (
     SequenceBatch,
     linear_decay,
     make_optimizer,
-    minibatches,
     sequence_batch,
+    sgd_epochs,
 )
 from quickstudy.learners.ppo import PPOConfig
 from quickstudy.objectives.ppo import clipped_value_loss, normalize
@@ -197,20 +196,19 @@ def make_trpo(
         )
         params = merge(actor)
 
-        def minibatch_step(carry, minibatch):
-            params, opt_state = carry
+        def value_grad(params, minibatch):
             loss, grads = jax.value_and_grad(value_loss)(params, minibatch)
-            updates, opt_state = critic_opt.update(grads, opt_state, params)
-            return (optax.apply_updates(params, updates), opt_state), loss
+            return grads, loss
 
-        def epoch(carry, key):
-            perm = jax.random.permutation(key, batch.reward.shape[1])
-            return jax.lax.scan(
-                minibatch_step, carry, minibatches(batch, perm, config.num_minibatches)
-            )
-
-        (params, opt_state), v_losses = jax.lax.scan(
-            epoch, (params, opt_state), jax.random.split(key, config.num_epochs)
+        params, opt_state, v_losses = sgd_epochs(
+            key,
+            params,
+            opt_state,
+            batch,
+            value_grad,
+            critic_opt,
+            config.num_epochs,
+            config.num_minibatches,
         )
         metrics = {
             "policy_loss": info.loss_after,

@@ -30,6 +30,7 @@ from quickstudy import runner
 from quickstudy import tasks as task_registry
 from quickstudy.algorithms import registry
 from quickstudy.errors import ConfigError, UnknownNameError
+from quickstudy.evaluation.protocol import load_result
 from quickstudy.evaluation.stats import per_index_summary, summarize
 from quickstudy.evaluation.tables import not_worse_than_best
 from quickstudy.presets import maml_tables, rl2_tables
@@ -297,9 +298,7 @@ def learning_curve(run: runner.Run) -> dict[str, Any]:
     bins = np.array_split(np.arange(len(rows)), min(len(rows), CURVE_POINTS)) if rows else []
     return {
         "metric": label,
-        # The adaptation point the training metric is measured at (MAML: after its inner
-        # steps, 0 for the baselines that take none); None: a whole trial.
-        "point": getattr(run.algo.config, "train_inner_steps", None),
+        "point": run.algo.progress_point,
         "unit": run.algo.step_unit,
         "steps": [int(rows[b[-1]]["step"]) for b in bins],
         "values": [float(np.mean([rows[i][key] for i in b])) for b in bins],
@@ -339,8 +338,7 @@ def run_algorithm(
         method.algo, cell.task, config, path, run_settings, log, train_hook
     )
     summary = runner.evaluate(run, params, spec.test_points or 0, settings.num_tasks, settings.seed)
-    with np.load(path / "eval" / "results.npz") as data:
-        values = data["values"].astype(np.float64)
+    values = np.asarray(load_result(path / "eval", summary).values, np.float64)
     record = {
         "run_dir": str(path),
         "steps": run.total_steps,
