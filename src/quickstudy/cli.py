@@ -1,216 +1,392 @@
 """The ``quickstudy`` command line: tasks, train, evaluate, resume, reproduce.
 
-Every command reads the one algorithm registry (:mod:`quickstudy.algorithms.registry`); the flags
-of ``train ALGO`` are that algorithm's config fields, with defaults from the task's defaults and
-the chosen ``--preset``.
+Every command reads the one algorithm registry (:mod:`quickstudy.algorithms.registry`). The
+options of ``train ALGO`` are generated from that algorithm's config dataclass: one flag per
+field, named from one vocabulary shared by every algorithm (:data:`FLAG_NAMES`), with a one-line
+help taken from the field's docstring and the default of the chosen task and preset.
+
+Exit status: 0 done; 2 bad input (a usage error, an unknown name, an invalid value, a corrupt or
+locked run directory); 3 training diverged; 130/143 stopped by SIGINT/SIGTERM (the latest
+checkpoint is kept and ``resume`` continues it).
 """
 
 from __future__ import annotations
 
 import argparse
 import dataclasses
+import math
 import os
+import re
+import shutil
 import sys
 import time
-from typing import Annotated, Generic, TypeVar
+import typing
+from collections.abc import Callable, Sequence
+from pathlib import Path
+from typing import Any
 
-import tyro
+from quickstudy.errors import ConfigError, QuickstudyError
 
-from quickstudy.errors import QuickstudyError
+FLAG_NAMES = {
+    "learning_rate": "lr",
+    "meta_lr": "lr",
+    "ppo_lr": "lr",
+    "num_epochs": "epochs",
+    "ppo_epochs": "epochs",
+    "num_minibatches": "minibatches",
+    "hidden_sizes": "hidden-size",
+}
+"""Config fields whose flag is a shared word rather than the field's own name: the same
+concept has the same flag in every algorithm (``--lr`` is the outer learning rate of RL²'s
+PPO, MAML's Adam and MAML-RL's PPO outer loop). The field's own name stays a hidden alias."""
 
-ConfigT = TypeVar("ConfigT")
+DIVERGED = 3
+PROGRESS_ENV = "QUICKSTUDY_PROGRESS"
+"""``bar``/``1``: always a progress bar; ``plain``: log lines; ``off``/``0``: none. Default: a
+bar on a terminal, log lines otherwise."""
+PLAIN_EVERY_S = 5.0
+
+
+class UsageError(QuickstudyError):
+    """A command line that does not parse; the message says what is wrong."""
+
+
+class _ExitError(Exception):
+    def __init__(self, status: int) -> None:
+        self.status = status
+
+
+class _Parser(argparse.ArgumentParser):
+    """An ``ArgumentParser`` that raises instead of exiting, so ``main`` returns a status."""
+
+    def error(self, message: str) -> typing.NoReturn:
+        raise UsageError(f"{message}\n{self.format_usage().rstrip()}")
+
+    def exit(self, status: int = 0, message: str | None = None) -> typing.NoReturn:
+        if message:
+            sys.stderr.write(message)
+        raise _ExitError(status)
+
+
+def _formatter(prog: str) -> argparse.HelpFormatter:
+    width = max(100, min(shutil.get_terminal_size((120, 24)).columns, 140))
+    return argparse.RawDescriptionHelpFormatter(prog, max_help_position=30, width=width)
+
+
+def _parser(prog: str, description: str) -> _Parser:
+    return _Parser(prog=prog, description=description, formatter_class=_formatter)
+
+
+# ------------------------------------------------------------------------------------------------
+# Values
+
+
+def _int(text: str) -> int:
+    """An integer; ``1e6`` and ``600_000`` are accepted where they are whole numbers."""
+    try:
+        return int(text)
+    except ValueError:
+        pass
+    try:
+        value = float(text)
+    except ValueError:
+        raise argparse.ArgumentTypeError(f"expected an integer, got {text!r}") from None
+    if not math.isfinite(value) or value != int(value):
+        raise argparse.ArgumentTypeError(f"expected an integer, got {text!r}")
+    return int(value)
+
+
+def _nonneg_int(text: str) -> int:
+    value = _int(text)
+    if value < 0:
+        raise argparse.ArgumentTypeError(f"must be 0 or more, got {text!r}")
+    return value
+
+
+def _float(text: str) -> float:
+    try:
+        value = float(text)
+    except ValueError:
+        raise argparse.ArgumentTypeError(f"expected a number, got {text!r}") from None
+    if not math.isfinite(value):
+        raise argparse.ArgumentTypeError(f"must be a finite number, got {text!r}")
+    return value
+
+
+_int.__name__, _nonneg_int.__name__, _float.__name__ = "integer", "integer", "number"
+
+
+# ------------------------------------------------------------------------------------------------
+# Config flags
 
 
 @dataclasses.dataclass(frozen=True)
-class Tasks:
-    """List the registered task distributions with their description and reward formula."""
+class _Option:
+    path: tuple[str, ...]  # field path in the config, e.g. ("ppo", "learning_rate")
+    flag: str
+    hint: Any
+    help: str
+    group: str
 
 
-@dataclasses.dataclass(frozen=True)
-class RunArgs:
-    """Options of a training run common to every algorithm."""
-
-    seed: int = 0
-    """Seed of the run."""
-    run_dir: str | None = None
-    """Run directory (default: runs/<algo>-<task>-<timestamp>)."""
-    runs_root: str = "runs"
-    """Parent of generated run directories."""
-    eval_tasks: int = 0
-    """Held-out tasks for the final meta-test (0: the task's default)."""
-
-
-@dataclasses.dataclass(frozen=True)
-class TrainArgs(Generic[ConfigT]):
-    """Meta-train an algorithm on a task distribution, then meta-test it."""
-
-    config: ConfigT
-    """The algorithm's hyperparameters."""
-    task: str = ""
-    """Task distribution (see `quickstudy tasks`)."""
-    preset: str | None = None
-    """A named recipe of the algorithm (its overrides; flags still win)."""
-    chunk_updates: int = 10
-    """Updates per chunk (logging/progress/checkpoint granularity)."""
-    checkpoint_every: int = 5
-    """Checkpoint every this many chunks."""
-    run: RunArgs = RunArgs()
-    """Run directory, seed and final meta-test."""
+def _field_docs(cls: type) -> dict[str, str]:
+    """``{field: text}`` from the ``Attributes:`` section of a Google-style class docstring."""
+    docs: dict[str, str] = {}
+    lines = (cls.__doc__ or "").splitlines()
+    try:
+        start = next(i for i, line in enumerate(lines) if line.strip() == "Attributes:")
+    except StopIteration:
+        return docs
+    current = None
+    for line in lines[start + 1 :]:
+        if not line.strip():
+            break
+        match = re.match(r"^\s{8}(\w+):\s*(.*)$", line)
+        if match:
+            current = match.group(1)
+            docs[current] = match.group(2)
+        elif current is not None:
+            docs[current] += " " + line.strip()
+    return docs
 
 
-@dataclasses.dataclass(frozen=True)
-class Train:
-    """Meta-train an algorithm on a task distribution: `quickstudy train ALGO --help`."""
+def _plain(text: str, flags: dict[str, str]) -> str:
+    """The first sentence of ``text``, without reST markup, field names replaced by flags."""
+    text = re.sub(r":\w+:`~?([^`]+)`", lambda m: m.group(1).split(".")[-1], text)
 
-    algo: tyro.conf.Positional[str]
-    """A registered algorithm (an unknown name lists them all)."""
+    def literal(match: re.Match) -> str:
+        word = match.group(1)
+        assign = re.fullmatch(r'(\w+)="?([^"]*)"?', word)
+        if assign and assign.group(1) in flags:
+            return f"{flags[assign.group(1)]} {assign.group(2)}"
+        return flags.get(word, word)
 
-
-_TYRO_CONFIG = (tyro.conf.OmitArgPrefixes, tyro.conf.OmitSubcommandPrefixes)
-
-
-@dataclasses.dataclass(frozen=True)
-class Evaluate:
-    """Meta-test a saved run on held-out tasks; writes eval/summary.json and eval/adaptation.png."""
-
-    run_dir: tyro.conf.Positional[str]
-    """The run directory."""
-    episodes: int = 0
-    """Points of the meta-test: episodes per trial, or gradient steps (0: as trained)."""
-    tasks: int = 0
-    """Number of held-out tasks (0: the run's --eval-tasks, else the task's default)."""
-    seed: int = 0
-    """Seed of the evaluation."""
+    text = re.sub(r"``([^`]+)``", literal, text)
+    sentence = re.split(r"(?<=[a-z0-9)])\.(\s|$)", text, maxsplit=1)[0]
+    return sentence.rstrip(".")
 
 
-@dataclasses.dataclass(frozen=True)
-class Resume:
-    """Continue a run from its latest checkpoint to the end, then meta-test it."""
-
-    run_dir: tyro.conf.Positional[str]
-    """The run directory."""
-
-
-@dataclasses.dataclass(frozen=True)
-class Reproduce:
-    """Reproduce a paper's table beside the published numbers.
-
-    rl2-bandits / rl2-mdps: classical baselines and RL² on the same held-out trials.
-    maml-sinusoid: MAML, first-order MAML, Meta-SGD, pretrained and oracle on 600 held-out
-    sinusoids, query MSE after 0..10 gradient steps.
-    maml-nav2d: MAML, pretrained, random init and oracle on 40 held-out goals, return after
-    0..3 policy-gradient steps.
-    Writes OUT/table.md, OUT/table.json, OUT/figure.png and OUT/learning.png; an interrupted
-    reproduction resumes where it stopped when run again.
-    """
-
-    table: tyro.conf.Positional[str]
-    """Table: rl2-bandits, rl2-mdps, maml-sinusoid or maml-nav2d."""
-    out: str | None = None
-    """Output directory (default: runs/reproduce-<table>)."""
-    cells: tuple[str, ...] = ()
-    """Cells (task names) to run, e.g. --cells bandit-k5-n10 bandit-k10-n10 (default: all)."""
-    budget: int | None = None
-    """Training budget per cell and trained method, in the algorithm's steps (RL², MAML-RL:
-    env steps; supervised MAML: meta-iterations); 0 skips the trained methods."""
-    trials: int | None = None
-    """Held-out trials or tasks (default: the table's: 1000 trials, 600 sinusoids, 40 goals)."""
-    tune_trials: int | None = None
-    """Trials per hyperparameter value when tuning classical baselines (default 500)."""
-    methods: tuple[str, ...] = ()
-    """Methods to run (default: all of the table's)."""
-    seed: int = 0
-    """Seed of training and of the evaluation."""
-    cache_dir: str | None = None
-    """Where training runs are kept and reused (default: inside OUT)."""
+def _options(cls: type, prefix: tuple[str, ...] = (), group: str = "") -> list[_Option]:
+    hints = typing.get_type_hints(cls)
+    docs = _field_docs(cls)
+    out: list[_Option] = []
+    for field in dataclasses.fields(cls):
+        hint = hints[field.name]
+        if dataclasses.is_dataclass(hint):
+            out += _options(hint, (*prefix, field.name), field.name)
+            continue
+        flag = "--" + FLAG_NAMES.get(field.name, field.name.replace("_", "-"))
+        out.append(_Option((*prefix, field.name), flag, hint, docs.get(field.name, ""), group))
+    return out
 
 
-Command = (
-    Annotated[Tasks, tyro.conf.subcommand("tasks")]
-    | Annotated[Train, tyro.conf.subcommand("train")]
-    | Annotated[Evaluate, tyro.conf.subcommand("evaluate")]
-    | Annotated[Resume, tyro.conf.subcommand("resume")]
-    | Annotated[Reproduce, tyro.conf.subcommand("reproduce")]
-)
+def _get(config: Any, path: tuple[str, ...]) -> Any:
+    for name in path:
+        config = getattr(config, name)
+    return config
 
 
-def _console():
+def _show(value: Any) -> str:
+    if isinstance(value, bool):
+        return "on" if value else "off"
+    if isinstance(value, tuple):
+        return " ".join(map(str, value))
+    if isinstance(value, float):
+        return f"{value:g}"
+    if isinstance(value, int) and abs(value) >= 10_000:
+        return f"{value:_}"
+    return str(value)
+
+
+def _add_config_options(parser: _Parser, spec: Any, config: Any) -> list[_Option]:
+    options = _options(spec.config_cls)
+    seen: dict[str, _Option] = {}
+    for option in options:
+        if option.flag in seen:  # a programming error in FLAG_NAMES: caught by the tests
+            raise AssertionError(f"{spec.name}: two fields use {option.flag}")
+        seen[option.flag] = option
+    flags = {o.path[-1]: o.flag for o in options}
+    groups: dict[str, argparse._ArgumentGroup] = {}
+    docs = _field_docs(spec.config_cls)
+    for option in options:
+        if option.group not in groups:
+            title = f"{option.group or spec.name} options".replace("_", "-")
+            about = _plain(docs.get(option.group, ""), flags) if option.group else None
+            groups[option.group] = parser.add_argument_group(title, about)
+        group = groups[option.group]
+        dest = "config." + ".".join(option.path)
+        default = _get(config, option.path)
+        text = _plain(option.help, flags)
+        if not (default == 0 and "(0:" in text):  # "(0: ...)" already says what the default does
+            text += f" (default: {_show(default)})"
+        kwargs: dict[str, Any] = {"dest": dest, "default": argparse.SUPPRESS, "help": text}
+        hint, origin = option.hint, typing.get_origin(option.hint)
+        if hint is bool:
+            kwargs["action"] = argparse.BooleanOptionalAction
+        elif origin is typing.Literal:
+            kwargs["choices"] = typing.get_args(hint)
+            kwargs["metavar"] = "{" + ",".join(typing.get_args(hint)) + "}"
+        elif origin is tuple:
+            kwargs.update(nargs="+", type=_int, metavar="N")
+        elif hint is int:
+            kwargs.update(type=_int, metavar="N")
+        elif hint is float:
+            kwargs.update(type=_float, metavar="X")
+        else:
+            kwargs["metavar"] = "TEXT"
+        group.add_argument(option.flag, **kwargs)
+        alias = "--" + option.path[-1].replace("_", "-")
+        if alias != option.flag:  # the field's own name, kept for recorded commands
+            hidden = {k: v for k, v in kwargs.items() if k not in ("help", "metavar")}
+            group.add_argument(alias, **hidden, help=argparse.SUPPRESS)
+    return options
+
+
+def _overrides(namespace: argparse.Namespace) -> dict[str, Any]:
+    nested: dict[str, Any] = {}
+    for dest, value in vars(namespace).items():
+        if not dest.startswith("config."):
+            continue
+        *parents, name = dest.removeprefix("config.").split(".")
+        node = nested
+        for parent in parents:
+            node = node.setdefault(parent, {})
+        node[name] = tuple(value) if isinstance(value, list) else value
+    return nested
+
+
+# ------------------------------------------------------------------------------------------------
+# Output
+
+
+def _is_tty() -> bool:
+    return sys.stdout.isatty()
+
+
+def _console(stderr: bool = False):
     from rich.console import Console
 
-    return Console(stderr=False, highlight=False)
+    # Off a terminal rich assumes 80 columns and folds lines mid-phrase: logs get long lines.
+    width = None if _is_tty() else 10_000
+    return Console(stderr=stderr, highlight=False, width=width, soft_wrap=not _is_tty())
 
 
-def _cmd_tasks() -> int:
-    from rich.markup import escape
-    from rich.table import Table
-
-    from quickstudy import tasks
-
-    table = Table(title="quickstudy task distributions")
-    table.add_column("name", no_wrap=True)  # names are copied into commands: never folded
-    for col in ("K", "description", "reward"):
-        table.add_column(col, overflow="fold")
-    for name in tasks.names():
-        info = tasks.make(name).describe()
-        k = info.get("episodes_per_trial", info.get("shots"))
-        table.add_row(name, str(k), escape(info["description"]), escape(info["reward"]))
-    _console().print(table)
-    return 0
+def _error(text: str) -> None:
+    print(f"error: {text}", file=sys.stderr)  # noqa: T201
 
 
-def _progress(run, start_update: int):
-    import numpy as np
-    from rich.progress import (
-        BarColumn,
-        MofNCompleteColumn,
-        Progress,
-        TextColumn,
-        TimeElapsedColumn,
-        TimeRemainingColumn,
-    )
+def _progress_mode() -> str:
+    mode = os.environ.get(PROGRESS_ENV, "").strip().lower()
+    if mode in ("1", "bar"):
+        return "bar"
+    if mode in ("0", "off", "none"):
+        return "off"
+    if mode in ("plain", "log"):
+        return "plain"
+    return "bar" if _is_tty() else "plain"
 
-    key, label = run.progress_metric
-    unit = "steps" if run.steps_per_update > 1 else "iters"
 
-    progress = Progress(
-        TextColumn("[bold]{task.description}"),
-        BarColumn(),
-        MofNCompleteColumn(),
-        TextColumn(unit),
-        TextColumn("{task.fields[rate]} " + unit + "/s"),
-        TimeElapsedColumn(),
-        TextColumn("ETA"),
-        TimeRemainingColumn(),
-        TextColumn(label + " {task.fields[ret]}"),
-        console=_console(),
-        disable=not sys.stdout.isatty() and os.environ.get("QUICKSTUDY_PROGRESS") != "1",
-    )
-    task_id = progress.add_task(
-        f"{run.algo_name} {run.task_name}",
-        total=run.total_steps,
-        completed=start_update * run.steps_per_update,
-        rate="-",
-        ret="-",
-    )
-    t0 = time.perf_counter()
+class _Progress:
+    """Training progress: a rich bar on a terminal, a log line every few seconds otherwise."""
 
-    def on_chunk(done: int, metrics) -> None:
-        elapsed = time.perf_counter() - t0
-        steps = (done - start_update) * run.steps_per_update
-        values = np.asarray(metrics[key])
-        finite = values[~np.isnan(values)]  # NaN: undefined in that update
-        fields = {"ret": f"{finite[-1]:.2f}"} if finite.size else {}  # else keep the last shown
-        progress.update(
-            task_id,
-            completed=done * run.steps_per_update,
-            rate=f"{steps / max(elapsed, 1e-9):,.0f}",
-            **fields,
+    def __init__(self, run: Any, start_update: int) -> None:
+        self.run, self.start_update = run, start_update
+        self.key, self.label = run.progress_metric
+        self.unit = "steps" if run.steps_per_update > 1 else "iters"
+        self.mode = _progress_mode()
+        self.console = _console()
+        self.t0 = self.last_print = time.perf_counter()
+        self.first_chunk_s: float | None = None
+        self.value: str = "-"
+        self.bar = None
+        if self.mode == "bar":
+            from rich.progress import (
+                BarColumn,
+                MofNCompleteColumn,
+                Progress,
+                TextColumn,
+                TimeElapsedColumn,
+                TimeRemainingColumn,
+            )
+
+            self.bar = Progress(
+                TextColumn("[bold]{task.description}"),
+                BarColumn(),
+                MofNCompleteColumn(),
+                TextColumn(self.unit),
+                TextColumn("{task.fields[rate]} " + self.unit + "/s"),
+                TimeElapsedColumn(),
+                TextColumn("ETA"),
+                TimeRemainingColumn(),
+                TextColumn(self.label + " {task.fields[ret]}"),
+                console=self.console,
+            )
+            self.task = self.bar.add_task(
+                "compiling…",
+                total=run.total_steps,
+                completed=start_update * run.steps_per_update,
+                rate="-",
+                ret="-",
+            )
+
+    def __enter__(self) -> _Progress:
+        if self.bar is not None:
+            self.bar.__enter__()
+        elif self.mode == "plain":
+            self.console.print(
+                f"{self._name()}: compiling the training step (the first chunk includes it)…"
+            )
+        return self
+
+    def __exit__(self, *exc: object) -> None:
+        if self.bar is not None:
+            self.bar.__exit__(*exc)
+
+    def _name(self) -> str:
+        return f"{self.run.algo_name} {self.run.task_name}"
+
+    def on_chunk(self, done: int, metrics: Any) -> None:
+        import numpy as np
+
+        now = time.perf_counter()
+        if self.first_chunk_s is None:
+            self.first_chunk_s = now - self.t0
+        values = np.asarray(metrics[self.key])
+        finite = values[np.isfinite(values)]  # NaN: undefined in that update
+        if finite.size:
+            self.value = f"{finite[-1]:.3g}"
+        steps = (done - self.start_update) * self.run.steps_per_update
+        rate = steps / max(now - self.t0, 1e-9)
+        if self.bar is not None:
+            self.bar.update(
+                self.task,
+                description=self._name(),
+                completed=done * self.run.steps_per_update,
+                rate=f"{rate:,.0f}",
+                ret=self.value,
+            )
+            return
+        total = self.run.algo.num_updates
+        if self.mode != "plain" or (now - self.last_print < PLAIN_EVERY_S and done < total):
+            return
+        self.last_print = now
+        left = (total - done) * self.run.steps_per_update / max(rate, 1e-9)
+        self.console.print(
+            f"{self._name()}: {done * self.run.steps_per_update:,}/{self.run.total_steps:,} "
+            f"{self.unit} ({100 * done / total:.0f}%), {rate:,.0f} {self.unit}/s, "
+            f"elapsed {_clock(now - self.t0)}, ETA {_clock(left)}, {self.label} {self.value}"
         )
 
-    return progress, on_chunk
+    def warning(self, text: str) -> None:
+        _console(stderr=True).print(f"warning: {text}")
 
 
-def _report_eval(run, summary) -> None:
+def _clock(seconds: float) -> str:
+    seconds = int(seconds)
+    return f"{seconds // 3600}:{seconds // 60 % 60:02d}:{seconds % 60:02d}"
+
+
+def _report_eval(run: Any, summary: dict[str, Any], out: Path) -> None:
     from rich.table import Table
 
     console = _console()
@@ -218,21 +394,22 @@ def _report_eval(run, summary) -> None:
     xs = summary["xs"]
     tasks = summary["num_tasks"]
     table = Table(title=f"meta-test of {run.algo_name} on {run.task_name}")
+
+    def pm(row: dict[str, Any]) -> str:
+        mean, se = row["mean"], row["se"]
+        return f"{mean:.3f}" + (f" ± {se:.3f}" if se is not None else " (one task: no s.e.)")
+
     if summary["axis"] == "episode":
         table.add_column("metric")
         table.add_column("mean ± s.e.")
-        total = summary["trial_return"]
         table.add_row(
-            f"trial return (sum of {len(per)} episodes, {tasks} tasks)",
-            f"{total['mean']:.3f} ± {total['se']:.3f}",
+            f"trial return (sum of {len(per)} episodes, {tasks} tasks)", pm(summary["trial_return"])
         )
         shown = sorted({0, 1, len(per) - 1}) if len(per) > 3 else range(len(per))
         for k in shown:
-            row = per[k]
-            table.add_row(f"return of episode {xs[k]}", f"{row['mean']:.3f} ± {row['se']:.3f}")
+            table.add_row(f"return of episode {xs[k]}", pm(per[k]))
         for k in shown if "success_per_index" in summary else ():
-            s = summary["success_per_index"][k]
-            table.add_row(f"success of episode {xs[k]}", f"{s['mean']:.3f} ± {s['se']:.3f}")
+            table.add_row(f"success of episode {xs[k]}", pm(summary["success_per_index"][k]))
     else:
         metric = summary["metric"]
         name = "return" if metric == "return" else f"query {metric}"
@@ -242,53 +419,343 @@ def _report_eval(run, summary) -> None:
         last = len(per) - 1
         for k in sorted({0, 1, min(5, last), last}):
             row = per[k]
-            table.add_row(
-                str(xs[k]),
-                f"{row['mean']:.3f} ± {row['se']:.3f}",
-                f"[{row['ci95_low']:.3f}, {row['ci95_high']:.3f}]",
-            )
+            low, high = row["ci95_low"], row["ci95_high"]
+            ci = f"[{low:.3f}, {high:.3f}]" if low is not None and high is not None else "-"
+            table.add_row(str(xs[k]), pm(row), ci)
     console.print(table)
-    console.print(f"results: {run.path / 'eval'}")
+    console.print(f"results: {out}")
 
 
-def _train_with_progress(run, start_update: int):
+# ------------------------------------------------------------------------------------------------
+# Commands
+
+
+def _cmd_tasks(args: argparse.Namespace) -> int:
+    from rich.markup import escape
+    from rich.table import Table
+
+    from quickstudy import tasks
+    from quickstudy.algorithms import registry
+
+    table = Table(title="quickstudy task distributions")
+    table.add_column("name", no_wrap=True)  # names are copied into commands: never folded
+    table.add_column("algorithms", no_wrap=True)
+    for col in ("K", "description", "reward"):
+        table.add_column(col, overflow="fold")
+    for name in tasks.names():
+        info = tasks.make(name).describe()
+        k = info.get("episodes_per_trial", info.get("shots"))
+        algos = ", ".join(registry.suited(name))
+        table.add_row(name, algos, str(k), escape(info["description"]), escape(info["reward"]))
+    _console().print(table)
+    _console().print("K: episodes per trial (RL tasks) or shots per class (few-shot tasks).")
+    return 0
+
+
+def _add_all(parser: Any, *options: tuple[str, str, Any, Any, str]) -> None:
+    """Adds ``(flag, metavar, type, default, help)`` options; a tuple default takes a list."""
+    for flag, metavar, kind, default, text in options:
+        quiet = default in (None, ()) or "default:" in text or (default == 0 and "(0:" in text)
+        shown = "" if quiet else f" (default: {default})"
+        nargs = "+" if isinstance(default, tuple) else None
+        parser.add_argument(
+            flag, metavar=metavar, type=kind, default=default, nargs=nargs, help=text + shown
+        )
+
+
+def _headline(text: str) -> str:
+    """The text up to its first colon or full stop."""
+    return re.split(r":\s|\.\s", text, maxsplit=1)[0]
+
+
+def _train_parser(spec: Any, task: str, preset: str | None) -> tuple[_Parser, Any]:
     from quickstudy import runner
 
-    progress, on_chunk = _progress(run, start_update)
-    with progress:
-        return runner.train(run, on_chunk=on_chunk)
+    config = spec.config(task, preset)  # the help shows this task's and preset's defaults
+    lines = [f"{spec.summary}; then meta-test it on held-out tasks."]
+    if spec.presets:
+        lines.append("\npresets (--preset NAME):")
+        lines += [f"  {name}: {_headline(p.description)}" for name, p in spec.presets.items()]
+    parser = _parser(f"quickstudy train {spec.name}", "\n".join(lines))
+    parser.usage = f"quickstudy train {spec.name} [--task TASK] [--preset NAME] [options]"
+    settings = runner.RunSettings()
+    _add_all(
+        parser.add_argument_group("run options"),
+        ("--task", "TASK", str, spec.default_task, "task distribution (see quickstudy tasks)"),
+        ("--preset", "NAME", str, None, "a named recipe; flags still win"),
+        ("--seed", "N", _nonneg_int, 0, "seed of the run"),
+        ("--run-dir", "DIR", str, None, "run directory (default: RUNS_ROOT/ALGO-TASK-TIME)"),
+        ("--runs-root", "DIR", str, "runs", "parent of generated run directories"),
+        ("--eval-tasks", "N", _nonneg_int, 0, "tasks of the final meta-test (0: the task's)"),
+        ("--chunk-updates", "N", _int, spec.chunk_updates, "updates per compiled chunk"),
+        ("--checkpoint-every", "N", _int, spec.checkpoint_every, "chunks between checkpoints"),
+        ("--keep-checkpoints", "N", _int, settings.keep_checkpoints, "checkpoints kept on disk"),
+    )  # fmt: skip
+    parser.add_argument("--dry-run", action="store_true", help="check the options, show the size")
+    _add_config_options(parser, spec, config)
+    return parser, config
 
 
-def _cmd_reproduce(cmd: Reproduce, argv: list[str]) -> int:
-    from pathlib import Path
+def _size(run_algo: Any, config: Any) -> tuple[str, str | None]:
+    """``(size, rounding note)`` of a run's budget."""
+    per, updates = run_algo.steps_per_update, run_algo.num_updates
+    if per > 1:
+        size = f"{updates:,} updates x {per:,} {run_algo.step_unit} = {updates * per:,}"
+    else:
+        size = f"{updates:,} {run_algo.step_unit}"
+    asked = getattr(config, "total_steps", updates * per)
+    note = None
+    if asked != updates * per:
+        note = (
+            f"--total-steps {asked:,} is not a multiple of the {per:,} {run_algo.step_unit} of "
+            f"one update: the run takes {updates * per:,}"
+        )
+    return size, note
 
-    from quickstudy.reproduce import ReproduceSettings, reproduce
+
+def _cmd_train(argv: list[str]) -> int:
+    from quickstudy import runner
+    from quickstudy.algorithms import registry
+
+    if not argv or argv[0] in ("-h", "--help"):
+        parser = _parser("quickstudy train", "Meta-train an algorithm on a task distribution.")
+        parser.add_argument("algo", help="one of: " + ", ".join(registry.ALGORITHMS))
+        lines = [
+            f"  {n:<9} {s.summary} (default task {s.default_task})"
+            for n, s in registry.ALGORITHMS.items()
+        ]
+        parser.epilog = (
+            "algorithms:\n" + "\n".join(lines) + "\n\nOptions of one: quickstudy train ALGO --help"
+        )
+        parser.parse_args(argv)
+        raise UsageError(
+            "missing ALGO: quickstudy train ALGO [options]; see quickstudy train --help"
+        )
+    spec = registry.get(argv[0])
+    pre = _Parser(add_help=False)
+    pre.add_argument("--task", default=spec.default_task)
+    pre.add_argument("--preset", default=None)
+    known, _ = pre.parse_known_args(argv[1:])
+    parser, _ = _train_parser(spec, known.task, known.preset)
+    args = parser.parse_args(argv[1:])
+    flags = {o.path[-1]: o.flag for o in _options(spec.config_cls)}
+    try:
+        config = spec.config(args.task, args.preset, _overrides(args))
+    except ConfigError as err:  # name the flag the user typed, not the Python field
+        raise ConfigError(
+            re.sub(r"\b\w+\b", lambda m: flags.get(m.group(0), m.group(0)), str(err), count=1)
+        ) from err
+    settings = runner.RunSettings(
+        seed=args.seed,
+        chunk_updates=args.chunk_updates,
+        checkpoint_every=args.checkpoint_every,
+        keep_checkpoints=args.keep_checkpoints,
+        eval_tasks=args.eval_tasks,
+    )
+    console = _console()
+    plain, with_task = spec.config_cls(), spec.config(args.task)
+    given = _overrides(args)
+    applied = [
+        f"{o.flag} {_show(_get(with_task, o.path))}"
+        for o in _options(spec.config_cls)
+        if _get(with_task, o.path) != _get(plain, o.path) and not _given(given, o.path)
+    ]
+    if applied:
+        console.print(f"{args.task} defaults (override with the flags): " + ", ".join(applied))
+    if args.preset:
+        console.print(f"preset {args.preset}: {spec.preset(args.preset).description}")
+    if args.dry_run:
+        algo = registry.build(spec.name, args.task, config)
+        size, note = _size(algo, config)
+        console.print(f"dry run: {spec.name} on {args.task}, {size}; nothing was written")
+        if note:
+            console.print(f"note: {note}")
+        return 0
+    run = runner.create_run(
+        spec.name, args.task, config, settings, run_dir=args.run_dir, runs_root=args.runs_root
+    )
+    return _train_and_evaluate(run, runner.initial_state(run), 0)
+
+
+def _given(overrides: dict[str, Any], path: tuple[str, ...]) -> bool:
+    node: Any = overrides
+    for name in path:
+        if not isinstance(node, dict) or name not in node:
+            return False
+        node = node[name]
+    return True
+
+
+def _train_and_evaluate(run: Any, state: Any, done: int) -> int:
+    from quickstudy import runner
 
     console = _console()
-    out = Path(cmd.out or f"runs/reproduce-{cmd.table}")
-    settings = ReproduceSettings(
-        table=cmd.table,
-        out_dir=out,
-        cells=cmd.cells,
-        budget=cmd.budget,
-        trials=cmd.trials,
-        tune_trials=cmd.tune_trials,
-        seed=cmd.seed,
-        cache_dir=Path(cmd.cache_dir) if cmd.cache_dir else None,
-        methods=cmd.methods,
+    size, note = _size(run.algo, run.algo.config)
+    console.print(f"run directory: {run.path}  ({size})")
+    if note:
+        console.print(f"note: {note}")
+    with run.lock:
+        progress = _Progress(run, done)
+        try:
+            with progress:
+                state = runner.train(
+                    run,
+                    on_chunk=progress.on_chunk,
+                    on_warning=progress.warning,
+                    start=(state, done),
+                )
+        except runner.Interrupted as stop:
+            name = "Ctrl-C" if stop.signum == 2 else f"signal {stop.signum}"
+            console.print(
+                f"stopped by {name}: the checkpoint of update {stop.update} and its metrics are "
+                f"kept. Continue with: quickstudy resume {run.path}"
+            )
+            return 128 + stop.signum
+        except KeyboardInterrupt:
+            console.print(f"interrupted. Continue with: quickstudy resume {run.path}")
+            return 130
+        except runner.DivergedError as err:
+            _error(f"{err} (run directory: {run.path})")
+            return DIVERGED
+        if progress.first_chunk_s is not None and done < run.algo.num_updates:
+            console.print(f"first chunk (with compilation): {progress.first_chunk_s:.1f} s")
+        summary = runner.evaluate(run, state.params)
+    _report_eval(run, summary, run.path / "eval")
+    return 0
+
+
+def _cmd_resume(argv: list[str]) -> int:
+    from quickstudy import runner
+
+    parser = _parser(
+        "quickstudy resume",
+        "Continue a run from its latest checkpoint to the end, then meta-test it.",
     )
-    t0 = time.perf_counter()
-    try:
-        reproduce(
-            settings,
-            log=console.print,
-            train_hook=_train_with_progress,
-            command="quickstudy " + " ".join(argv),
+    parser.add_argument("run_dir", metavar="RUN_DIR", help="the run directory")
+    parser.add_argument(
+        "--from-update",
+        type=_nonneg_int,
+        metavar="N",
+        help="resume from the checkpoint of update N, not the latest (0: the start)",
+    )
+    args = parser.parse_args(argv)
+    run = runner.open_run(args.run_dir)
+    with run.lock:
+        if args.from_update is not None:
+            moved = runner.rewind(run, args.from_update)
+            if moved is not None:
+                _console().print(f"newer checkpoints moved to {moved}")
+        state, done = runner.restore_latest(run)
+        runner.check_resumable(run, done)
+        return _train_and_evaluate(run, state, done)
+
+
+def _cmd_evaluate(argv: list[str]) -> int:
+    from quickstudy import runner
+
+    parser = _parser(
+        "quickstudy evaluate",
+        "Meta-test a saved run on held-out tasks. Writes summary.json, results.npz and "
+        "adaptation.png to a new folder RUN_DIR/evaluations/<checkpoint>-<settings>/ (the run's "
+        "own final meta-test in RUN_DIR/eval/ is never touched unless --out names it).",
+    )
+    parser.add_argument("run_dir", metavar="RUN_DIR", help="the run directory")
+    _add_all(
+        parser,
+        ("--eval-tasks", "N", _nonneg_int, 0, "held-out tasks (0: as trained)"),
+        ("--episodes", "N", _nonneg_int, 0, "episodes per trial (RL², 0: as trained)"),
+        ("--test-steps", "N", _nonneg_int, 0, "gradient steps (MAML, 0: as trained)"),
+        ("--seed", "N", _nonneg_int, 0, "seed of the evaluation"),
+        ("--out", "DIR", str, None, "output folder (default: a new one in RUN_DIR/evaluations/)"),
+    )  # fmt: skip
+    parser.add_argument("--replace", action="store_true", help="overwrite a meta-test in --out")
+    parser.add_argument("--tasks", dest="eval_tasks", type=_nonneg_int, help=argparse.SUPPRESS)
+    args = parser.parse_args(argv)
+    run = runner.open_run(args.run_dir)
+    episodic = run.algo.axis == "episode"
+    wrong, right = ("--test-steps", "--episodes") if episodic else ("--episodes", "--test-steps")
+    if args.test_steps if episodic else args.episodes:
+        raise UsageError(f"{run.algo_name} adapts by {run.algo.axis}s: use {right}, not {wrong}")
+    points = args.episodes if episodic else args.test_steps
+    ckpt = runner.latest_checkpoint(run.path / "checkpoints")
+    if ckpt is None:
+        raise runner.CheckpointError(f"{run.path} has no checkpoint to evaluate")
+    if args.out is not None:
+        out = Path(args.out)
+    else:
+        unit = "episodes" if episodic else "steps"
+        name = (
+            f"{ckpt.stem.replace('ckpt_', 'update')}-tasks{args.eval_tasks or 'default'}-"
+            f"{unit}{points or 'default'}-seed{args.seed}"
         )
+        out = run.path / "evaluations" / name
+    params = runner.load_state(run, ckpt).params
+    summary = runner.evaluate(
+        run, params, points, args.eval_tasks, args.seed, out=out, replace=args.replace
+    )
+    _report_eval(run, summary, out)
+    return 0
+
+
+REPRODUCE_HELP = """\
+Reproduce a paper's table beside the published numbers.
+
+  rl2-bandits / rl2-mdps: classical baselines and RL² on the same held-out trials.
+  maml-sinusoid: MAML, first-order MAML, Meta-SGD, pretrained and oracle on 600 held-out
+    sinusoids, query MSE after 0..10 gradient steps.
+  maml-nav2d: MAML, pretrained, random init and oracle on 40 held-out goals, return after
+    0..3 policy-gradient steps.
+
+Writes OUT/table.md, OUT/table.json, OUT/figure.png and OUT/learning.png; an interrupted
+reproduction resumes where it stopped when run again."""
+
+
+def _cmd_reproduce(argv: list[str]) -> int:
+    from quickstudy.reproduce import TABLES, ReproduceSettings, reproduce
+
+    parser = _parser("quickstudy reproduce", REPRODUCE_HELP)
+    parser.add_argument("table", metavar="TABLE", help="one of: " + ", ".join(TABLES))
+    _add_all(
+        parser,
+        ("--out", "DIR", str, None, "output folder (default: runs/reproduce-TABLE)"),
+        ("--cells", "TASK", str, (), "cells (task names) to run (default: all)"),
+        ("--methods", "NAME", str, (), "methods to run (default: all of the table's)"),
+        ("--budget", "N", _nonneg_int, None, "steps of each trained method; 0 skips them"),
+        ("--trials", "N", _int, None, "held-out trials or tasks per cell (default: the table's)"),
+        ("--tune-trials", "N", _int, None, "trials per value to tune baselines (default: 500)"),
+        ("--seed", "N", _nonneg_int, 0, "seed of training and evaluation"),
+        ("--cache-dir", "DIR", str, None, "where trained runs are kept (default: in OUT)"),
+    )  # fmt: skip
+    args = parser.parse_args(argv)
+    console = _console()
+    out = Path(args.out or f"runs/reproduce-{args.table}")
+    settings = ReproduceSettings(
+        table=args.table,
+        out_dir=out,
+        cells=tuple(args.cells),
+        budget=args.budget,
+        trials=args.trials,
+        tune_trials=args.tune_trials,
+        seed=args.seed,
+        cache_dir=Path(args.cache_dir) if args.cache_dir else None,
+        methods=tuple(args.methods),
+    )
+
+    def train_hook(run: Any, start_update: int) -> Any:
+        from quickstudy import runner
+
+        progress = _Progress(run, start_update)
+        with progress:
+            return runner.train(run, on_chunk=progress.on_chunk, on_warning=progress.warning)
+
+    t0 = time.perf_counter()
+    command = "quickstudy reproduce " + " ".join(argv)
+    try:
+        reproduce(settings, log=console.print, train_hook=train_hook, command=command)
     except KeyboardInterrupt:
         console.print(
             f"interrupted; finished cells and checkpoints are kept. Run the same command "
-            f"again to continue: quickstudy {' '.join(argv)}"
+            f"again to continue: {command}"
         )
         return 130
     console.print(f"done in {time.perf_counter() - t0:,.0f} s: {out / 'table.md'}")
@@ -296,150 +763,64 @@ def _cmd_reproduce(cmd: Reproduce, argv: list[str]) -> int:
     return 0
 
 
-def _train_and_evaluate(run, start_update: int) -> int:
-    from quickstudy import runner
-
-    console = _console()
-    size = (
-        f"{run.algo.num_updates} updates x {run.steps_per_update:,} steps"
-        if run.steps_per_update > 1
-        else f"{run.algo.num_updates:,} {run.algo.step_unit}"
-    )
-    console.print(f"run directory: {run.path}  ({size})")
-    progress, on_chunk = _progress(run, start_update)
-    state = None
-    try:
-        with progress:
-            state = runner.train(run, on_chunk=on_chunk)
-    except KeyboardInterrupt:
-        console.print(
-            f"interrupted; the latest checkpoint is kept. Continue with: "
-            f"quickstudy resume {run.path}"
-        )
-        return 130
-    summary = runner.evaluate(run, state.params)
-    _report_eval(run, summary)
-    return 0
+def _cmd_tasks_argv(argv: list[str]) -> int:
+    return _cmd_tasks(_parser("quickstudy tasks", "List the task distributions.").parse_args(argv))
 
 
-def _flat(config) -> dict[str, object]:
-    """``{field: value}`` of a (nested) config, nested fields by their own names (as flags)."""
-    out: dict[str, object] = {}
-    for field in dataclasses.fields(config):
-        value = getattr(config, field.name)
-        if dataclasses.is_dataclass(value):
-            out.update(_flat(value))
-        else:
-            out[field.name] = value
-    return out
+COMMANDS: dict[str, tuple[Callable[[list[str]], int], str]] = {
+    "tasks": (_cmd_tasks_argv, "list the task distributions and the algorithms that suit them"),
+    "train": (_cmd_train, "meta-train an algorithm on a task distribution, then meta-test it"),
+    "evaluate": (_cmd_evaluate, "meta-test a saved run on held-out tasks"),
+    "resume": (_cmd_resume, "continue an interrupted run, then meta-test it"),
+    "reproduce": (_cmd_reproduce, "reproduce a paper's table beside the published numbers"),
+}  # fmt: skip
 
 
-def _train_help(spec) -> str:
-    lines = [f"{spec.summary}. Then meta-test it on held-out tasks."]
-    if spec.presets:
-        lines.append("Presets (--preset NAME): ")
-        lines += [f"  {name}: {p.description}." for name, p in spec.presets.items()]
+def _top_help() -> str:
+    lines = ["usage: quickstudy COMMAND [options]   (quickstudy COMMAND --help for its options)"]
+    lines += ["", "quickstudy: meta-reinforcement learning in JAX.", "", "commands:"]
+    lines += [f"  {name:<10} {about}" for name, (_, about) in COMMANDS.items()]
+    lines += [
+        "",
+        "exit status: 0 done, 2 bad input, 3 training diverged, 130/143 stopped by a signal",
+        f"progress: a bar on a terminal, log lines otherwise; {PROGRESS_ENV}=bar|plain|off",
+    ]
     return "\n".join(lines)
 
 
-def _cmd_train(algo_name: str, argv: list[str]) -> int:
-    from quickstudy import runner
-    from quickstudy.algorithms import registry
-
-    spec = registry.get(algo_name)
-    pre = argparse.ArgumentParser(add_help=False)
-    pre.add_argument("--task", default=spec.default_task)
-    pre.add_argument("--preset", default=None)
-    known, _ = pre.parse_known_args(argv)
-    task, preset = known.task, known.preset
-    default_config = spec.config(task, preset)  # --help shows this task's and preset's values
-    default = TrainArgs(
-        config=default_config,
-        task=task,
-        preset=preset,
-        chunk_updates=spec.chunk_updates,
-        checkpoint_every=spec.checkpoint_every,
-    )
-    args = tyro.cli(
-        TrainArgs[spec.config_cls],
-        args=argv,
-        default=default,
-        prog=f"quickstudy train {algo_name}",
-        description=_train_help(spec),
-        config=_TYRO_CONFIG,
-    )
-    plain, with_task, final = (
-        _flat(c) for c in (spec.config_cls(), spec.config(args.task), args.config)
-    )
-    applied = [
-        f"--{k.replace('_', '-')} {v}"
-        for k, v in with_task.items()
-        if v != plain[k] and final[k] == v
-    ]
-    if applied:
-        _console().print(f"{task} defaults (override with the flags): " + ", ".join(applied))
-    if args.preset:
-        _console().print(f"preset {args.preset}: {spec.preset(args.preset).description}")
-    settings = runner.RunSettings(
-        seed=args.run.seed,
-        chunk_updates=args.chunk_updates,
-        checkpoint_every=args.checkpoint_every,
-        eval_tasks=args.run.eval_tasks,
-    )
-    run = runner.create_run(
-        algo_name,
-        args.task,
-        args.config,
-        settings,
-        run_dir=args.run.run_dir,
-        runs_root=args.run.runs_root,
-    )
-    return _train_and_evaluate(run, 0)
-
-
-def _cmd_resume(cmd: Resume) -> int:
-    from quickstudy import runner
-
-    run = runner.open_run(cmd.run_dir)
-    _, done = runner.restore_latest(run)
-    return _train_and_evaluate(run, done)
-
-
-def _cmd_evaluate(cmd: Evaluate) -> int:
-    from quickstudy import runner
-
-    run = runner.open_run(cmd.run_dir)
-    summary = runner.evaluate(run, episodes=cmd.episodes, num_tasks=cmd.tasks, seed=cmd.seed)
-    _report_eval(run, summary)
-    return 0
-
-
-def main(argv: list[str] | None = None) -> int:
-    """Entry point of the ``quickstudy`` command."""
-    argv = sys.argv[1:] if argv is None else list(argv)
-    try:
-        if len(argv) >= 2 and argv[0] == "train" and not argv[1].startswith("-"):
-            return _cmd_train(argv[1], argv[2:])
-        cmd = tyro.cli(
-            Command,
-            args=argv,
-            prog="quickstudy",
-            description="quickstudy: meta-reinforcement learning in JAX.",
-            config=_TYRO_CONFIG,
-        )
-        if isinstance(cmd, Tasks):
-            return _cmd_tasks()
-        if isinstance(cmd, Train):
-            return _cmd_train(cmd.algo, [])
-        if isinstance(cmd, Evaluate):
-            return _cmd_evaluate(cmd)
-        if isinstance(cmd, Reproduce):
-            return _cmd_reproduce(cmd, argv)
-        return _cmd_resume(cmd)
-    except QuickstudyError as err:
-        print(f"error: {err}", file=sys.stderr)  # noqa: T201
+def main(argv: Sequence[str] | None = None) -> int:
+    """Entry point of the ``quickstudy`` command; returns the exit status."""
+    argv = list(sys.argv[1:] if argv is None else argv)
+    if not argv or argv[0] in ("-h", "--help"):
+        print(_top_help())  # noqa: T201
+        return 0 if argv else 2
+    name, rest = argv[0], argv[1:]
+    if name not in COMMANDS:
+        _error(f"unknown command {name!r}. Commands: {', '.join(COMMANDS)}")
         return 2
+    try:
+        return COMMANDS[name][0](rest)
+    except _ExitError as done:
+        return done.status
+    except QuickstudyError as err:
+        _error(str(err))
+        return 2
+    except KeyboardInterrupt:
+        print("interrupted", file=sys.stderr)  # noqa: T201
+        return 130
+
+
+def entry() -> None:
+    """The console script: `main`, then exit at once even if interrupted work is still running."""
+    from quickstudy import runner
+
+    status = main()
+    sys.stdout.flush()
+    sys.stderr.flush()
+    if runner.abandoned_work():
+        os._exit(status)  # files are closed; do not wait for a computation nobody will read
+    sys.exit(status)
 
 
 if __name__ == "__main__":
-    sys.exit(main())
+    entry()

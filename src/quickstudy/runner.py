@@ -11,13 +11,18 @@ state as an uninterrupted one and ends with the same parameters.
 from __future__ import annotations
 
 import dataclasses
+import datetime
 import functools
+import logging
 import math
+import signal
+import threading
 from collections.abc import Callable
 from pathlib import Path
 from typing import Any
 
 import jax
+import jax.numpy as jnp
 import numpy as np
 
 import quickstudy
@@ -26,16 +31,26 @@ from quickstudy.errors import CheckpointError, ConfigError, QuickstudyError
 from quickstudy.evaluation.protocol import write_meta_test
 from quickstudy.tracking import (
     MetricsLogger,
+    RunLock,
     latest_checkpoint,
+    list_checkpoints,
     load_checkpoint,
     make_run_dir,
     read_json,
+    read_metrics,
     save_checkpoint,
     write_json_atomic,
 )
-from quickstudy.types import Algorithm, MetaTestResult, check_fields
+from quickstudy.tracking.logger import JSONL
+from quickstudy.tracking.run_dir import CHECKPOINTS, EVAL
+from quickstudy.types import INT_LIMIT, Algorithm, MetaTestResult, check_fields
 
 PyTree = Any
+logger = logging.getLogger(__name__)
+MAX_TASKS = 100_000
+"""Most held-out tasks one meta-test takes (its trials are held in memory at once)."""
+MAX_POINTS = 10_000
+"""Most adaptation points (episodes per trial, gradient steps) of one meta-test."""
 
 
 @dataclasses.dataclass(frozen=True)
@@ -65,6 +80,12 @@ class RunSettings:
             positive_int=("chunk_updates", "checkpoint_every", "keep_checkpoints"),
             nonneg_int=("eval_tasks", "eval_episodes", "seed"),
         )
+        limits = {"eval_tasks": MAX_TASKS, "eval_episodes": MAX_POINTS}
+        for name in ("seed", "chunk_updates", "checkpoint_every", "keep_checkpoints"):
+            limits[name] = INT_LIMIT
+        for name, limit in limits.items():
+            if getattr(self, name) > limit:
+                raise ConfigError(f"{name} must be at most {limit}, got {getattr(self, name)}")
 
 
 @dataclasses.dataclass
@@ -76,6 +97,10 @@ class Run:
     task_name: str
     settings: RunSettings
     algo: Algorithm
+    lock: RunLock = dataclasses.field(init=False, repr=False)
+
+    def __post_init__(self):
+        self.lock = RunLock(self.path)
 
     @property
     def steps_per_update(self) -> int:
@@ -180,14 +205,23 @@ def _scan_updates(algo: Algorithm, state: PyTree, length: int) -> tuple[PyTree, 
 
 
 def _chunk_fn(algo: Algorithm, length: int) -> Callable:
-    if algo.jittable:
-        return jax.jit(functools.partial(_scan_updates, algo, length=length))
+    """``chunk(state, should_stop) -> (state, metrics [n])``: up to ``length`` updates.
 
-    def looped(state):
+    A jittable algorithm runs all ``length`` updates in one compiled program (dispatched
+    asynchronously); a host-stepped one loops in Python and stops early, after ``n < length``
+    updates, once ``should_stop()`` is true.
+    """
+    if algo.jittable:
+        compiled = jax.jit(functools.partial(_scan_updates, algo, length=length))
+        return lambda state, should_stop: compiled(state)
+
+    def looped(state, should_stop):
         rows = []
         for _ in range(length):
             state, metrics = algo.update(state)
             rows.append(jax.device_get(metrics))
+            if should_stop():
+                break
         return state, {k: np.stack([np.asarray(r[k]) for r in rows]) for k in rows[0]}
 
     return looped
@@ -208,20 +242,290 @@ def initial_state(run: Run) -> PyTree:
 
 
 def restore_latest(run: Run) -> tuple[PyTree, int]:
-    """The latest checkpointed state and its update count, or the initial state and 0."""
-    ckpt = latest_checkpoint(run.path / "checkpoints")
-    if ckpt is None:
+    """The latest checkpointed state and its update count, or the initial state and 0.
+
+    Raises:
+        CheckpointError: The latest checkpoint cannot be loaded; the message names it and the
+            older checkpoints that can, with the command that resumes from one of them.
+    """
+    ckpts = list_checkpoints(run.path / CHECKPOINTS)
+    if not ckpts:
         return initial_state(run), 0
-    state = load_state(run, ckpt)
+    try:
+        state = load_state(run, ckpts[-1][1])
+    except CheckpointError as err:
+        valid = [update for update, path in ckpts[:-1] if _loads(run, path)]
+        raise CheckpointError(f"{err}. {_rewind_hint(run, [*reversed(valid), 0])}") from err
     return state, int(state.update)
+
+
+def _loads(run: Run, path: Path) -> bool:
+    try:
+        load_state(run, path)
+    except CheckpointError:
+        return False
+    return True
+
+
+def _rewind_hint(run: Run, updates: list[int]) -> str:
+    shown = ", ".join(str(u) for u in updates[:4])
+    return (
+        f"Checkpoints to resume from (update): {shown}. Resume from one with "
+        f"`quickstudy resume {run.path} --from-update {updates[0]}` (training is "
+        "deterministic, so the later updates are recomputed exactly)"
+    )
+
+
+def rewind(run: Run, update: int) -> Path | None:
+    """Makes the checkpoint of ``update`` (0: the start) the latest one, losing nothing.
+
+    The newer checkpoints move to ``checkpoints/superseded-<time>/``; the metrics rows after
+    ``update`` are dropped when training resumes (they are recomputed, identically).
+
+    Returns:
+        The folder the newer checkpoints moved to, or ``None`` if there were none.
+
+    Raises:
+        CheckpointError: There is no checkpoint of ``update``.
+    """
+    ckpts = list_checkpoints(run.path / CHECKPOINTS)
+    if update != 0 and update not in {u for u, _ in ckpts}:
+        have = ", ".join(str(u) for u, _ in ckpts) or "none"
+        raise CheckpointError(
+            f"{run.path} has no checkpoint of update {update} (it has: {have}; 0 is the start)"
+        )
+    newer = [p for u, p in ckpts if u > update]
+    newer += [
+        p
+        for p in (run.path / CHECKPOINTS).glob("ckpt_*.msgpack")
+        if p not in newer and int(p.stem.split("_")[1]) > update
+    ]  # incomplete ones too
+    if not newer:
+        return None
+    stamp = datetime.datetime.now().strftime("%Y%m%d-%H%M%S-%f")
+    folder = run.path / CHECKPOINTS / f"superseded-{stamp}"
+    folder.mkdir()
+    for path in newer:
+        for part in (path, path.with_suffix(".json")):
+            if part.exists():
+                part.rename(folder / part.name)
+    return folder
+
+
+def check_resumable(run: Run, done: int) -> None:
+    """Checks that the run can continue from update ``done`` without losing anything.
+
+    Raises:
+        ConfigError: The run's budget (``total_steps`` in ``config.json``) ends before update
+            ``done``.
+        CheckpointError: ``metrics.jsonl`` lacks rows of updates up to ``done`` (a truncated or
+            edited file): training on would leave the gap for good. The message names the
+            missing updates and the checkpoint to resume from instead.
+    """
+    total = run.algo.num_updates
+    if done > total:
+        raise ConfigError(
+            f"{run.path / 'config.json'}: total_steps gives {total} updates, but the latest "
+            f"checkpoint is at update {done}; raise total_steps back to at least "
+            f"{done * run.steps_per_update} or start a new run"
+        )
+    try:
+        rows = read_metrics(run.path / JSONL)
+    except QuickstudyError as err:
+        raise CheckpointError(f"{err}; fix or delete that line to resume") from err
+    per = run.steps_per_update
+    logged = [int(r.get("update", r["step"] // per)) for r in rows]
+    have = [u for u in logged if u <= done]
+    if have == list(range(1, done + 1)):
+        return
+    contiguous = 0
+    for u in have:
+        if u != contiguous + 1:
+            break
+        contiguous = u
+    dupes = len(have) - len(set(have))
+    what = f"{dupes} duplicated rows" if dupes else f"no rows for updates {contiguous + 1}.."
+    ckpts = [u for u, _ in list_checkpoints(run.path / CHECKPOINTS) if u <= contiguous]
+    raise CheckpointError(
+        f"{run.path / JSONL} is inconsistent with the checkpoint of update {done}: {what} "
+        f"(complete up to update {contiguous}). {_rewind_hint(run, [*reversed(ckpts), 0])}"
+    )
+
+
+class Interrupted(KeyboardInterrupt):
+    """Training stopped on SIGINT or SIGTERM; the latest checkpoint matches the logged rows.
+
+    Attributes:
+        signum: The signal received.
+        update: The update count of the latest checkpoint.
+    """
+
+    def __init__(self, signum: int, update: int) -> None:
+        super().__init__(f"stopped by {signal.Signals(signum).name} at update {update}")
+        self.signum, self.update = signum, update
+
+
+class DivergedError(QuickstudyError):
+    """Training produced non-finite losses, gradients or parameters and was stopped."""
+
+
+_abandoned: list[threading.Thread] = []
+
+
+def abandoned_work() -> bool:
+    """Whether an interrupted chunk is still computing in the background.
+
+    A command-line program that has written everything may then end with ``os._exit`` rather
+    than wait for it at interpreter exit.
+    """
+    return any(worker.is_alive() for worker in _abandoned)
+
+
+class _Signals:
+    """SIGINT/SIGTERM set a flag (the first) or raise ``KeyboardInterrupt`` (a second one).
+
+    Installed only in the main thread; elsewhere it never fires and the default handling
+    stays.
+    """
+
+    def __init__(self) -> None:
+        self.received: int | None = None
+        self._previous: dict[int, Any] = {}
+
+    def _handle(self, signum: int, frame: Any) -> None:
+        if self.received is not None:
+            raise KeyboardInterrupt  # a second signal: stop waiting
+        self.received = signum
+
+    def __enter__(self) -> _Signals:
+        if threading.current_thread() is threading.main_thread():
+            for signum in (signal.SIGINT, signal.SIGTERM):
+                self._previous[signum] = signal.signal(signum, self._handle)
+        return self
+
+    def __exit__(self, *exc: object) -> None:
+        for signum, handler in self._previous.items():
+            signal.signal(signum, handler)
+
+
+def _run_chunk(fn: Callable[[], Any], signals: _Signals, abandon: bool) -> Any | None:
+    """Runs ``fn`` (compile, dispatch and compute a chunk) in a worker thread.
+
+    The main thread waits on an event, so a signal handler runs at once. On a signal the
+    chunk is abandoned (``None`` is returned while the worker finishes in the background)
+    when ``abandon``; otherwise (a host loop, which stops after its current update) it is
+    awaited. An abandoned worker is not a daemon: the interpreter waits for it at exit (a
+    compiled program cannot be cut short, and killing its thread aborts the process); see
+    `abandoned_work`.
+    """
+    ready, out = threading.Event(), {}
+
+    def work():
+        try:
+            out["value"] = jax.block_until_ready(fn())
+        except BaseException as err:  # noqa: BLE001 - re-raised in the main thread
+            out["error"] = err
+        finally:
+            ready.set()
+
+    worker = threading.Thread(target=work, name="quickstudy-chunk")
+    worker.start()
+    while not ready.wait(0.2):  # returns early once a signal handler has run
+        if abandon and signals.received is not None:
+            _abandoned.append(worker)
+            return None
+    if "error" in out:
+        raise out["error"]
+    return out["value"]
+
+
+@jax.jit
+def _finite(tree: PyTree) -> jax.Array:
+    leaves = [x for x in jax.tree.leaves(tree) if jnp.issubdtype(jnp.result_type(x), jnp.inexact)]
+    return jnp.all(jnp.stack([jnp.all(jnp.isfinite(x)) for x in leaves] or [jnp.bool_(True)]))
+
+
+class _Watcher:
+    """Checks each chunk's metrics and parameters; warns once per rule."""
+
+    def __init__(self, algo: Algorithm, on_warning: Callable[[str], None]) -> None:
+        self.algo, self.on_warning = algo, on_warning
+        self.first: dict[str, float] = {}
+        self.warned: set[str] = set()
+        self.last_finite: tuple[int, dict[str, float]] | None = None
+
+    def bad_rows(self, first_update: int, rows: list[dict[str, float]]) -> list[tuple[int, list]]:
+        """``(update, non-finite keys)`` of the rows with a non-finite value."""
+        progress = self.algo.progress[0]
+        out = []
+        for i, row in enumerate(rows):
+            bad = [
+                k
+                for k, v in row.items()
+                if not math.isfinite(v) and not (k == progress and math.isnan(v))
+            ]
+            if bad:
+                out.append((first_update + i, bad))
+            elif not out:
+                self.last_finite = (first_update + i, row)
+        return out
+
+    def warn(self, first_update: int, rows: list[dict[str, float]]) -> None:
+        for i, row in enumerate(rows):
+            for rule in self.algo.watch:
+                value = row.get(rule.metric)
+                if value is None or not math.isfinite(value) or rule.metric in self.warned:
+                    continue
+                first = self.first.setdefault(rule.metric, value)
+                limit = min(rule.above, rule.growth * max(abs(first), 1.0))
+                if abs(value) > limit:
+                    self.warned.add(rule.metric)
+                    self.on_warning(
+                        f"possible divergence at update {first_update + i}: {rule.metric} = "
+                        f"{value:.4g} (warning threshold {limit:.4g}); consider a smaller "
+                        "learning rate"
+                    )
+
+
+def _describe_divergence(
+    watcher: _Watcher, bad: list[tuple[int, list]], params_finite: bool, last: int, ckpt: str
+) -> str:
+    parts = []
+    if bad:
+        update, keys = bad[0]
+        parts.append(f"non-finite {', '.join(keys)} at update {update}")
+    if not params_finite:
+        parts.append(f"non-finite parameters after update {last}")
+    text = "training diverged: " + "; ".join(parts) + "."
+    if watcher.last_finite is not None:
+        update, row = watcher.last_finite
+        shown = ", ".join(f"{k} {v:.4g}" for k, v in row.items() if math.isfinite(v))
+        text += f" Last finite metrics (update {update}): {shown}."
+    return text + f" {ckpt}. Lower the learning rate (or step size) and start a new run."
 
 
 def train(
     run: Run,
     on_chunk: Callable[[int, dict[str, np.ndarray]], None] | None = None,
     stop_after_updates: int | None = None,
+    on_warning: Callable[[str], None] | None = None,
+    start: tuple[PyTree, int] | None = None,
 ) -> PyTree:
     """Trains from the latest checkpoint (or from scratch) to the end of the run.
+
+    Only one process trains a run directory at a time (:class:`~quickstudy.tracking.RunLock`).
+    A chunk's state is committed (its rows logged, then the state adopted) only once it is
+    fully computed and checked, so every checkpoint's name, content and logged rows agree:
+
+    * SIGINT/SIGTERM abandons the chunk in flight within a fraction of a second, saves the
+      last committed state if it is newer than the latest checkpoint and raises
+      :class:`Interrupted`; ``resume`` then restores every row.
+    * A non-finite metric (other than an undefined progress metric) or parameter stops the run
+      at the end of the chunk: the last finite state is saved (so no finite checkpoint is ever
+      pruned for a broken one) and :class:`DivergedError` names the update, the quantities and
+      the last finite metrics.
+    * The algorithm's :class:`~quickstudy.types.Watch` rules warn (once each) when a metric
+      explodes.
 
     Args:
         run: The run.
@@ -230,50 +534,96 @@ def train(
             an update where it is undefined (no trial ended); it is left out of that row.
         stop_after_updates: Stop early once this many updates are done (for tests and for
             splitting work); the run can be resumed later.
+        on_warning: Receives divergence warnings (default: ``logging.warning``).
+        start: ``(state, update)`` to continue from, as `restore_latest` returns it (default:
+            restored here).
 
     Returns:
         The final training state (also saved as the latest checkpoint).
+
+    Raises:
+        RunLockedError: Another process is training this run.
+        Interrupted: A signal stopped the run.
+        DivergedError: Training produced non-finite values.
+        CheckpointError, ConfigError: The run cannot be resumed as it is (see
+            `check_resumable`).
     """
-    state, done = restore_latest(run)
+    with run.lock:
+        state, done = start if start is not None else restore_latest(run)
+        check_resumable(run, done)
+        return _train_locked(run, state, done, on_chunk, stop_after_updates, on_warning)
+
+
+def _train_locked(run, state, done, on_chunk, stop_after_updates, on_warning) -> PyTree:
     total = run.algo.num_updates
     end = total if stop_after_updates is None else min(total, stop_after_updates)
     chunk = run.settings.chunk_updates
     progress_key = run.progress_metric[0]
     compiled: dict[int, Callable] = {}
+    watcher = _Watcher(run.algo, on_warning or logger.warning)
     saved = done
-    with MetricsLogger(run.path) as logger:
-        logger.truncate_after(done * run.steps_per_update)
+    with MetricsLogger(run.path) as metrics_log, _Signals() as signals:
+        metrics_log.truncate_after(done * run.steps_per_update)
         chunks_since_save = 0
         try:
-            while done < end:
+            while done < end and signals.received is None:
                 length = min(chunk - done % chunk, end - done)
                 if length not in compiled:
                     compiled[length] = _chunk_fn(run.algo, length)
-                state, metrics = compiled[length](state)
+                fn = functools.partial(
+                    compiled[length], state, lambda: signals.received is not None
+                )
+                result = _run_chunk(fn, signals, abandon=run.algo.jittable)
+                if result is None:
+                    break  # the chunk in flight is abandoned; the committed state is saved below
+                new_state, metrics = result
                 metrics = jax.device_get(metrics)
-                for i in range(length):
-                    row = {k: float(v[i]) for k, v in metrics.items()}
+                length = len(next(iter(metrics.values())))  # a host loop may stop early
+                rows = [{k: float(v[i]) for k, v in metrics.items()} for i in range(length)]
+                bad = watcher.bad_rows(done + 1, rows)
+                params_finite = bool(_finite(new_state.params))
+                logged = []
+                for i, row in enumerate(rows):
                     if math.isnan(row.get(progress_key, 0.0)):
                         del row[progress_key]  # undefined in this update: no value to log
-                    row["update"] = done + i + 1
-                    logger.log((done + i + 1) * run.steps_per_update, row)
-                done += length
+                    logged.append(
+                        ((done + i + 1) * run.steps_per_update, {**row, "update": done + i + 1})
+                    )
+                metrics_log.log_rows(logged)
+                if bad or not params_finite:
+                    if done > saved:
+                        _save(run, done, state)
+                        saved = done
+                    ckpt = (
+                        f"The last finite state is checkpoint update {saved}"
+                        if saved
+                        else "No update finished with finite values"
+                    )
+                    raise DivergedError(
+                        _describe_divergence(watcher, bad, params_finite, done + length, ckpt)
+                    )
+                watcher.warn(done + 1, rows)
+                state, done = new_state, done + length
                 chunks_since_save += 1
                 if chunks_since_save >= run.settings.checkpoint_every or done >= end:
                     _save(run, done, state)
                     saved, chunks_since_save = done, 0
                 if on_chunk is not None:
                     on_chunk(done, metrics)
-        except KeyboardInterrupt:
-            if done > saved:  # keep every completed chunk; chunk boundaries stay absolute
+        except KeyboardInterrupt:  # a second signal, or Ctrl-C outside the main thread
+            if done > saved:
                 _save(run, done, state)
             raise
+        if signals.received is not None:
+            if done > saved:
+                _save(run, done, state)
+            raise Interrupted(signals.received, done)
     return state
 
 
 def _save(run: Run, update: int, state: PyTree) -> Path:
     return save_checkpoint(
-        run.path / "checkpoints", update, state, keep=run.settings.keep_checkpoints
+        run.path / CHECKPOINTS, update, state, keep=run.settings.keep_checkpoints
     )
 
 
@@ -301,8 +651,10 @@ def evaluate(
     episodes: int = 0,
     num_tasks: int = 0,
     seed: int = 0,
+    out: str | Path | None = None,
+    replace: bool = True,
 ) -> dict[str, Any]:
-    """Meta-tests a run and writes ``eval/summary.json``, ``results.npz`` and ``adaptation.png``.
+    """Meta-tests a run and writes ``summary.json``, ``results.npz`` and ``adaptation.png``.
 
     Args:
         run: The run.
@@ -311,15 +663,28 @@ def evaluate(
             setting, else the algorithm's default).
         num_tasks: Held-out tasks (0: the run's setting, else the task's default).
         seed: Seed of the evaluation key.
+        out: Output directory (default: the run's ``eval/``, its final meta-test).
+        replace: Overwrite a meta-test already in ``out``; if ``False`` that is an error.
 
     Returns:
-        The summary (also written to ``eval/summary.json``).
+        The summary (also written to ``<out>/summary.json``).
 
     Raises:
         CheckpointError: No checkpoint to evaluate, or it is corrupt.
+        ConfigError: A negative or oversized argument (``MAX_POINTS``, ``MAX_TASKS``), or
+            ``out`` holds a meta-test and ``replace`` is false.
     """
+    limits = {"episodes": (episodes, MAX_POINTS), "num_tasks": (num_tasks, MAX_TASKS)}
+    for name, (value, limit) in {**limits, "seed": (seed, INT_LIMIT)}.items():
+        if not (isinstance(value, int) and not isinstance(value, bool) and 0 <= value <= limit):
+            raise ConfigError(f"{name} must be an integer in [0, {limit}], got {value!r}")
+    out = Path(out) if out is not None else run.path / EVAL
+    if not replace and (out / "summary.json").exists():
+        raise ConfigError(f"{out} already holds a meta-test; choose another --out or --replace")
+    if out.exists() and not out.is_dir():
+        raise ConfigError(f"{out} is a file, not a directory")
     if params is None:
-        ckpt = latest_checkpoint(run.path / "checkpoints")
+        ckpt = latest_checkpoint(run.path / CHECKPOINTS)
         if ckpt is None:
             raise CheckpointError(f"{run.path} has no checkpoint to evaluate")
         params = load_state(run, ckpt).params
@@ -331,9 +696,12 @@ def evaluate(
         seed,
     )
     variant = run.algo.variant
-    label = f"{run.algo_name} ({variant})" if variant else run.algo_name
+    label = (
+        f"{run.algo_name} ({variant})" if variant and variant != run.algo_name else run.algo_name
+    )
     title = f"{run.algo_name} on {run.task_name}: meta-test, {np.shape(result.values)[0]} tasks"
     record = {"algo": run.algo_name, "task": run.task_name, "seed": seed}
     if variant is not None:
         record["variant"] = variant
-    return write_meta_test(result, run.path / "eval", label, title, **record)
+    out.mkdir(parents=True, exist_ok=True)
+    return write_meta_test(result, out, label, title, **record)

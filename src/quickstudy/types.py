@@ -109,6 +109,21 @@ class Transition(NamedTuple):
     info: dict[str, jax.Array]
 
 
+class Watch(NamedTuple):
+    """A divergence warning on one training metric (the run goes on; non-finite values stop it).
+
+    Attributes:
+        metric: The metrics key.
+        above: Warn when the value exceeds this.
+        growth: Warn when ``|value|`` exceeds this multiple of ``max(|first value|, 1)``, its
+            first finite value in the process.
+    """
+
+    metric: str
+    above: float = float("inf")
+    growth: float = float("inf")
+
+
 class Learner(NamedTuple):
     """An ``(init, update)`` pair that improves a policy from collected experience.
 
@@ -117,10 +132,12 @@ class Learner(NamedTuple):
         update: ``update(key, params, learner_state, batch, carry0) -> (params, learner_state,
             metrics)``, where ``batch`` is a :class:`Transition` ``[T, B, ...]`` and ``carry0``
             the policy's memory before its first step (``[B, ...]`` leaves).
+        watch: Divergence warnings on the learner's metrics (see :class:`Watch`).
     """
 
     init: Callable[[PyTree], PyTree]
     update: Callable[..., tuple[PyTree, PyTree, Metrics]]
+    watch: tuple[Watch, ...] = ()
 
 
 @struct.dataclass
@@ -179,6 +196,9 @@ class Algorithm(NamedTuple):
             after its inner steps, 0 for a variant that takes none); ``None``: a whole trial.
         parts: The building blocks, for inspection (e.g. ``"policy"``, ``"network"``,
             ``"env"``); what an algorithm lists here is its own.
+        watch: Divergence warnings on training metrics (see :class:`Watch`).
+        axis: What the meta-test's points count: ``"episode"`` (episodes per trial) or
+            ``"gradient step"``.
     """
 
     config: Any
@@ -196,6 +216,8 @@ class Algorithm(NamedTuple):
     variant: str | None = None
     progress_point: int | None = None
     parts: Mapping[str, Any] = types.MappingProxyType({})
+    watch: tuple[Watch, ...] = ()
+    axis: str = "episode"
 
 
 class Preset(NamedTuple):
@@ -237,6 +259,68 @@ def check_fields(config: Any, **kinds: tuple[str, ...]) -> None:
             value = getattr(config, name)
             if not ok(value):
                 raise ConfigError(f"{name} must be {text}, got {value!r}")
+
+
+INT_LIMIT = 2**31 - 1
+"""The largest integer a config field may hold (sizes and counts become int32 in JAX)."""
+
+
+def check_config(config: Any, where: str = "") -> None:
+    """Checks every field of a (nested) config dataclass against its annotation.
+
+    Numbers must be finite and integers within ``±INT_LIMIT``; a ``bool`` is not a number,
+    an ``int`` is accepted where a ``float`` is declared; ``Literal`` fields must hold one of
+    their values; ``tuple[int, ...]`` fields a tuple of such integers. This runs on every
+    config an algorithm is built with, so NaN, infinities and values of the wrong type are
+    refused everywhere, whatever the per-field checks of the config itself.
+
+    Args:
+        config: A config dataclass instance.
+        where: Prefix of the field names in messages (for nested configs).
+
+    Raises:
+        ConfigError: A field's value does not fit its annotation; the message names it.
+    """
+    hints = typing.get_type_hints(type(config))
+    for field in dataclasses.fields(config):
+        name, value = f"{where}{field.name}", getattr(config, field.name)
+        hint = hints[field.name]
+        if dataclasses.is_dataclass(hint):
+            if not isinstance(value, hint):
+                raise ConfigError(f"{name} must be a {hint.__name__}, got {value!r}")
+            check_config(value, f"{name}.")
+            continue
+        problem = _type_problem(hint, value)
+        if problem:
+            raise ConfigError(f"{name} must be {problem}, got {value!r}")
+
+
+def _type_problem(hint: Any, value: Any) -> str | None:
+    """What ``value`` should be to fit ``hint``, or ``None`` if it fits (or is not checked)."""
+    origin, args = typing.get_origin(hint), typing.get_args(hint)
+    if hint is bool:
+        return None if isinstance(value, bool) else "true or false"
+    if hint is int:
+        ok = _is_int(value) and abs(value) <= INT_LIMIT
+        return None if ok else f"an integer in [-{INT_LIMIT}, {INT_LIMIT}]"
+    if hint is float:
+        ok = _is_num(value) and abs(value) <= 1e300
+        return None if ok else "a finite number"
+    if hint is str:
+        return None if isinstance(value, str) else "a string"
+    if origin is typing.Literal:
+        return None if value in args else "one of " + ", ".join(map(repr, args))
+    if origin is tuple and len(args) == 2 and args[1] is Ellipsis:
+        if not isinstance(value, tuple):
+            return "a tuple"
+        bad = [p for p in (_type_problem(args[0], v) for v in value) if p]
+        return f"a tuple whose items are each {bad[0]}" if bad else None
+    if origin in (typing.Union, types.UnionType):
+        problems = [_type_problem(a, value) for a in args if a is not type(None)]
+        if value is None and type(None) in args:
+            return None
+        return None if any(p is None for p in problems) else (problems[0] if problems else None)
+    return None
 
 
 def check_choice(config: Any, name: str, choices: tuple[str, ...]) -> None:

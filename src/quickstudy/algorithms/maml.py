@@ -32,7 +32,7 @@ from quickstudy.learners.inner_sgd import adapt, inner_step
 from quickstudy.networks.conv import ConvNet
 from quickstudy.networks.mlp import MLP
 from quickstudy.tasks.fewshot import Batch, FewShotTasks
-from quickstudy.types import Algorithm, MetaTestResult, check_choice, check_fields
+from quickstudy.types import Algorithm, MetaTestResult, Watch, check_choice, check_fields
 
 PyTree = Any
 
@@ -52,17 +52,17 @@ class MAMLConfig:
             (task parameters as extra inputs).
         meta_batch_size: Tasks per meta-iteration.
         inner_steps: Inner gradient steps during meta-training (MAML only).
-        inner_lr: Inner step size α (the paper: 0.01), also used for meta-test fine-tuning.
+        inner_lr: Inner step size α, also used for meta-test fine-tuning. The paper's is 0.01.
         meta_lr: Adam step size of the outer loop.
         first_order: First-order MAML (no second-order term in the meta-gradient).
         learn_inner_lr: Meta-SGD: learn a per-parameter step size, initialised to ``inner_lr``.
         hidden_sizes: Hidden layer widths of the ReLU MLP (vector inputs).
         conv_channels: Filters per convolution of the 4-block CNN (image inputs).
-        query_points: Query points per task (per class for classification) during
-            meta-training (0: the task's ``K`` shots).
-        test_steps: Gradient steps recorded at meta-test (0..test_steps).
-        test_query_points: Query points per held-out task at meta-test (more points only lower
-            the variance of the same expected MSE); per class for classification, capped at the
+        query_points: Query points per task in meta-training (0: K, the task's shots). Per
+            class for classification.
+        test_steps: Gradient steps at meta-test (the loss is recorded after 0 to this many).
+        test_query_points: Query points per held-out task at meta-test. More points only lower
+            the variance of the same expected loss. Per class for classification, capped at the
             examples a class has besides its shots.
         remat: Recompute inner steps in the backward pass (memory O(k·|θ|); see ``adapt``).
     """
@@ -275,4 +275,6 @@ def make_maml(config: MAMLConfig, tasks: FewShotTasks) -> Algorithm:
         variant=config.variant,
         progress_point=config.train_inner_steps,
         parts={"network": network, "predict": predict, "loss": loss},
+        axis="gradient step",
+        watch=(Watch("query_loss", growth=1e4), Watch("grad_norm", growth=1e4)),
     )

@@ -53,7 +53,7 @@ from quickstudy.objectives.returns import discounted_returns
 from quickstudy.rollout.episodes import Episodes, sample_episodes
 from quickstudy.tasks.distribution import TaskDistribution
 from quickstudy.tasks.trial import task_features
-from quickstudy.types import Algorithm, MetaTestResult, check_choice, check_fields
+from quickstudy.types import Algorithm, MetaTestResult, Watch, check_choice, check_fields
 
 PyTree = Any
 MIN_LOG_STD = float(jnp.log(1e-6))
@@ -80,7 +80,7 @@ class MAMLRLConfig:
         gamma: Discount.
         hidden_sizes: Hidden widths of the Gaussian MLP policy (ReLU).
         init_std: Initial standard deviation of the policy (normalised action units).
-        test_steps: Gradient steps at meta-test (returns recorded after 0..test_steps).
+        test_steps: Gradient steps at meta-test (returns are recorded after 0 to this many).
         test_episodes: Episodes per task and step at meta-test (the paper: 40).
         test_later_lr_scale: Step-size factor of meta-test steps after the first (the paper: 1/2).
     """
@@ -387,4 +387,6 @@ def make_maml_rl(config: MAMLRLConfig, tasks: TaskDistribution) -> Algorithm:
         variant=config.variant,
         progress_point=config.train_inner_steps,
         parts={"adapt": adapt},
+        axis="gradient step",
+        watch=(Watch("kl", above=1.0),),
     )

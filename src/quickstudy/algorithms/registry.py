@@ -10,15 +10,20 @@ import dataclasses
 from collections.abc import Callable, Mapping
 from typing import Any
 
+import jax
+
 from quickstudy import tasks as task_registry
 from quickstudy.algorithms import legacy
 from quickstudy.algorithms.maml import MAMLConfig, make_maml
 from quickstudy.algorithms.maml_rl import MAMLRLConfig, make_maml_rl
 from quickstudy.algorithms.rl2 import RL2Config, make_rl2
-from quickstudy.errors import UnknownNameError
+from quickstudy.envs.base import Box, is_host
+from quickstudy.errors import ConfigError, UnknownNameError
 from quickstudy.presets import maml as maml_presets
 from quickstudy.presets import rl2 as rl2_presets
-from quickstudy.types import Algorithm, Preset, config_from_dict, replace_nested
+from quickstudy.tasks.distribution import TaskDistribution
+from quickstudy.tasks.fewshot import FewShotTasks
+from quickstudy.types import Algorithm, Preset, check_config, config_from_dict, replace_nested
 
 
 @dataclasses.dataclass(frozen=True)
@@ -39,6 +44,8 @@ class AlgorithmSpec:
             state of an older layout into the current one.
         chunk_updates: Default updates per compiled chunk (logging and checkpoint grain).
         checkpoint_every: Default chunks between checkpoints.
+        suits: ``suits(tasks) -> bool``: the kinds of task distribution it trains on (for
+            ``quickstudy tasks``; `build` gives the reason when one does not fit).
     """
 
     name: str
@@ -52,6 +59,7 @@ class AlgorithmSpec:
     migrate_state: Callable[[Any, Any], Any] = lambda state, config: state
     chunk_updates: int = 10
     checkpoint_every: int = 5
+    suits: Callable[[Any], bool] = lambda tasks: True
 
     def config(
         self, task: str, preset: str | None = None, overrides: Mapping[str, Any] | None = None
@@ -85,6 +93,12 @@ class AlgorithmSpec:
         return config_from_dict(self.config_cls, self.migrate(dict(record)), where)
 
 
+def _continuous_jax_rl(tasks: Any) -> bool:
+    if not isinstance(tasks, TaskDistribution) or is_host(tasks.env):
+        return False
+    return isinstance(tasks.env.action_space(tasks.sample_one(jax.random.key(0))), Box)
+
+
 ALGORITHMS: dict[str, AlgorithmSpec] = {
     spec.name: spec
     for spec in (
@@ -97,6 +111,7 @@ ALGORITHMS: dict[str, AlgorithmSpec] = {
             rl2_presets.PRESETS,
             migrate=legacy.rl2,
             migrate_state=legacy.rl2_state,
+            suits=lambda tasks: isinstance(tasks, TaskDistribution),
         ),
         AlgorithmSpec(
             "maml",
@@ -107,6 +122,7 @@ ALGORITHMS: dict[str, AlgorithmSpec] = {
             task_defaults=maml_presets.task_defaults,
             chunk_updates=1000,
             checkpoint_every=10,
+            suits=lambda tasks: isinstance(tasks, FewShotTasks),
         ),
         AlgorithmSpec(
             "maml-rl",
@@ -117,6 +133,7 @@ ALGORITHMS: dict[str, AlgorithmSpec] = {
             migrate=legacy.maml_rl,
             chunk_updates=5,
             checkpoint_every=1,
+            suits=_continuous_jax_rl,
         ),
     )
 }
@@ -135,11 +152,22 @@ def get(name: str) -> AlgorithmSpec:
     return ALGORITHMS[name]
 
 
+def suited(task: str) -> list[str]:
+    """The registered algorithms that train on the named task distribution."""
+    tasks = task_registry.make(task)
+    return [name for name, spec in ALGORITHMS.items() if spec.suits(tasks)]
+
+
 def build(name: str, task: str, config: Any) -> Algorithm:
     """Builds the named algorithm with ``config`` on the named task distribution.
 
     Raises:
         UnknownNameError: Unknown algorithm or task; the message lists the valid names.
-        ConfigError: The algorithm cannot run on that task.
+        ConfigError: The algorithm cannot run on that task, or a config field holds NaN, an
+            infinity or a value of the wrong type (see :func:`quickstudy.types.check_config`).
     """
-    return get(name).make(config, task_registry.make(task))
+    spec = get(name)
+    if not isinstance(config, spec.config_cls):
+        raise ConfigError(f"{name} takes a {spec.config_cls.__name__}, got {type(config).__name__}")
+    check_config(config)
+    return spec.make(config, task_registry.make(task))

@@ -56,19 +56,21 @@ class RL2Config:
         total_steps: Environment steps of meta-training.
         episodes: Episodes per trial K (0: the task's default).
         num_envs: Trials collected in parallel.
-        rollout_len: Steps per environment per update (0: one full trial); memory is carried
+        rollout_len: Steps per environment per update (0: one full trial). Memory is carried
             across the cut, gradients are truncated there.
-        hidden_size: Recurrent state size (the paper: 256; 64 learns the bandits as well, 4x
-            faster).
+        hidden_size: Recurrent state size. The paper's is 256; 64 learns the bandits as well,
+            4x faster.
         cell: Recurrent cell.
         critic_hidden_size: State size of the critic's own core (0: ``hidden_size``).
-        head_hidden_size: Width of a ReLU layer between the policy core and its heads (0: none,
-            the heads are linear in the core's state, as in the paper).
+        head_hidden_size: Width of a ReLU layer before the heads (0: none). Without it the
+            heads are linear in the core's state, as in the paper.
         separate_critic: Give the value function its own recurrent core (twice the compute).
-        task_critic: Asymmetric critic: the value head also reads the true task parameters
-            during training; the policy never sees them, so meta-testing is unchanged.
-        reward_coef: Weight of an auxiliary loss that trains a head on the policy's features
-            to predict each step's reward from the history and the action taken (0: off).
+        task_critic: Asymmetric critic that also reads the true task parameters. Only the
+            value head reads them, during training; the policy never sees them, so meta-testing
+            is unchanged.
+        reward_coef: Weight of an auxiliary reward-prediction loss (0: off). It trains a head
+            on the policy's features to predict each step's reward from the history and the
+            action taken.
         learner: ``ppo``, ``trpo`` (the RL² paper's; needs ``separate_critic``) or ``a2c``.
         ppo: The learner's settings (PPO reads all; A2C and TRPO's critic read some).
         trust_region: TRPO's step (``learner="trpo"``).
@@ -245,6 +247,7 @@ def make_rl2(config: RL2Config, tasks: TaskDistribution) -> Algorithm:
         default_points=episodes,
         derived={"episodes": episodes, "rollout_len": rollout_len},
         parts={"policy": policy, "network": network, "env": env, "learner": learner},
+        watch=learner.watch,
     )
 
 

@@ -22,7 +22,7 @@ from quickstudy.learners.base import (
 )
 from quickstudy.learners.ppo import PPOConfig, group_optimizer
 from quickstudy.objectives.ppo import normalize
-from quickstudy.types import Learner, Policy, PolicyOutput, Transition
+from quickstudy.types import Learner, Policy, PolicyOutput, Transition, Watch
 
 PyTree = Any
 
@@ -88,4 +88,8 @@ def make_a2c(
         metrics["value_target_mean"] = batch.target.mean()
         return optax.apply_updates(params, updates), opt_state, metrics
 
-    return Learner(init=optimizer.init, update=update)
+    return Learner(
+        init=optimizer.init,
+        update=update,
+        watch=(Watch("value_loss", growth=1e4), Watch("grad_norm", growth=1e4)),
+    )

@@ -32,6 +32,7 @@ from quickstudy.types import (
     Policy,
     PolicyOutput,
     Transition,
+    Watch,
     check_fields,
 )
 
@@ -47,13 +48,13 @@ class PPOConfig:
         num_epochs: Passes over each batch (PPO; TRPO's critic).
         num_minibatches: Minibatches per pass, split over sequences (PPO; TRPO's critic).
         clip_eps: Policy ratio clip (PPO).
-        value_clip_eps: Clip of the value prediction around the old one (0: none; in reward
-            units, so it only suits normalised rewards).
+        value_clip_eps: Clip of the value prediction around the old one (0: none). It is in
+            reward units, so it only suits normalised rewards.
         vf_coef: Weight of the value loss.
         ent_coef: Weight of the entropy bonus (PPO, A2C).
         max_grad_norm: Gradient-norm clip.
-        clip_per_network: Clip the policy's and the critic's gradients each by its own norm
-            (needs a separate critic). With one global norm the critic's gradients, often
+        clip_per_network: Clip the actor's and the critic's gradients each by its own norm.
+            Needs a separate critic. With one global norm the critic's gradients, often
             10-30x the policy's, set how far the clip shrinks the policy's step.
         gamma: Discount.
         gae_lambda: GAE lambda.
@@ -184,4 +185,8 @@ def make_ppo(
         metrics["value_target_mean"] = batch.target.mean()
         return params, opt_state, metrics
 
-    return Learner(init=optimizer.init, update=update)
+    return Learner(
+        init=optimizer.init,
+        update=update,
+        watch=(Watch("approx_kl", above=1.0), Watch("value_loss", growth=1e4)),
+    )

@@ -33,7 +33,7 @@ from quickstudy.objectives.trust_region import (
     gauss_newton_fvp,
     trust_region_step,
 )
-from quickstudy.types import Learner, Policy, Transition, check_fields
+from quickstudy.types import Learner, Policy, Transition, Watch, check_fields
 
 PyTree = Any
 
@@ -221,4 +221,5 @@ def make_trpo(
         }
         return params, opt_state, metrics
 
-    return Learner(init=critic_opt.init, update=update)
+    watch = (Watch("approx_kl", above=5 * trust.max_kl), Watch("value_loss", growth=1e4))
+    return Learner(init=critic_opt.init, update=update, watch=watch)

@@ -7,6 +7,7 @@ from quickstudy.tracking.checkpoint import (
     load_checkpoint,
     save_checkpoint,
 )
+from quickstudy.tracking.lock import RunLock, RunLockedError
 from quickstudy.tracking.logger import MetricsLogger, read_metrics
 from quickstudy.tracking.run_dir import (
     make_run_dir,
@@ -18,6 +19,8 @@ from quickstudy.tracking.run_dir import (
 
 __all__ = [
     "MetricsLogger",
+    "RunLock",
+    "RunLockedError",
     "checkpoint_path",
     "latest_checkpoint",
     "list_checkpoints",

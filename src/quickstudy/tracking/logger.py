@@ -5,7 +5,8 @@ from __future__ import annotations
 import csv
 import io
 import json
-from collections.abc import Mapping
+import math
+from collections.abc import Mapping, Sequence
 from pathlib import Path
 from types import TracebackType
 from typing import Any
@@ -15,6 +16,8 @@ from quickstudy.tracking.run_dir import write_bytes_atomic
 
 JSONL = "metrics.jsonl"
 CSV = "metrics.csv"
+NONFINITE = "nonfinite"
+"""Column naming the metrics of a row whose values were NaN or infinite (written as null)."""
 
 
 def read_metrics(path: str | Path) -> list[dict[str, Any]]:
@@ -26,7 +29,8 @@ def read_metrics(path: str | Path) -> list[dict[str, Any]]:
         path: The JSONL file; a missing file has no rows.
 
     Returns:
-        One dict per logged step, each with ``step`` (int) and the metrics (floats).
+        One dict per logged step, each with ``step`` (int) and the metrics (floats, or ``None``
+        where the value was not finite; such a row names them in its ``nonfinite`` column).
 
     Raises:
         QuickstudyError: A complete line is not a JSON object with an integer ``step``.
@@ -67,7 +71,25 @@ def _csv_text(header: list[str], rows: list[dict[str, Any]]) -> str:
 
 
 def _jsonl_text(rows: list[dict[str, Any]]) -> str:
-    return "".join(json.dumps(row) + "\n" for row in rows)
+    return "".join(json.dumps(row, allow_nan=False) + "\n" for row in rows)
+
+
+def _record(step: int, metrics: Mapping[str, Any]) -> tuple[dict[str, Any], dict[str, Any]]:
+    """``(strict row, raw row)`` of one step: non-finite values are ``None`` in the strict one."""
+    for reserved in ("step", NONFINITE):
+        if reserved in metrics:
+            raise ValueError(f"{reserved!r} is reserved and cannot be the name of a metric")
+    raw: dict[str, Any] = {"step": int(step)}
+    for name, value in metrics.items():
+        try:
+            raw[str(name)] = float(value)
+        except (TypeError, ValueError):
+            raise ValueError(f"metric {name!r} is not a scalar: {value!r}") from None
+    bad = [k for k, v in raw.items() if k != "step" and not math.isfinite(v)]
+    strict = {k: (None if k in bad else v) for k, v in raw.items()}
+    if bad:
+        strict[NONFINITE] = ",".join(bad)
+    return strict, raw
 
 
 class MetricsLogger:
@@ -118,38 +140,44 @@ class MetricsLogger:
             raise QuickstudyError(f"the metrics logger of {self.run_dir} is closed")
 
     def log(self, step: int, metrics: Mapping[str, Any]) -> None:
-        """Records the metrics of one step.
+        """Records the metrics of one step (see `log_rows`)."""
+        self.log_rows([(step, metrics)])
+
+    def log_rows(self, rows: Sequence[tuple[int, Mapping[str, Any]]]) -> None:
+        """Records the metrics of several steps with one append to each file.
+
+        Non-finite values are written as ``null`` (strict JSON has no NaN or infinity) and the
+        row gets a ``nonfinite`` column naming those metrics, e.g. ``"loss,grad_norm"``;
+        TensorBoard receives the values as they are.
 
         Args:
-            step: Global step (e.g. environment steps or meta-iterations).
-            metrics: Scalar values by name; anything ``float()`` accepts (Python/NumPy/JAX
-                scalars, 0-d arrays).
+            rows: ``(step, metrics)`` pairs: the global step (e.g. environment steps or
+                meta-iterations) and scalar values by name, anything ``float()`` accepts
+                (Python/NumPy/JAX scalars, 0-d arrays).
 
         Raises:
-            ValueError: A metric is named ``step`` or is not a scalar.
+            ValueError: A metric is named ``step`` or ``nonfinite``, or is not a scalar.
         """
         self._check_open()
-        if "step" in metrics:
-            raise ValueError("'step' is reserved for the step argument and cannot be a metric")
-        row: dict[str, Any] = {"step": int(step)}
-        for name, value in metrics.items():
-            try:
-                row[str(name)] = float(value)
-            except (TypeError, ValueError):
-                raise ValueError(f"metric {name!r} is not a scalar: {value!r}") from None
+        records = [_record(step, metrics) for step, metrics in rows]
+        if not records:
+            return
         with open(self.jsonl_path, "a", encoding="utf-8") as f:
-            f.write(json.dumps(row) + "\n")
-        if any(key not in self._header for key in row):
-            rows = read_metrics(self.jsonl_path)
-            self._header = _header(rows)
-            write_bytes_atomic(self.csv_path, _csv_text(self._header, rows).encode("utf-8"))
+            f.write(_jsonl_text([strict for strict, _ in records]))
+        new_keys = {key for strict, _ in records for key in strict} - set(self._header)
+        if new_keys:
+            all_rows = read_metrics(self.jsonl_path)
+            self._header = _header(all_rows)
+            write_bytes_atomic(self.csv_path, _csv_text(self._header, all_rows).encode("utf-8"))
         else:
             with open(self.csv_path, "a", encoding="utf-8", newline="") as f:
-                csv.DictWriter(f, self._header, restval="", lineterminator="\n").writerow(row)
+                writer = csv.DictWriter(f, self._header, restval="", lineterminator="\n")
+                writer.writerows(strict for strict, _ in records)
         if self._writer is not None:
-            for name, value in row.items():
-                if name != "step":
-                    self._writer.add_scalar(name, value, global_step=row["step"])
+            for _, values in records:
+                for name, value in values.items():
+                    if name != "step":
+                        self._writer.add_scalar(name, value, global_step=values["step"])
 
     def truncate_after(self, step: int) -> None:
         """Drops the rows with ``step`` greater than the given one from the JSONL and the CSV.

@@ -9,6 +9,7 @@ from __future__ import annotations
 import dataclasses
 import datetime
 import json
+import math
 import os
 import tempfile
 from pathlib import Path
@@ -20,6 +21,16 @@ from quickstudy.errors import ConfigError
 
 CHECKPOINTS = "checkpoints"
 EVAL = "eval"
+
+
+def _file_mode() -> int:
+    """The mode ``open()`` gives a new file under the current umask (``0o666 & ~umask``)."""
+    umask = os.umask(0)
+    os.umask(umask)
+    return 0o666 & ~umask
+
+
+_MODE = _file_mode()
 
 
 def make_run_dir(
@@ -75,6 +86,8 @@ def write_bytes_atomic(path: str | Path, data: bytes) -> Path:
 
     The bytes go to a hidden temporary file in the same directory, which is fsynced and then
     renamed over ``path`` with ``os.replace``; the directory is fsynced where the OS allows it.
+    The file gets the permissions of any file the process creates (``0o666`` less the umask),
+    not the private ``0o600`` of a temporary file.
 
     Args:
         path: Destination file; its directory must exist.
@@ -89,6 +102,7 @@ def write_bytes_atomic(path: str | Path, data: bytes) -> Path:
         with os.fdopen(fd, "wb") as f:
             f.write(data)
             f.flush()
+            os.fchmod(f.fileno(), _MODE)
             os.fsync(f.fileno())
         os.replace(tmp, path)
     except BaseException:
@@ -120,11 +134,14 @@ def to_jsonable(obj: Any) -> Any:
     Returns:
         A structure of ``dict``/``list``/``str``/``int``/``float``/``bool``/``None``. Arrays become
         (nested) lists, 0-d arrays and NumPy scalars become Python scalars, tuples become lists.
+        NaN and infinities become ``None``: strict JSON has no spelling for them.
 
     Raises:
         TypeError: A value has no JSON representation.
     """
-    if obj is None or isinstance(obj, bool | int | float | str):
+    if isinstance(obj, float | np.floating):
+        return float(obj) if math.isfinite(obj) else None
+    if obj is None or isinstance(obj, bool | int | str):
         return obj
     if isinstance(obj, dict):
         return {str(k): to_jsonable(v) for k, v in obj.items()}
@@ -137,7 +154,10 @@ def to_jsonable(obj: Any) -> Any:
     if dataclasses.is_dataclass(obj) and not isinstance(obj, type):
         return {f.name: to_jsonable(getattr(obj, f.name)) for f in dataclasses.fields(obj)}
     if isinstance(obj, np.ndarray) or hasattr(obj, "__array__"):  # jax.Array and friends
-        return np.asarray(obj).tolist()
+        array = np.asarray(obj)
+        if array.dtype.kind in "fc" or array.dtype == object:
+            return to_jsonable(array.tolist())
+        return array.tolist()
     raise TypeError(f"cannot write a {type(obj).__name__} to JSON: {obj!r}")
 
 
@@ -147,12 +167,12 @@ def write_json_atomic(path: str | Path, obj: Any) -> Path:
     Args:
         path: Destination file; its directory must exist.
         obj: A JSON-like structure; NumPy/JAX scalars and arrays are converted to Python floats,
-            ints and lists.
+            ints and lists, and non-finite floats to ``null`` (see `to_jsonable`).
 
     Returns:
         ``path`` as a ``Path``.
     """
-    text = json.dumps(to_jsonable(obj), indent=2) + "\n"
+    text = json.dumps(to_jsonable(obj), indent=2, allow_nan=False) + "\n"
     return write_bytes_atomic(path, text.encode("utf-8"))
 
 
