@@ -122,9 +122,10 @@ def test_missing_and_corrupt_checkpoints(tmp_path, capsys):
     data = bytearray(ckpt.read_bytes())
     data[len(data) // 2] ^= 0xFF
     ckpt.write_bytes(bytes(data))
-    files = lambda: {
-        p: p.read_bytes() for p in run_dir.rglob("*") if p.is_file() and p.name != ".lock"
-    }  # noqa: E731
+
+    def files():
+        return {p: p.read_bytes() for p in run_dir.rglob("*") if p.is_file() and p.name != ".lock"}  # noqa: E731
+
     before = files()
     assert main(["evaluate", str(run_dir)]) == 2
     assert main(["resume", str(run_dir)]) == 2
