@@ -514,7 +514,6 @@ def _size(run_algo: Any, config: Any) -> tuple[str, str | None]:
 
 
 def _cmd_train(argv: list[str]) -> int:
-    from quickstudy import runner
     from quickstudy.algorithms import registry
 
     if not argv or argv[0] in ("-h", "--help"):
@@ -539,12 +538,23 @@ def _cmd_train(argv: list[str]) -> int:
     parser, _ = _train_parser(spec, known.task, known.preset)
     args = parser.parse_args(argv[1:])
     flags = {o.path[-1]: o.flag for o in _options(spec.config_cls)}
+    flags.update({k: "--" + k.replace("_", "-") for k in RUN_FLAGS})
     try:
-        config = spec.config(args.task, args.preset, _overrides(args))
+        return _train_parsed(spec, args)
     except ConfigError as err:  # name the flag the user typed, not the Python field
         raise ConfigError(
-            re.sub(r"\b\w+\b", lambda m: flags.get(m.group(0), m.group(0)), str(err), count=1)
+            re.sub(r"\b[a-z_]+\b", lambda m: flags.get(m.group(0), m.group(0)), str(err))
         ) from err
+
+
+RUN_FLAGS = ("seed", "eval_tasks", "chunk_updates", "checkpoint_every", "keep_checkpoints")
+
+
+def _train_parsed(spec: Any, args: argparse.Namespace) -> int:
+    from quickstudy import runner
+    from quickstudy.algorithms import registry
+
+    config = spec.config(args.task, args.preset, _overrides(args))
     settings = runner.RunSettings(
         seed=args.seed,
         chunk_updates=args.chunk_updates,

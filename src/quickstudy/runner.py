@@ -133,6 +133,8 @@ def create_run(
         ConfigError: The config does not suit the task, or the directory already holds a run.
     """
     algo = registry.build(algo_name, task_name, config)
+    if run_dir is not None and Path(run_dir).exists() and not Path(run_dir).is_dir():
+        raise ConfigError(f"--run-dir {run_dir} exists and is not a directory")
     if run_dir is not None and (Path(run_dir) / "config.json").exists():
         raise ConfigError(
             f"{run_dir} already holds a run; use `quickstudy resume {run_dir}` or another --run-dir"
@@ -334,7 +336,10 @@ def check_resumable(run: Run, done: int) -> None:
     except QuickstudyError as err:
         raise CheckpointError(f"{err}; fix or delete that line to resume") from err
     per = run.steps_per_update
-    logged = [int(r.get("update", r["step"] // per)) for r in rows]
+    try:
+        logged = [int(r.get("update", r["step"] // per)) for r in rows]
+    except (TypeError, ValueError) as err:
+        raise CheckpointError(f"{run.path / JSONL}: a row's update is not a number") from err
     have = [u for u in logged if u <= done]
     if have == list(range(1, done + 1)):
         return
@@ -639,10 +644,19 @@ def meta_test(
         num_tasks: Held-out tasks (0: the task's default).
         seed: Seed of the evaluation key.
     """
-    points = points or algo.default_points
-    tasks = algo.tasks.test_tasks(num_tasks or None)
+    return _meta_tester(algo)(params, points, num_tasks, seed)
+
+
+def _meta_tester(algo: Algorithm) -> Callable[[PyTree, int, int, int], MetaTestResult]:
+    """`meta_test` with the program compiled once for several parameter sets."""
     fn = jax.jit(algo.meta_test, static_argnums=3) if algo.jittable else algo.meta_test
-    return jax.device_get(fn(params, jax.random.key(seed), tasks, points))
+
+    def run(params: PyTree, points: int, num_tasks: int, seed: int) -> MetaTestResult:
+        tasks = algo.tasks.test_tasks(num_tasks or None)
+        points = points or algo.default_points
+        return jax.device_get(fn(params, jax.random.key(seed), tasks, points))
+
+    return run
 
 
 def evaluate(
@@ -655,6 +669,10 @@ def evaluate(
     replace: bool = True,
 ) -> dict[str, Any]:
     """Meta-tests a run and writes ``summary.json``, ``results.npz`` and ``adaptation.png``.
+
+    The policy before meta-training (the run's initial parameters) is meta-tested on the same
+    tasks with the same seed as a reference: its mean per index is the summary's
+    ``reference`` and a dashed line in the figure (for RL², close to random play).
 
     Args:
         run: The run.
@@ -688,13 +706,10 @@ def evaluate(
         if ckpt is None:
             raise CheckpointError(f"{run.path} has no checkpoint to evaluate")
         params = load_state(run, ckpt).params
-    result = meta_test(
-        run.algo,
-        params,
-        episodes or run.settings.eval_episodes,
-        num_tasks or run.settings.eval_tasks,
-        seed,
-    )
+    tester = _meta_tester(run.algo)
+    args = (episodes or run.settings.eval_episodes, num_tasks or run.settings.eval_tasks, seed)
+    result = tester(params, *args)
+    before = tester(initial_state(run).params, *args)  # the same tasks and seed, untrained
     variant = run.algo.variant
     label = (
         f"{run.algo_name} ({variant})" if variant and variant != run.algo_name else run.algo_name
@@ -704,4 +719,5 @@ def evaluate(
     if variant is not None:
         record["variant"] = variant
     out.mkdir(parents=True, exist_ok=True)
-    return write_meta_test(result, out, label, title, **record)
+    reference = ("before meta-training", before)
+    return write_meta_test(result, out, label, title, reference, **record)

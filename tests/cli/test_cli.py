@@ -171,3 +171,45 @@ def test_ctrl_c_keeps_the_last_completed_chunk(tmp_path):
     reference = runner.train(full)
     for a, b in zip(jax.tree.leaves(reference.params), jax.tree.leaves(final.params), strict=True):
         np.testing.assert_array_equal(np.asarray(a), np.asarray(b))
+
+
+@pytest.mark.parametrize("algo", ["rl2", "maml", "maml-rl"])
+def test_help_is_one_plain_line_per_option(algo, capsys):
+    from quickstudy import cli
+    from quickstudy.algorithms import registry
+
+    assert main(["train", algo, "--help"]) == 0
+    text = capsys.readouterr().out
+    for leak in ("``", ":class:", ":func:", "(default: None)", "STR"):
+        assert leak not in text, leak
+    spec = registry.get(algo)
+    options = cli._options(spec.config_cls)
+    flags = {o.path[-1]: o.flag for o in options}
+    for option in options:
+        line = cli._plain(option.help, flags)
+        assert option.flag in text and 0 < len(line) <= 100, (option.flag, line)
+        assert text.count(f"  {option.flag} ") + text.count(f"  {option.flag},") == 1
+
+
+def test_one_flag_per_concept_across_algorithms():
+    from quickstudy import cli
+    from quickstudy.algorithms import registry
+
+    flags = {
+        name: {o.path[-1]: o.flag for o in cli._options(spec.config_cls)}
+        for name, spec in registry.ALGORITHMS.items()
+    }
+    assert flags["rl2"]["learning_rate"] == flags["maml"]["meta_lr"] == "--lr"
+    assert flags["maml-rl"]["ppo_lr"] == "--lr"
+    assert flags["rl2"]["num_epochs"] == flags["maml-rl"]["ppo_epochs"] == "--epochs"
+    assert flags["rl2"]["hidden_size"] == flags["maml"]["hidden_sizes"] == "--hidden-size"
+    assert flags["maml"]["test_steps"] == flags["maml-rl"]["test_steps"] == "--test-steps"
+
+
+def test_tasks_shows_the_algorithms_of_each_task(capsys):
+    assert main(["tasks"]) == 0
+    lines = capsys.readouterr().out.splitlines()
+    row = next(line for line in lines if "sinusoid-k10 " in line)
+    assert "maml" in row and "rl2" not in row
+    row = next(line for line in lines if " nav2d " in line)
+    assert "rl2, maml-rl" in row

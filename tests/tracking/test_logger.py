@@ -28,10 +28,11 @@ def test_log_writes_jsonl_csv_and_tensorboard(tmp_path):
         {"step": 1, "loss": 0.5, "return": 2.0},
         {"step": 2, "loss": 0.25, "return": 3.0},
     ]
-    assert all(isinstance(v, float) for row in rows for k, v in row.items() if k != "step")
+    assert isinstance(rows[0]["loss"], float) and isinstance(rows[0]["return"], float)
+    assert isinstance(rows[1]["return"], int)  # a Python int (a count) stays an integer
     header, body = _csv(tmp_path)
     assert header == ["step", "loss", "return"]
-    assert body == [["1", "0.5", "2.0"], ["2", "0.25", "3.0"]]
+    assert body == [["1", "0.5", "2.0"], ["2", "0.25", "3"]]
     events = list(tmp_path.glob("events.out.tfevents.*"))
     assert events and events[0].stat().st_size > 0
 
@@ -97,3 +98,26 @@ def test_bad_metrics_and_closed(tmp_path):
     logger.close()
     with pytest.raises(QuickstudyError, match="closed"):
         logger.log(1, {"a": 1.0})
+
+
+def test_non_finite_values_are_null_with_a_flag_column(tmp_path):
+    with MetricsLogger(tmp_path) as logger:
+        logger.log_rows([(1, {"a": 1.0, "b": 2.0}), (2, {"a": float("nan"), "b": np.inf})])
+        logger.log(3, {"a": 3.0, "b": -np.inf})
+
+    def strict(constant):
+        raise ValueError(f"non-strict JSON constant {constant}")
+
+    text = (tmp_path / "metrics.jsonl").read_text()
+    rows = [json.loads(line, parse_constant=strict) for line in text.splitlines()]
+    assert rows == [
+        {"step": 1, "a": 1.0, "b": 2.0},
+        {"step": 2, "a": None, "b": None, "nonfinite": "a,b"},
+        {"step": 3, "a": 3.0, "b": None, "nonfinite": "b"},
+    ]
+    assert read_metrics(tmp_path / "metrics.jsonl") == rows
+    header, body = _csv(tmp_path)
+    assert header == ["step", "a", "b", "nonfinite"]
+    assert body[1] == ["2", "", "", "a,b"]
+    with pytest.raises(ValueError, match="reserved"), MetricsLogger(tmp_path) as logger:
+        logger.log(4, {"nonfinite": 1.0})

@@ -81,3 +81,11 @@ def test_write_json_atomic_replaces_and_failure_keeps_old(tmp_path):
         write_json_atomic(path, {"a": object()})
     assert json.loads(path.read_text()) == {"a": 2}
     assert [p.name for p in tmp_path.iterdir()] == ["x.json"]
+
+
+def test_written_files_get_the_umask_mode_and_strict_json(tmp_path):
+    path = write_json_atomic(tmp_path / "a.json", {"x": float("nan"), "y": [1.0, np.inf]})
+    plain = tmp_path / "plain"
+    plain.write_text("")  # what open() gives under this process's umask, not mkstemp's 0600
+    assert path.stat().st_mode & 0o777 == plain.stat().st_mode & 0o777
+    assert json.loads(path.read_text()) == {"x": None, "y": [1.0, None]}

@@ -65,8 +65,9 @@ class MAMLRLConfig:
 
     Attributes:
         total_steps: Environment steps of meta-training (pre- and post-update episodes).
-        variant: ``maml``, ``pretrained`` (no inner step in training) or ``oracle`` (task
-            parameters appended to the observation; no inner step).
+        variant: ``maml``, ``pretrained`` (no inner step in training) or ``oracle`` (sees the
+            task). The oracle has the task parameters appended to the observation and takes no
+            inner step.
         outer: Outer optimiser: ``trpo`` (the paper) or ``ppo`` (clipped surrogate, Adam).
         meta_batch_size: Tasks per meta-iteration (the paper's code: 40 on nav2d).
         episodes_per_task: Episodes per task and inner step (the paper: 20).

@@ -20,6 +20,8 @@ def adaptation_curve_figure(
     title: str = "",
     *,
     xs: Sequence[float] | None = None,
+    references: Mapping[str, Sequence[float]] | None = None,
+    note: str = "",
 ) -> Figure:
     """Mean return per adaptation index with its 95% CI band, one line per method.
 
@@ -31,24 +33,34 @@ def adaptation_curve_figure(
         title: Figure title.
         xs: x positions of the ``K`` indices; ``1..K`` if ``None`` (use ``0..K-1`` for MAML
             inner steps, where 0 is before adaptation).
+        references: Reference name -> ``K`` values (e.g. the policy before meta-training),
+            drawn as dashed grey lines without a band.
+        note: A line under the plot, e.g. what the bands are.
 
     Returns:
         The figure (save it with :func:`save_png`).
     """
     if not summaries:
         raise ValueError("nothing to plot: summaries is empty")
-    fig = Figure(figsize=(6.0, 4.0), dpi=120)
+    fig = Figure(figsize=(6.0, 4.3 if note else 4.0), dpi=120)
     FigureCanvasAgg(fig)
     ax = fig.add_subplot()
     _draw_curves(ax, summaries, xs)
+    for i, (name, values) in enumerate((references or {}).items()):
+        values = np.asarray(values, dtype=float)
+        x = np.arange(1, values.size + 1) if xs is None else np.asarray(xs, dtype=float)
+        style = ("--", ":", "-.")[i % 3]
+        ax.plot(x, values, style, color="0.45", label=name)
     ax.xaxis.set_major_locator(MaxNLocator(integer=True))
     ax.set_xlabel(xlabel)
     ax.set_ylabel(ylabel)
     if title:
         ax.set_title(title)
     ax.grid(alpha=0.3)
-    ax.legend()
-    fig.tight_layout()
+    ax.legend(fontsize=8)
+    if note:
+        fig.text(0.5, 0.01, note, ha="center", va="bottom", fontsize=7, color="0.3")
+    fig.tight_layout(rect=(0, 0.04 if note else 0, 1, 1))
     return fig
 
 

@@ -73,7 +73,12 @@ def summarize_result(result: MetaTestResult) -> dict[str, Any]:
 
 
 def write_meta_test(
-    result: MetaTestResult, eval_dir: str | Path, label: str, title: str, **record: Any
+    result: MetaTestResult,
+    eval_dir: str | Path,
+    label: str,
+    title: str,
+    reference: tuple[str, MetaTestResult] | None = None,
+    **record: Any,
 ) -> dict[str, Any]:
     """Writes ``summary.json``, ``results.npz`` and ``adaptation.png`` into ``eval_dir``.
 
@@ -82,6 +87,9 @@ def write_meta_test(
         eval_dir: Output directory (created if missing).
         label: The curve's legend entry.
         title: The figure's title.
+        reference: ``(name, result)`` of a reference on the same tasks, e.g. the policy before
+            meta-training; its mean per index is drawn as a dashed line and recorded in the
+            summary's ``reference``.
         **record: Further JSON-able fields of the summary (algorithm, task, seed).
 
     Returns:
@@ -90,6 +98,12 @@ def write_meta_test(
     eval_dir = Path(eval_dir)
     eval_dir.mkdir(parents=True, exist_ok=True)
     summary = {**summarize_result(result), **record}
+    references = {}
+    if reference is not None:
+        name, ref = reference
+        means = [row["mean"] for row in summarize_result(ref)["per_index"]]
+        summary["reference"] = {"label": name, "mean_per_index": means}
+        references[name] = means
     write_json_atomic(eval_dir / "summary.json", summary)
     arrays = {"values": np.asarray(result.values)}
     if result.success is not None:
@@ -103,6 +117,9 @@ def write_meta_test(
         ylabel=metric_label(result),
         title=title,
         xs=summary["xs"],
+        references=references,
+        note=f"bands: 95% confidence interval of the mean over {summary['num_tasks']} "
+        "held-out tasks",
     )
     return summary
 

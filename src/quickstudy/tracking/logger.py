@@ -33,12 +33,16 @@ def read_metrics(path: str | Path) -> list[dict[str, Any]]:
         where the value was not finite; such a row names them in its ``nonfinite`` column).
 
     Raises:
-        QuickstudyError: A complete line is not a JSON object with an integer ``step``.
+        QuickstudyError: The file is not UTF-8 text, or a complete line is not a JSON object with
+            an integer ``step``; the message names the file.
     """
     path = Path(path)
     if not path.exists():
         return []
-    text = path.read_text(encoding="utf-8")
+    try:
+        text = path.read_text(encoding="utf-8")
+    except UnicodeDecodeError as e:
+        raise QuickstudyError(f"{path}: not UTF-8 text ({e.reason} at byte {e.start})") from None
     lines = text.split("\n")
     lines = lines[:-1]  # Either "" after the final newline or an unterminated partial line.
     rows = []
@@ -74,13 +78,16 @@ def _jsonl_text(rows: list[dict[str, Any]]) -> str:
     return "".join(json.dumps(row, allow_nan=False) + "\n" for row in rows)
 
 
-def _record(step: int, metrics: Mapping[str, Any]) -> tuple[dict[str, Any], dict[str, Any]]:
-    """``(strict row, raw row)`` of one step: non-finite values are ``None`` in the strict one."""
+def _record(step: int, metrics: Mapping[str, Any]) -> dict[str, Any]:
+    """The strict-JSON row of one step: non-finite values are ``None``, named in ``nonfinite``."""
     for reserved in ("step", NONFINITE):
         if reserved in metrics:
             raise ValueError(f"{reserved!r} is reserved and cannot be the name of a metric")
     raw: dict[str, Any] = {"step": int(step)}
     for name, value in metrics.items():
+        if isinstance(value, int) and not isinstance(value, bool):
+            raw[str(name)] = value  # a count (e.g. the update) stays an integer
+            continue
         try:
             raw[str(name)] = float(value)
         except (TypeError, ValueError):
@@ -89,7 +96,7 @@ def _record(step: int, metrics: Mapping[str, Any]) -> tuple[dict[str, Any], dict
     strict = {k: (None if k in bad else v) for k, v in raw.items()}
     if bad:
         strict[NONFINITE] = ",".join(bad)
-    return strict, raw
+    return strict
 
 
 class MetricsLogger:
@@ -148,7 +155,7 @@ class MetricsLogger:
 
         Non-finite values are written as ``null`` (strict JSON has no NaN or infinity) and the
         row gets a ``nonfinite`` column naming those metrics, e.g. ``"loss,grad_norm"``;
-        TensorBoard receives the values as they are.
+        TensorBoard receives only the finite values. Python integers stay integers.
 
         Args:
             rows: ``(step, metrics)`` pairs: the global step (e.g. environment steps or
@@ -163,8 +170,8 @@ class MetricsLogger:
         if not records:
             return
         with open(self.jsonl_path, "a", encoding="utf-8") as f:
-            f.write(_jsonl_text([strict for strict, _ in records]))
-        new_keys = {key for strict, _ in records for key in strict} - set(self._header)
+            f.write(_jsonl_text(records))
+        new_keys = {key for record in records for key in record} - set(self._header)
         if new_keys:
             all_rows = read_metrics(self.jsonl_path)
             self._header = _header(all_rows)
@@ -172,12 +179,12 @@ class MetricsLogger:
         else:
             with open(self.csv_path, "a", encoding="utf-8", newline="") as f:
                 writer = csv.DictWriter(f, self._header, restval="", lineterminator="\n")
-                writer.writerows(strict for strict, _ in records)
+                writer.writerows(records)
         if self._writer is not None:
-            for _, values in records:
-                for name, value in values.items():
-                    if name != "step":
-                        self._writer.add_scalar(name, value, global_step=values["step"])
+            for record in records:
+                for name, value in record.items():
+                    if name not in ("step", NONFINITE) and value is not None:
+                        self._writer.add_scalar(name, value, global_step=record["step"])
 
     def truncate_after(self, step: int) -> None:
         """Drops the rows with ``step`` greater than the given one from the JSONL and the CSV.
