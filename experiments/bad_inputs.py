@@ -297,14 +297,14 @@ def run_cases(case: Case) -> list[dict]:
         extra = {}
         if name.startswith("truncated"):
             ups = _updates(d)
-            extra["rows_missing_after"] = len(set(range(1, 13)) - set(ups))
+            extra["rows_missing_after_resume"] = len(set(range(1, 13)) - set(ups))
         record(f"resume with {name}", status, text, **extra)
 
     status, text, _ = case.cli(
         "train",
         "rl2",
         "--total-steps",
-        "600000",
+        "1000",
         "--run-dir",
         str(r / "round"),
         "--num-envs",
@@ -313,7 +313,7 @@ def run_cases(case: Case) -> list[dict]:
         "8",
     )
     record(
-        "train rl2 --total-steps 600000 (rounding)",
+        "train rl2 --total-steps 1000 --num-envs 8 (80 steps per update: rounding)",
         status,
         text,
         rounding_noted="not a multiple" in text or "rounded" in text,

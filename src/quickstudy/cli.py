@@ -455,7 +455,7 @@ def _cmd_tasks(args: argparse.Namespace) -> int:
 def _add_all(parser: Any, *options: tuple[str, str, Any, Any, str]) -> None:
     """Adds ``(flag, metavar, type, default, help)`` options; a tuple default takes a list."""
     for flag, metavar, kind, default, text in options:
-        quiet = default in (None, ()) or "default:" in text or (default == 0 and "(0:" in text)
+        quiet = default in (None, ()) or "default:" in text or (default == 0 and "0:" in text)
         shown = "" if quiet else f" (default: {default})"
         nargs = "+" if isinstance(default, tuple) else None
         parser.add_argument(
@@ -518,7 +518,9 @@ def _cmd_train(argv: list[str]) -> int:
 
     if not argv or argv[0] in ("-h", "--help"):
         parser = _parser("quickstudy train", "Meta-train an algorithm on a task distribution.")
-        parser.add_argument("algo", help="one of: " + ", ".join(registry.ALGORITHMS))
+        parser.add_argument(
+            "algo", metavar="ALGO", help="one of: " + ", ".join(registry.ALGORITHMS)
+        )
         lines = [
             f"  {n:<9} {s.summary} (default task {s.default_task})"
             for n, s in registry.ALGORITHMS.items()
