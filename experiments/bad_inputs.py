@@ -2,7 +2,8 @@
 
     python experiments/bad_inputs.py --src src --out docs/results/data/bad-inputs-after.json
     git worktree add /tmp/before abb6b2d
-    python experiments/bad_inputs.py --src /tmp/before/src --out docs/results/data/bad-inputs-before.json
+    python experiments/bad_inputs.py --src /tmp/before/src \
+        --out docs/results/data/bad-inputs-before.json
 
 Each case runs ``python -m quickstudy.cli ...`` with ``PYTHONPATH=<src>`` in a fresh folder and
 records the exit status, the last line the command printed, whether a traceback reached the user

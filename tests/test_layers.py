@@ -7,7 +7,7 @@ SRC = Path(__file__).parent.parent / "src" / "quickstudy"
 
 # Lower layers never import higher ones; modules of one layer may import each other.
 LAYERS = [
-    {"errors", "types"},
+    {"errors", "types", "compilation_cache"},
     {"envs"},
     {"tasks"},
     {"networks", "objectives"},

@@ -810,6 +810,9 @@ def main(argv: Sequence[str] | None = None) -> int:
     if name not in COMMANDS:
         _error(f"unknown command {name!r}. Commands: {', '.join(COMMANDS)}")
         return 2
+    from quickstudy import compilation_cache
+
+    compilation_cache.enable()  # QUICKSTUDY_COMPILATION_CACHE=off turns it off
     try:
         return COMMANDS[name][0](rest)
     except _ExitError as done:

@@ -27,7 +27,7 @@ import numpy as np
 
 import quickstudy
 from quickstudy.algorithms import registry
-from quickstudy.errors import CheckpointError, ConfigError, QuickstudyError
+from quickstudy.errors import CheckpointError, ConfigError, QuickstudyError, UnknownNameError
 from quickstudy.evaluation.protocol import write_meta_test
 from quickstudy.tracking import (
     MetricsLogger,
@@ -176,6 +176,8 @@ def open_run(run_dir: str | Path) -> Run:
         algo = registry.build(record["algo"], record["task"], config)
     except ConfigError as err:
         raise ConfigError(f"{cfg_path}: {err}") from err
+    except UnknownNameError as err:  # an edited or damaged algorithm or task name
+        raise ConfigError(f"{cfg_path}: {err}") from err
     except QuickstudyError:
         raise
     except (KeyError, TypeError, ValueError) as err:
@@ -206,20 +208,39 @@ def _scan_updates(algo: Algorithm, state: PyTree, length: int) -> tuple[PyTree, 
     return jax.lax.scan(lambda s, _: algo.update(s), state, None, length=length)
 
 
-def _chunk_fn(algo: Algorithm, length: int) -> Callable:
-    """``chunk(state, should_stop) -> (state, metrics [n])``: up to ``length`` updates.
+def _scan_first_updates(algo: Algorithm, state: PyTree, n: jax.Array, size: int):
+    """The first ``n`` of ``size`` scanned updates; the rest leave the state as it is.
 
-    A jittable algorithm runs all ``length`` updates in one compiled program (dispatched
-    asynchronously); a host-stepped one loops in Python and stops early, after ``n < length``
-    updates, once ``should_stop()`` is true.
+    One program serves every chunk length up to ``size`` (a resumed run's first chunk, the
+    last chunk of a budget that is not a whole number of chunks), so a run compiles its
+    training step once. The metrics of the skipped updates are zeros; the caller drops them.
+    """
+    shapes = jax.eval_shape(algo.update, state)[1]
+
+    def skip(s):
+        return s, jax.tree.map(lambda x: jnp.zeros(x.shape, x.dtype), shapes)
+
+    def body(s, i):
+        return jax.lax.cond(i < n, algo.update, skip, s)
+
+    return jax.lax.scan(body, state, jnp.arange(size))
+
+
+def _chunk_fn(algo: Algorithm, size: int) -> Callable:
+    """``chunk(state, n, should_stop) -> (state, metrics [m])``: up to ``n <= size`` updates.
+
+    A jittable algorithm runs them in one compiled program for every ``n`` (dispatched
+    asynchronously; the metrics have ``size`` rows, of which the first ``n`` are real); a
+    host-stepped one loops in Python and stops early, after ``m < n`` updates, once
+    ``should_stop()`` is true.
     """
     if algo.jittable:
-        compiled = jax.jit(functools.partial(_scan_updates, algo, length=length))
-        return lambda state, should_stop: compiled(state)
+        compiled = jax.jit(functools.partial(_scan_first_updates, algo, size=size))
+        return lambda state, n, should_stop: compiled(state, jnp.int32(n))
 
-    def looped(state, should_stop):
+    def looped(state, n, should_stop):
         rows = []
-        for _ in range(length):
+        for _ in range(n):
             state, metrics = algo.update(state)
             rows.append(jax.device_get(metrics))
             if should_stop():
@@ -564,7 +585,7 @@ def _train_locked(run, state, done, on_chunk, stop_after_updates, on_warning) ->
     end = total if stop_after_updates is None else min(total, stop_after_updates)
     chunk = run.settings.chunk_updates
     progress_key = run.progress_metric[0]
-    compiled: dict[int, Callable] = {}
+    chunk_fn = _chunk_fn(run.algo, chunk)
     watcher = _Watcher(run.algo, on_warning or logger.warning)
     saved = done
     with MetricsLogger(run.path) as metrics_log, _Signals() as signals:
@@ -573,16 +594,14 @@ def _train_locked(run, state, done, on_chunk, stop_after_updates, on_warning) ->
         try:
             while done < end and signals.received is None:
                 length = min(chunk - done % chunk, end - done)
-                if length not in compiled:
-                    compiled[length] = _chunk_fn(run.algo, length)
                 fn = functools.partial(
-                    compiled[length], state, lambda: signals.received is not None
+                    chunk_fn, state, length, lambda: signals.received is not None
                 )
                 result = _run_chunk(fn, signals, abandon=run.algo.jittable)
                 if result is None:
                     break  # the chunk in flight is abandoned; the committed state is saved below
                 new_state, metrics = result
-                metrics = jax.device_get(metrics)
+                metrics = {k: np.asarray(v)[:length] for k, v in jax.device_get(metrics).items()}
                 length = len(next(iter(metrics.values())))  # a host loop may stop early
                 rows = [{k: float(v[i]) for k, v in metrics.items()} for i in range(length)]
                 bad = watcher.bad_rows(done + 1, rows)

@@ -23,12 +23,9 @@ SOAK_UPDATES = 800
 
 
 def _env(cache):
-    env = dict(os.environ, QUICKSTUDY_PROGRESS="plain")
-    env.update(  # later starts load the compiled programs instead of compiling again
-        JAX_COMPILATION_CACHE_DIR=str(cache),
-        JAX_PERSISTENT_CACHE_MIN_COMPILE_TIME_SECS="0",
-        JAX_PERSISTENT_CACHE_MIN_ENTRY_SIZE_BYTES="0",
-    )
+    # Later starts load the compiled programs from the cache instead of compiling again.
+    env = dict(os.environ, QUICKSTUDY_PROGRESS="plain", QUICKSTUDY_COMPILATION_CACHE=str(cache))
+    env.pop("JAX_COMPILATION_CACHE_DIR", None)
     return env
 
 

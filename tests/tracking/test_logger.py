@@ -121,3 +121,39 @@ def test_non_finite_values_are_null_with_a_flag_column(tmp_path):
     assert body[1] == ["2", "", "", "a,b"]
     with pytest.raises(ValueError, match="reserved"), MetricsLogger(tmp_path) as logger:
         logger.log(4, {"nonfinite": 1.0})
+
+
+def _tensorboard_scalars(run_dir):
+    """``{step: {tag: value}}`` read back from the TFRecord event files."""
+    import struct
+
+    from tensorboardX.proto.event_pb2 import Event
+
+    out = {}
+    for path in sorted(run_dir.glob("events.out.tfevents.*")):
+        data, i = path.read_bytes(), 0
+        while i < len(data):
+            (length,) = struct.unpack("<Q", data[i : i + 8])
+            event = Event.FromString(data[i + 12 : i + 12 + length])
+            i += 12 + length + 4
+            for value in event.summary.value:
+                out.setdefault(event.step, {})[value.tag] = value.simple_value
+    return out
+
+
+def test_tensorboard_gets_a_thinned_chunk_with_its_last_row_and_finite_values(tmp_path):
+    from quickstudy.tracking.logger import TENSORBOARD_ROWS_PER_CALL
+
+    rows = [
+        (s, {"loss": s / 4, "grad": float("nan") if s == 1000 else 1.0}) for s in range(1, 1001)
+    ]
+    with MetricsLogger(tmp_path) as logger:
+        logger.log_rows(rows)
+        logger.log_rows([(1001, {"loss": 7.0, "grad": 2.0})])
+    assert len(_jsonl(tmp_path)) == 1001  # every row in the record
+    scalars = _tensorboard_scalars(tmp_path)
+    assert len(scalars) == TENSORBOARD_ROWS_PER_CALL + 1
+    assert sorted(scalars)[:3] == [10, 20, 30] and 1000 in scalars and 1001 in scalars
+    assert scalars[500] == {"loss": 125.0, "grad": 1.0}
+    assert scalars[1000] == {"loss": 250.0}  # the NaN is left out
+    assert scalars[1001] == {"loss": 7.0, "grad": 2.0}

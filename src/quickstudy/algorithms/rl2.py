@@ -180,6 +180,7 @@ def make_rl2(config: RL2Config, tasks: TaskDistribution) -> Algorithm:
         critic_hidden_size=config.critic_hidden_size,
         head_hidden_size=config.head_hidden_size,
         reward_head=config.reward_coef > 0,
+        custom_backward=config.learner != "trpo",  # TRPO's Fisher product needs forward mode
     )
     policy = recurrent_policy(network, env.observation_space(example).shape[0])
     aux = []
