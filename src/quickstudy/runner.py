@@ -174,9 +174,7 @@ def open_run(run_dir: str | Path) -> Run:
         config = spec.config_from_record(record["config"], f"{cfg_path} config")
         settings = RunSettings(**record["settings"])
         algo = registry.build(record["algo"], record["task"], config)
-    except ConfigError as err:
-        raise ConfigError(f"{cfg_path}: {err}") from err
-    except UnknownNameError as err:  # an edited or damaged algorithm or task name
+    except (ConfigError, UnknownNameError) as err:  # incl. a damaged algorithm or task name
         raise ConfigError(f"{cfg_path}: {err}") from err
     except QuickstudyError:
         raise
