@@ -46,13 +46,19 @@ from quickstudy.algorithms.maml import MAMLConfig, make_maml
 from quickstudy.algorithms.maml_rl import MAMLRLConfig, make_maml_rl
 
 
-def _time(fn, repeats: int) -> float:
-    """Mean seconds per call after one warm-up call."""
+def _timed(fn, repeats: int) -> dict[str, float]:
+    """Seconds per call over ``repeats`` calls after one warm-up call: min, median, all."""
     fn()
-    t0 = time.perf_counter()
+    times = []
     for _ in range(repeats):
+        t0 = time.perf_counter()
         fn()
-    return (time.perf_counter() - t0) / repeats
+        times.append(time.perf_counter() - t0)
+    return {
+        "seconds_per_iteration": min(times),
+        "median_seconds": float(np.median(times)),
+        "times": times,
+    }
 
 
 # --------------------------------------------------------------------------------------------
@@ -74,7 +80,7 @@ def quickstudy_update(algo, repeats: int) -> dict[str, float]:
         box[0], _ = update(box[0])
         jax.block_until_ready(box[0])
 
-    return {"seconds_per_iteration": _time(step, repeats), "compile_seconds": compile_s}
+    return {**_timed(step, repeats), "compile_seconds": compile_s}
 
 
 def quickstudy_sinusoid(inner_steps: int, repeats: int) -> dict[str, float]:
@@ -92,7 +98,7 @@ def quickstudy_nav2d(repeats: int) -> dict[str, float]:
 # --------------------------------------------------------------------------------------------
 
 
-def torch_sinusoid(inner_steps: int, repeats: int) -> dict[str, float]:
+def torch_sinusoid(inner_steps: int, repeats: int, compiled: bool = False) -> dict[str, float]:
     import torch
     from torch.func import functional_call, grad, vmap
 
@@ -117,19 +123,36 @@ def torch_sinusoid(inner_steps: int, repeats: int) -> dict[str, float]:
             p = {n: p[n] - alpha * g[n] for n in p}
         return loss(p, xq, yq)
 
+    batched = vmap(task_loss, in_dims=(None, 0, 0, 0, 0))
+    if compiled:
+        batched = torch.compile(batched)
+
     def step():
         amp = torch.empty(tasks, 1, 1).uniform_(0.1, 5.0)
         phase = torch.empty(tasks, 1, 1).uniform_(0.0, math.pi)
         x = torch.empty(tasks, 2 * k, 1).uniform_(-5.0, 5.0)
         y = amp * torch.sin(x - phase)
-        losses = vmap(task_loss, in_dims=(None, 0, 0, 0, 0))(
-            params, x[:, :k], y[:, :k], x[:, k:], y[:, k:]
-        )
+        losses = batched(params, x[:, :k], y[:, :k], x[:, k:], y[:, k:])
         opt.zero_grad()
         losses.mean().backward()
         opt.step()
 
-    return {"seconds_per_iteration": _time(step, repeats)}
+    return _timed(step, repeats)
+
+
+def _torch_trpo_step(fvp, g, max_kl: float, iters: int = 10):
+    """TRPO's full step: ``F^-1 g`` by ``iters`` conjugate-gradient steps, scaled to ``max_kl``."""
+    import torch
+
+    x, r = torch.zeros_like(g), g.clone()
+    p, rr = r.clone(), r @ r
+    for _ in range(iters):
+        ap = fvp(p)
+        a = rr / (p @ ap)
+        x, r = x + a * p, r - a * ap
+        rr_new = r @ r
+        p, rr = r + (rr_new / rr) * p, rr_new
+    return torch.sqrt(2 * max_kl / (x @ fvp(x) + 1e-8)) * x
 
 
 def torch_nav2d(repeats: int) -> dict[str, float]:
@@ -254,15 +277,7 @@ def torch_nav2d(repeats: int) -> dict[str, float]:
             hv = torch.autograd.grad(kl_grad @ v, [theta[n] for n in names], retain_graph=True)
             return flat(hv) + 1e-5 * v
 
-        x, r = torch.zeros_like(g), g.clone()
-        p_, rr = r.clone(), r @ r
-        for _ in range(10):
-            ap = fvp(p_)
-            a = rr / (p_ @ ap)
-            x, r = x + a * p_, r - a * ap
-            rr_new = r @ r
-            p_, rr = r + (rr_new / rr) * p_, rr_new
-        step_full = torch.sqrt(2 * max_kl / (x @ fvp(x) + 1e-8)) * x
+        step_full = _torch_trpo_step(fvp, g, max_kl)
         with torch.no_grad():
             base = flat([theta[n] for n in names])
         for k in range(15):
@@ -278,45 +293,231 @@ def torch_nav2d(repeats: int) -> dict[str, float]:
         for n in names:
             params[n] = new[n].detach()
 
-    return {"seconds_per_iteration": _time(step, repeats)}
+    return _timed(step, repeats)
 
 
-def torch_best(fn, *args) -> dict[str, Any]:
+def torch_nav2d_batched(repeats: int, compiled: bool = False) -> dict[str, Any]:
+    """The nav2d meta-iteration batched over tasks, with quickstudy's Gauss-Newton Fisher.
+
+    The same work as :func:`quickstudy_nav2d`: every tensor carries a leading task axis (the
+    adapted parameters too, so sampling, baselines and losses run once for all 20 tasks), the
+    inner step is ``torch.func.vmap(torch.func.grad(...))`` (second order: outer autograd
+    differentiates it), and the Fisher-vector product is ``J^T M J v``: one ``torch.func.vjp``
+    of the post-adaptation distribution parameters kept for the step and one
+    ``torch.func.jvp`` per product, ``M = diag(1/σ², 2)`` weighted by each sample's share.
+    With ``compiled``, the per-step policy, the objective and the products go through
+    ``torch.compile``.
+    """
+    import torch
+    from torch.func import grad, jvp, vjp, vmap
+
+    torch.manual_seed(0)
+    tasks, eps, horizon, alpha, max_kl, gamma = 20, 20, 100, 0.5, 0.01, 0.99
+    sizes = [(2, 100), (100, 100), (100, 2)]
+    params = {}
+    for i, (n_in, n_out) in enumerate(sizes):
+        w = torch.empty(n_out, n_in)
+        torch.nn.init.xavier_uniform_(w)
+        params[f"w{i}"], params[f"b{i}"] = w, torch.zeros(n_out)
+    params["log_std"] = torch.zeros(2)
+    names = list(params)
+    shapes = [params[n].shape for n in names]
+    numels = [params[n].numel() for n in names]
+
+    def unflat(theta):
+        return {n: t.reshape(s) for n, t, s in zip(names, theta.split(numels), shapes, strict=True)}
+
+    def mean_fn(p, x):
+        """x [..., N, 2] with p unbatched or with a leading task axis -> mean [..., N, 2]."""
+        for i in range(3):
+            x = x @ p[f"w{i}"].transpose(-1, -2) + p[f"b{i}"].unsqueeze(-2)
+            x = torch.relu(x) if i < 2 else x
+        return x
+
+    def logp(p, obs, act):
+        mean = mean_fn(p, obs)
+        log_std = p["log_std"].unsqueeze(-2)
+        z = (act - mean) * torch.exp(-log_std)
+        return (-0.5 * z**2 - log_std - 0.5 * math.log(2 * math.pi)).sum(-1)
+
+    def policy_step(p, pos, noise):
+        return mean_fn(p, pos) + torch.exp(p["log_std"]).unsqueeze(-2) * noise
+
+    step_fn = torch.compile(policy_step) if compiled else policy_step
+
+    @torch.no_grad()
+    def sample(p, goals):
+        """p with a task axis or none; obs/act [B, E*T, 2] flattened per task, rews/valid."""
+        pos = torch.zeros(tasks, eps, 2)
+        alive = torch.ones(tasks, eps, dtype=torch.bool)
+        obs, acts, rews, valid = [], [], [], []
+        for _ in range(horizon):
+            a = step_fn(p, pos, torch.randn(tasks, eps, 2))
+            obs.append(pos)
+            acts.append(a)
+            valid.append(alive)
+            pos = pos + a.clamp(-1.0, 1.0) * 0.1
+            d = pos - goals[:, None, :]
+            rews.append(torch.where(alive, -d.norm(dim=-1), torch.zeros(())))
+            alive = alive & ~(d.abs() < 0.01).all(-1)
+        stack = lambda xs: torch.stack(xs, 2)  # noqa: E731
+        return stack(obs), stack(acts), stack(rews), stack(valid).float()
+
+    def advantages(obs, rews, valid):
+        ret = torch.zeros_like(rews)
+        run = torch.zeros(rews.shape[:-1])
+        for t in reversed(range(horizon)):
+            run = rews[..., t] + gamma * run
+            ret[..., t] = run
+        o = obs.clamp(-10, 10)
+        tt = (torch.arange(horizon, dtype=torch.float32) / 100).expand(*obs.shape[:-1])[..., None]
+        f = torch.cat([o, o**2, tt, tt**2, tt**3, torch.ones_like(tt)], -1).reshape(tasks, -1, 8)
+        y, m = ret.reshape(tasks, -1), valid.reshape(tasks, -1)
+        count = m.sum(1)
+        fm = f * m[..., None]
+        a = fm.transpose(1, 2) @ f / count[:, None, None] + 1e-5 * torch.eye(8)
+        w = torch.linalg.solve(a, (fm.transpose(1, 2) @ y[..., None])[..., 0] / count[:, None])
+        adv = y - (f @ w[..., None])[..., 0]
+        mu = (adv * m).sum(1, keepdim=True) / count[:, None]
+        sd = (((adv - mu) ** 2 * m).sum(1, keepdim=True) / count[:, None]).sqrt()
+        return (adv - mu) / (sd + 1e-8) * m
+
+    def flat_batch(data):
+        obs, act, _, valid = data
+        return obs.reshape(tasks, -1, 2), act.reshape(tasks, -1, 2), valid.reshape(tasks, -1)
+
+    def inner_loss(p, obs, act, adv, valid):
+        return -(logp(p, obs, act) * adv * valid).sum() / valid.sum()
+
+    def adapt(p, obs, act, adv, valid):
+        g = grad(inner_loss)(p, obs, act, adv, valid)
+        return {n: p[n] - alpha * g[n] for n in names}
+
+    adapt_all = vmap(adapt, in_dims=(None, 0, 0, 0, 0))
+
+    def step():
+        goals = torch.empty(tasks, 2).uniform_(-0.5, 0.5)
+        pre = sample(params, goals)
+        pre_obs, pre_act, pre_valid = flat_batch(pre)
+        pre_adv = advantages(pre[0], pre[2], pre[3])
+        with torch.no_grad():
+            adapted = adapt_all(params, pre_obs, pre_act, pre_adv, pre_valid)
+        post = sample(adapted, goals)
+        obs, act, valid = flat_batch(post)
+        adv_post = advantages(post[0], post[2], post[3])
+        count = valid.sum(1)
+        weight = (valid / count[:, None] / tasks)[..., None]
+        with torch.no_grad():
+            old_mean, old_log_std = mean_fn(adapted, obs), adapted["log_std"]
+            old_lp = logp(adapted, obs, act)
+
+        def dists(theta):
+            q = adapt_all(unflat(theta), pre_obs, pre_act, pre_adv, pre_valid)
+            return mean_fn(q, obs), q["log_std"]
+
+        def objective(theta):
+            q = adapt_all(unflat(theta), pre_obs, pre_act, pre_adv, pre_valid)
+            mean, log_std = mean_fn(q, obs), q["log_std"].unsqueeze(-2)
+            lp = logp(q, obs, act)
+            loss = -((torch.exp(lp - old_lp) * adv_post * valid).sum(1) / count).mean()
+            s0 = old_log_std.unsqueeze(-2)
+            k = (
+                log_std
+                - s0
+                + (torch.exp(2 * s0) + (old_mean - mean) ** 2) / (2 * torch.exp(2 * log_std))
+            )
+            kl = (((k - 0.5).sum(-1) * valid).sum(1) / count).mean()
+            return loss, kl
+
+        theta = torch.cat([params[n].reshape(-1) for n in names]).requires_grad_(True)
+        loss, _ = objective(theta)
+        (g,) = torch.autograd.grad(loss, theta)
+        _, vjp_fn = vjp(dists, theta.detach())
+        inv_var = torch.exp(-2.0 * old_log_std).unsqueeze(-2)
+        weight_std = weight.sum((1, 2))[:, None] * 2.0
+
+        def fvp(v):
+            d_mean, d_log_std = jvp(dists, (theta.detach(),), (v,))[1]
+            (out,) = vjp_fn((d_mean * inv_var * weight, d_log_std * weight_std))
+            return out + 1e-5 * v
+
+        fvp_fn = torch.compile(fvp) if compiled else fvp
+        step_full = _torch_trpo_step(fvp_fn, g, max_kl)
+        base = theta.detach()
+        with torch.no_grad():
+            for k in range(15):
+                cand = base - 0.8**k * step_full
+                new_loss, new_kl = objective(cand)
+                if new_loss.item() < loss.item() and new_kl.item() <= max_kl:
+                    break
+        params.update(unflat(cand))
+
+    return _timed(step, repeats)
+
+
+def torch_best(fn, *args, **kwargs) -> dict[str, Any]:
+    """Times ``fn`` with 1 thread and with all cores; the faster counts. Errors are recorded."""
     import torch
 
-    out = {}
+    out: dict[str, Any] = {}
     for threads in sorted({1, os.cpu_count() or 1}):
         torch.set_num_threads(threads)
-        out[f"threads_{threads}"] = fn(*args)["seconds_per_iteration"]
-    best = min(out, key=out.get)
-    return {"seconds_per_iteration": out[best], "best": best, **out}
+        try:
+            out[f"threads_{threads}"] = fn(*args, **kwargs)
+        except Exception as exc:  # torch.compile may not handle a transform; say so
+            return {"error": f"{type(exc).__name__}: {str(exc).splitlines()[0][:300]}"}
+    best = min(out, key=lambda k: out[k]["seconds_per_iteration"])
+    return {**out[best], "best": best, "by_threads": out}
 
 
 def main(argv: list[str] | None = None) -> int:
     parser = argparse.ArgumentParser(description=__doc__.split("\n")[0])
     parser.add_argument("--quick", action="store_true", help="few repeats; not for quoting")
+    parser.add_argument(
+        "--with-loop", action="store_true", help="also time the per-task-loop nav2d in PyTorch"
+    )
     parser.add_argument("--out", default=None)
     args = parser.parse_args(argv)
     import torch
 
-    reps_sin, reps_rl = (5, 1) if args.quick else (200, 3)
+    reps_sin, reps_rl = (5, 1) if args.quick else (200, 5)
     load_before = os.getloadavg()
     rows = []
     for steps in (1, 5):
-        ours = quickstudy_sinusoid(steps, reps_sin)
-        theirs = torch_best(torch_sinusoid, steps, max(2, reps_sin // 4))
         rows.append(
-            {"row": f"sinusoid MAML, {steps} inner step(s)", "quickstudy": ours, "torch": theirs}
+            {
+                "row": f"sinusoid MAML, {steps} inner step(s)",
+                "quickstudy": quickstudy_sinusoid(steps, reps_sin),
+                "torch": torch_best(torch_sinusoid, steps, reps_sin),
+                "torch.compile": torch_best(torch_sinusoid, steps, reps_sin, compiled=True),
+            }
         )
-    ours = quickstudy_nav2d(reps_rl)
-    theirs = torch_best(torch_nav2d, reps_rl)
-    rows.append({"row": "MAML-RL nav2d (TRPO)", "quickstudy": ours, "torch": theirs})
-    print(f"{'meta-iteration':36s} {'quickstudy':>12s} {'torch.func':>12s} {'ratio':>7s}")
+    nav = {
+        "row": "MAML-RL nav2d (TRPO)",
+        "quickstudy": quickstudy_nav2d(reps_rl),
+        "torch": torch_best(torch_nav2d_batched, reps_rl),
+        "torch.compile": torch_best(torch_nav2d_batched, reps_rl, compiled=True),
+    }
+    if args.with_loop:
+        nav["torch, per-task loop, double-backward Fisher"] = torch_best(torch_nav2d, reps_rl)
+    rows.append(nav)
+    header = f"{'meta-iteration, ms (min / median)':36s} {'quickstudy':>16s} {'best torch':>16s}"
+    print(header, "ratio")
     for row in rows:
-        q = row["quickstudy"]["seconds_per_iteration"]
-        t = row["torch"]["seconds_per_iteration"]
-        row["speedup"] = t / q
-        print(f"{row['row']:36s} {q * 1e3:10.2f}ms {t * 1e3:10.2f}ms {t / q:6.1f}x")
+        q = row["quickstudy"]
+        peers = {
+            k: v for k, v in row.items() if k not in ("row", "quickstudy") and "error" not in v
+        }
+        name = min(peers, key=lambda k: peers[k]["seconds_per_iteration"])
+        t = peers[name]
+        row["best_peer"] = name
+        row["speedup_min"] = t["seconds_per_iteration"] / q["seconds_per_iteration"]
+        row["speedup_median"] = t["median_seconds"] / q["median_seconds"]
+        cell = lambda r: f"{r['seconds_per_iteration'] * 1e3:.2f} / {r['median_seconds'] * 1e3:.2f}"  # noqa: E731
+        print(f"{row['row']:36s} {cell(q):>16s} {cell(t):>16s} {row['speedup_min']:.1f}x ({name})")
+        for k, v in row.items():
+            if isinstance(v, dict) and "error" in v:
+                print(f"  {k} failed: {v['error']}")
     result = {
         "machine": {
             "platform": platform.platform(),

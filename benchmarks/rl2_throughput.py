@@ -383,17 +383,22 @@ def _compile(fn: Callable, *args) -> tuple[Any, float]:
     return compiled, time.perf_counter() - t0
 
 
-def bench_quickstudy(rl2: Algorithm, state: Any, updates: int, seed: int) -> dict[str, Any]:
+def bench_quickstudy(
+    rl2: Algorithm, state: Any, updates: int, seed: int, repeats: int
+) -> dict[str, Any]:
     steps_per_update = rl2.steps_per_update  # num_envs x rollout_len
     # Training: collect + PPO, one jitted update per call.
     update, compile_update_s = _compile(rl2.update, state)
     s, metrics = update(state)  # warm-up, excluded
     jax.block_until_ready((s, metrics))
-    t0 = time.perf_counter()
-    for _ in range(updates):
-        s, metrics = update(s)
-    jax.block_until_ready((s, metrics))
-    train_s = time.perf_counter() - t0
+    train_times = []
+    for _ in range(repeats):
+        t0 = time.perf_counter()
+        for _ in range(updates):
+            s, metrics = update(s)
+        jax.block_until_ready((s, metrics))
+        train_times.append(time.perf_counter() - t0)
+    train_s = min(train_times)
     finite = all(
         bool(np.isfinite(np.asarray(v)).all()) for k, v in metrics.items() if k != "trial_return"
     )
@@ -410,11 +415,14 @@ def bench_quickstudy(rl2: Algorithm, state: Any, updates: int, seed: int) -> dic
     roll, compile_rollout_s = _compile(collect, keys[0], state.rollout, state.params)
     rs, traj = roll(keys[0], state.rollout, state.params)  # warm-up, excluded
     jax.block_until_ready((rs, traj))
-    t0 = time.perf_counter()
-    for i in range(updates):
-        rs, traj = roll(keys[i + 1], rs, state.params)
-    jax.block_until_ready((rs, traj))
-    rollout_s = time.perf_counter() - t0
+    rollout_times = []
+    for _ in range(repeats):
+        t0 = time.perf_counter()
+        for i in range(updates):
+            rs, traj = roll(keys[i + 1], rs, state.params)
+        jax.block_until_ready((rs, traj))
+        rollout_times.append(time.perf_counter() - t0)
+    rollout_s = min(rollout_times)
 
     total = updates * steps_per_update
     return {
@@ -425,6 +433,8 @@ def bench_quickstudy(rl2: Algorithm, state: Any, updates: int, seed: int) -> dic
             "seconds": train_s,
             "seconds_per_update": train_s / updates,
             "steps_per_s": total / train_s,
+            "median_steps_per_s": total / float(np.median(train_times)),
+            "repeat_seconds": train_times,
             "metrics_finite": finite,
         },
         "rollout": {
@@ -434,6 +444,8 @@ def bench_quickstudy(rl2: Algorithm, state: Any, updates: int, seed: int) -> dic
             "seconds": rollout_s,
             "seconds_per_unroll": rollout_s / updates,
             "steps_per_s": total / rollout_s,
+            "median_steps_per_s": total / float(np.median(rollout_times)),
+            "repeat_seconds": rollout_times,
         },
         # Share of an update's time spent collecting (rollout time / train time, per update).
         "collection_fraction_of_update": rollout_s / train_s,
@@ -496,7 +508,16 @@ def run_task(name: str, args: argparse.Namespace) -> dict[str, Any]:
     check_numpy_policy(rl2, params, jit_apply, obs_dim, args.num_envs)
     print("   checks: NumPy trial == quickstudy Trial, NumPy GRU == network.apply", flush=True)
 
-    qs = bench_quickstudy(rl2, state, args.updates, args.seed)
+    qs = bench_quickstudy(rl2, state, args.updates, args.seed, args.repeats)
+    # The default configuration (a separate critic core, as `quickstudy train rl2` runs it).
+    default = make_rl2(RL2Config(num_envs=args.num_envs, total_steps=HUGE_TOTAL_STEPS), dist)
+    qs_default = bench_quickstudy(
+        default,
+        jax.jit(default.init)(jax.random.key(args.seed)),
+        args.updates,
+        args.seed,
+        args.repeats,
+    )["train"]
     print(
         f"   quickstudy: compile update {qs['train']['compile_s']:.1f}s, "
         f"rollout {qs['rollout']['compile_s']:.1f}s; train {qs['train']['steps_per_s']:,.0f} "
@@ -517,10 +538,23 @@ def run_task(name: str, args: argparse.Namespace) -> dict[str, Any]:
         return carry["core"], out.dist[0], out.value[0]
 
     def baseline(label: str, policy: PolicyStep, steps: int, warmup: int) -> dict[str, Any]:
-        env = make_numpy_env(name, args.num_envs, episodes, np.random.default_rng(args.seed))
-        res = numpy_loop_rollout(
-            env, policy, net.hidden_size, steps, warmup, args.seed, args.baseline_max_seconds
-        )
+        reps = []
+        for _ in range(args.repeats):
+            env = make_numpy_env(name, args.num_envs, episodes, np.random.default_rng(args.seed))
+            reps.append(
+                numpy_loop_rollout(
+                    env,
+                    policy,
+                    net.hidden_size,
+                    steps,
+                    warmup,
+                    args.seed,
+                    args.baseline_max_seconds,
+                )
+            )
+        res = dict(max(reps, key=lambda r: r["steps_per_s"]))
+        res["median_steps_per_s"] = float(np.median([r["steps_per_s"] for r in reps]))
+        res["repeat_steps_per_s"] = [r["steps_per_s"] for r in reps]
         capped = (
             f" (stopped at the {args.baseline_max_seconds:g}s cap)" if res["time_capped"] else ""
         )
@@ -553,6 +587,7 @@ def run_task(name: str, args: argparse.Namespace) -> dict[str, Any]:
     n_blas = baselines["numpy"]["blas_threads"]
     bt = "" if n_blas is None else f" ({n_blas}t)"
     rows = [
+        ("quickstudy train, default config", qs_default["steps_per_s"]),
         ("quickstudy train (collect+PPO)", qs["train"]["steps_per_s"]),
         ("quickstudy rollout (jit scan)", qs["rollout"]["steps_per_s"]),
         (f"numpy loop + numpy GRU{bt}", baselines["numpy"]["steps_per_s"]),
@@ -566,6 +601,7 @@ def run_task(name: str, args: argparse.Namespace) -> dict[str, Any]:
         "rollout_len": rollout_len,
         "steps_per_update": args.num_envs * rollout_len,
         "quickstudy": qs,
+        "quickstudy_default_config_train": qs_default,
         "baselines": baselines,
         "ratios_vs_numpy_loop": {
             "quickstudy_rollout": qs["rollout"]["steps_per_s"] / ref,
@@ -583,7 +619,8 @@ def parse_args(argv: list[str] | None = None) -> argparse.Namespace:
     parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
     parser.add_argument("--quick", action="store_true", help="smoke run: few steps, < 1 minute")
     parser.add_argument("--out", type=Path, default=None, help="JSON output path")
-    parser.add_argument("--hidden-size", type=int, default=256)
+    parser.add_argument("--hidden-size", type=int, default=64, help="the default config's")
+    parser.add_argument("--repeats", type=int, default=3, help="repeats of every timed row")
     parser.add_argument("--num-envs", type=int, default=None, help="default 128 (--quick: 32)")
     parser.add_argument(
         "--updates", type=int, default=None, help="timed updates/unrolls (default 10, quick 1)"
@@ -605,7 +642,7 @@ def parse_args(argv: list[str] | None = None) -> argparse.Namespace:
         "--baseline-max-seconds",
         type=float,
         default=None,
-        help="cap on each baseline's timed loop (default 30, quick 2)",
+        help="cap on each baseline's timed loop (default 10, quick 2)",
     )
     parser.add_argument("--tasks", nargs="+", default=list(TASKS), choices=TASKS)
     parser.add_argument("--seed", type=int, default=0)
@@ -624,7 +661,7 @@ def parse_args(argv: list[str] | None = None) -> argparse.Namespace:
             "updates": 10,
             "baseline_steps": 2000,
             "eager_steps": 100,
-            "baseline_max_seconds": 30.0,
+            "baseline_max_seconds": 10.0,
         }
     )
     for key, value in defaults.items():

@@ -737,10 +737,15 @@ def _cmd_reproduce(argv: list[str]) -> int:
         ("--tune-trials", "N", _int, None, "trials per value to tune baselines (default: 500)"),
         ("--seed", "N", _nonneg_int, 0, "seed of training and evaluation"),
         ("--cache-dir", "DIR", str, None, "where trained runs are kept (default: in OUT)"),
+        ("--jobs", "N", _int, 1, "cells run at once, each a process on its own core"),
     )  # fmt: skip
+    parser.add_argument("--worker", action="store_true", help=argparse.SUPPRESS)
     args = parser.parse_args(argv)
     console = _console()
     out = Path(args.out or f"runs/reproduce-{args.table}")
+    if args.jobs < 1:
+        _error(f"--jobs must be >= 1, got {args.jobs}")
+        return 2
     settings = ReproduceSettings(
         table=args.table,
         out_dir=out,
@@ -762,8 +767,18 @@ def _cmd_reproduce(argv: list[str]) -> int:
 
     t0 = time.perf_counter()
     command = "quickstudy reproduce " + " ".join(argv)
+    if args.jobs > 1 and len(settings.selected) > 1:
+        status = _reproduce_in_workers(settings, args, console.print)
+        if status:
+            return status
     try:
-        reproduce(settings, log=console.print, train_hook=train_hook, command=command)
+        reproduce(
+            settings,
+            log=console.print,
+            train_hook=train_hook,
+            command=command,
+            record_elapsed=not args.worker,
+        )
     except KeyboardInterrupt:
         console.print(
             f"interrupted; finished cells and checkpoints are kept. Run the same command "
@@ -773,6 +788,49 @@ def _cmd_reproduce(argv: list[str]) -> int:
     console.print(f"done in {time.perf_counter() - t0:,.0f} s: {out / 'table.md'}")
     console.print((out / "table.md").read_text(), markup=False)
     return 0
+
+
+def _reproduce_in_workers(settings: Any, args: argparse.Namespace, log: Callable) -> int:
+    """Runs each selected cell as a pinned worker process; 0 when every cell finished."""
+    from quickstudy import parallel
+    from quickstudy.tracking import read_json, write_json_atomic
+
+    out = Path(settings.out_dir)
+    forwarded = ["--seed", str(args.seed)]
+    for flag, value in (
+        ("--budget", args.budget),
+        ("--trials", args.trials),
+        ("--tune-trials", args.tune_trials),
+        ("--cache-dir", args.cache_dir),
+    ):
+        if value is not None:
+            forwarded += [flag, str(value)]
+    if args.methods:
+        forwarded += ["--methods", *args.methods]
+    jobs = [
+        parallel.Job(
+            cell.task,
+            parallel.module_command(
+                "quickstudy.cli", "reproduce", settings.table, "--out", str(out),
+                "--cells", cell.task, "--worker", *forwarded,
+            ),
+            out / "logs" / f"{cell.task}.log",
+        )
+        for cell in settings.selected
+    ]  # fmt: skip
+    t0 = time.perf_counter()
+    try:
+        results = parallel.run_pinned(jobs, args.jobs, on_event=log)
+    except KeyboardInterrupt:
+        log("interrupted; finished cells and checkpoints are kept. Run the same command again.")
+        return 130
+    elapsed = out / "elapsed.json"
+    before = read_json(elapsed)["seconds"] if elapsed.exists() else 0.0
+    write_json_atomic(elapsed, {"seconds": before + time.perf_counter() - t0})
+    failed = [r for r in results if r.returncode != 0]
+    for r in failed:
+        log(f"cell {r.job.name} failed with exit status {r.returncode}; see {r.job.log}")
+    return failed[0].returncode if failed else 0
 
 
 def _cmd_tasks_argv(argv: list[str]) -> int:

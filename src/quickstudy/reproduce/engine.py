@@ -444,6 +444,7 @@ def reproduce(
     log: Log = lambda _: None,
     train_hook: TrainHook | None = None,
     command: str = "",
+    record_elapsed: bool = True,
 ) -> list[dict[str, Any]]:
     """Runs (or resumes) a reproduction, rewriting its outputs after every cell.
 
@@ -455,6 +456,8 @@ def reproduce(
         log: Receives one line per finished method and per training phase.
         train_hook: Trains a run (default: :func:`quickstudy.runner.train`).
         command: The command line, recorded in the outputs.
+        record_elapsed: Add this call's wall-clock to ``elapsed.json`` (off in a worker of a
+            parallel reproduction, whose parent records the whole wall-clock).
 
     Returns:
         The cell records in the table's order.
@@ -470,7 +473,8 @@ def reproduce(
         log(f"[{i + 1}/{len(cells)}] {cell.task}")
         records.append(run_cell(settings, cell, log, train_hook))
         seconds = before + time.perf_counter() - t0
-        write_json_atomic(elapsed_path, {"seconds": seconds})
+        if record_elapsed:
+            write_json_atomic(elapsed_path, {"seconds": seconds})
         prov = provenance(command, records, seconds)
         render.write_outputs(settings.spec, settings.shown_methods, records, prov, out)
     return records
