@@ -19,6 +19,7 @@ from quickstudy.envs.tabular_mdp import TabularMDP, sample_mdp
 from quickstudy.errors import UnknownNameError
 from quickstudy.tasks.distribution import TaskDistribution
 from quickstudy.tasks.fewshot import FewShotTasks, glyphs, sinusoid
+from quickstudy.tasks.locomotion import FACTORIES as LOCOMOTION
 from quickstudy.tasks.omniglot import omniglot
 
 AnyTasks = TaskDistribution | FewShotTasks
@@ -151,6 +152,8 @@ register("nav2d", _nav2d)
 register("nav2d-numpy", functools.partial(_nav2d, host=True))
 register("point-robot", _point_robot)
 register("sparse-point-robot", _sparse_point_robot)
+for _name, _factory in LOCOMOTION.items():
+    register(_name, _factory)
 for _shots in (5, 10, 20):
     register(f"sinusoid-k{_shots}", functools.partial(sinusoid, _shots))
 for _ways in (5, 20):

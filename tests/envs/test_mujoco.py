@@ -1,0 +1,151 @@
+"""Native MuJoCo batches and the locomotion tasks built on them."""
+
+import jax
+import mujoco
+import numpy as np
+import pytest
+
+from quickstudy import tasks
+from quickstudy.envs.mujoco import MujocoBatch, PhysicsParams, robot_xml
+from quickstudy.envs.mujoco.physics import STATE_SPEC
+from quickstudy.tasks.locomotion import slope_gravity
+
+
+def _cheetah(**kwargs) -> MujocoBatch:
+    return MujocoBatch(robot_xml("half_cheetah"), frame_skip=5, **kwargs)
+
+
+def _start(sim: MujocoBatch, n: int, seed: int = 0) -> np.ndarray:
+    rng = np.random.default_rng(seed)
+    qpos = sim.model.qpos0 + rng.uniform(-0.1, 0.1, (n, sim.model.nq))
+    return sim.initial_state(qpos, 0.1 * rng.standard_normal((n, sim.model.nv)))
+
+
+def test_stepping_from_saved_states_continues_the_simulation_exactly():
+    sim = _cheetah(threads=2)
+    state = _start(sim, 6)
+    ctrl = np.random.default_rng(1).uniform(-1, 1, (30, 6, 6))
+    for t in range(30):
+        state, feats = sim.step(state, ctrl[t])
+    # The same controls applied to one MjData stepped continuously.
+    data = mujoco.MjData(sim.model)
+    for i in range(6):
+        mujoco.mj_setState(sim.model, data, _start(sim, 6)[i], STATE_SPEC)
+        for t in range(30):
+            data.ctrl[:] = ctrl[t, i]
+            mujoco.mj_step(sim.model, data, 5)
+        np.testing.assert_array_equal(feats.qpos[i], data.qpos)
+        np.testing.assert_array_equal(feats.qvel[i], data.qvel)
+
+
+def test_thread_count_does_not_change_results():
+    ctrl = np.random.default_rng(2).uniform(-1, 1, (10, 8, 6))
+    results = []
+    for threads in (1, 2):
+        sim = _cheetah(threads=threads)
+        state = _start(sim, 8)
+        for t in range(10):
+            state, _ = sim.step(state, ctrl[t])
+        results.append(state)
+    np.testing.assert_array_equal(results[0], results[1])
+
+
+def _physics(sim: MujocoBatch, n: int, mass_scale, gravity) -> PhysicsParams:
+    base = sim.default_physics()
+    scale = np.asarray(mass_scale, float)
+    return PhysicsParams(
+        base.body_mass[None] * scale[:, None],
+        np.tile(base.body_inertia, (n, 1, 1)),
+        np.tile(base.dof_damping, (n, 1)),
+        np.tile(base.geom_friction, (n, 1, 1)),
+        np.asarray(gravity, float),
+    )
+
+
+def test_each_row_has_its_own_physics_and_changes_take_effect():
+    sim = _cheetah()
+    level, tilted = slope_gravity(0.0), slope_gravity(-20.0)  # 20 degrees downhill
+    physics = _physics(sim, 3, [1.0, 1.0, 2.0], [level, tilted, level])
+    state = _start(sim, 3)
+    state[:] = state[0]  # the same start everywhere
+    zero = np.zeros((3, 6))
+    for _ in range(40):
+        state, feats = sim.step(state, zero, physics)
+    x = feats.qpos[:, 0]
+    assert x[1] > x[0] + 0.1  # slides down the slope (+x is downhill here)
+    assert abs(x[2] - x[0]) > 1e-6  # the heavier body moves differently
+    # A row whose parameters change is rewritten; the others keep theirs.
+    physics2 = _physics(sim, 3, [1.0, 1.0, 1.0], [level, tilted, level])
+    state2 = _start(sim, 3)
+    state2[:] = state2[0]
+    for _ in range(40):
+        state2, feats2 = sim.step(state2, zero, physics2)
+    np.testing.assert_array_equal(feats2.qpos[2], feats2.qpos[0])
+    np.testing.assert_array_equal(feats2.qpos[1], feats.qpos[1])
+
+
+def test_cheetah_vel_reward_is_the_published_formula():
+    dist = tasks.make("cheetah-vel")
+    env = dist.env
+    task = jax.device_get(dist.sample(jax.random.key(0), 4))
+    rng = np.random.default_rng(0)
+    state, ts = env.reset(rng, task)
+    assert ts.obs.shape == (4, 20) and ts.obs.dtype == np.float32
+    action = rng.uniform(-1, 1, (4, 6))
+    x0 = state.physics[:, 1]  # the state row starts with time, then qpos
+    state, ts = env.step(rng, state, action, task)
+    velocity = (state.physics[:, 1] - x0) / 0.05
+    expected = -np.abs(velocity - task.velocity) - 0.05 * np.sum(action**2, axis=1)
+    np.testing.assert_allclose(ts.reward, expected, rtol=1e-5, atol=1e-5)
+    np.testing.assert_allclose(ts.info["x_velocity"], velocity, rtol=1e-5)
+
+
+def test_ant_goal_sees_contact_forces_and_ant_dir_terminates_when_flipped():
+    dist = tasks.make("ant-goal")
+    task = jax.device_get(dist.sample(jax.random.key(0), 2))
+    rng = np.random.default_rng(0)
+    state, ts = dist.env.reset(rng, task)
+    for _ in range(5):
+        state, ts = dist.env.step(rng, state, np.zeros((2, 8)), task)
+    assert ts.obs.shape == (2, 111)
+    assert np.abs(ts.obs[:, 27:]).max() > 0  # the feet touch the ground
+    ant = tasks.make("ant-dir")
+    task = jax.device_get(ant.sample(jax.random.key(0), 1))
+    state, _ = ant.env.reset(rng, task)
+    state.physics[:, 1 + 2] = 1.5  # root height above the healthy range
+    _, ts = ant.env.step(rng, state, np.zeros((1, 8)), task)
+    assert ts.terminated.all()
+
+
+@pytest.mark.parametrize(
+    "name, obs_dim, num_test",
+    [
+        ("cheetah-vel", 20, 30),
+        ("cheetah-dir", 20, 2),
+        ("ant-dir", 27, 2),
+        ("ant-goal", 111, 30),
+        ("maml-cheetah-vel", 20, 40),
+        ("maml-cheetah-dir", 20, 40),
+        ("maml-ant-vel", 125, 40),
+        ("maml-ant-dir", 125, 40),
+        ("cheetah-slope-up10", 20, 30),
+        ("ant-slope-down5", 27, 30),
+    ],
+)
+def test_locomotion_tasks_are_registered_with_their_shapes(name, obs_dim, num_test):
+    dist = tasks.make(name)
+    assert dist.env.host and dist.env.horizon == 200
+    example = dist.sample_one(jax.random.key(0))
+    assert dist.env.observation_space(example).shape == (obs_dim,)
+    assert len(dist.test_tasks().velocity) == num_test
+
+
+def test_slope_tasks_train_on_level_ground_and_test_on_the_slope():
+    up = tasks.make("cheetah-slope-up10")
+    level = tasks.make("cheetah-slope")
+    np.testing.assert_array_equal(up.train_set.physics.gravity, level.train_set.physics.gravity)
+    np.testing.assert_allclose(up.train_set.physics.gravity[:, 0], 0.0)
+    g = up.test_set.physics.gravity[0]
+    assert np.degrees(np.arctan2(-g[0], -g[2])) == pytest.approx(10.0)
+    masses = level.train_set.physics.body_mass[:, 1:] / level.env.sim.model.body_mass[None, 1:]
+    assert masses.min() >= 0.75 and masses.max() <= 1.25
