@@ -11,7 +11,7 @@ LAYERS = [
     {"envs"},
     {"tasks"},
     {"networks", "objectives"},
-    {"rollout"},
+    {"rollout", "interop"},
     {"learners"},
     {"presets"},
     {"algorithms"},

@@ -22,7 +22,7 @@ def _start(sim: MujocoBatch, n: int, seed: int = 0) -> np.ndarray:
 
 
 def test_stepping_from_saved_states_continues_the_simulation_exactly():
-    sim = _cheetah(threads=2)
+    sim = _cheetah(threads=2, backend="threads")
     state = _start(sim, 6)
     ctrl = np.random.default_rng(1).uniform(-1, 1, (30, 6, 6))
     for t in range(30):
@@ -38,16 +38,33 @@ def test_stepping_from_saved_states_continues_the_simulation_exactly():
         np.testing.assert_array_equal(feats.qvel[i], data.qvel)
 
 
-def test_thread_count_does_not_change_results():
-    ctrl = np.random.default_rng(2).uniform(-1, 1, (10, 8, 6))
+@pytest.mark.parametrize("backend", ["threads", "rollout"])
+def test_thread_count_does_not_change_results(backend):
+    ctrl = np.random.default_rng(2).uniform(-1, 1, (10, 80, 6))
     results = []
     for threads in (1, 2):
-        sim = _cheetah(threads=threads)
-        state = _start(sim, 8)
+        sim = _cheetah(threads=threads, backend=backend)
+        state = _start(sim, 80)
         for t in range(10):
             state, _ = sim.step(state, ctrl[t])
         results.append(state)
     np.testing.assert_array_equal(results[0], results[1])
+
+
+def test_rollout_backend_agrees_with_threads_over_a_short_rollout():
+    """The rollout backend starts each step's solver cold: states agree to 1e-6 over 10 steps."""
+    ctrl = np.random.default_rng(3).uniform(-1, 1, (10, 4, 6))
+    finals = []
+    for backend in ("threads", "rollout"):
+        sim = _cheetah(backend=backend, features=("xpos",))
+        state = _start(sim, 4)
+        for t in range(10):
+            state, feats = sim.step(state, ctrl[t])
+        finals.append((feats.qpos, feats.qvel, feats.xpos))
+    for a, b in zip(*finals, strict=True):
+        np.testing.assert_allclose(a, b, atol=1e-6)
+    with pytest.raises(ValueError, match="rollout backend"):
+        _cheetah(backend="rollout", features=("cfrc_ext",))
 
 
 def _physics(sim: MujocoBatch, n: int, mass_scale, gravity) -> PhysicsParams:

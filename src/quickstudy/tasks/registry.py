@@ -19,6 +19,7 @@ from quickstudy.envs.tabular_mdp import TabularMDP, sample_mdp
 from quickstudy.errors import UnknownNameError
 from quickstudy.tasks.distribution import TaskDistribution
 from quickstudy.tasks.fewshot import FewShotTasks, glyphs, sinusoid
+from quickstudy.tasks.gymnasium_import import from_gymnasium
 from quickstudy.tasks.locomotion import FACTORIES as LOCOMOTION
 from quickstudy.tasks.omniglot import omniglot
 
@@ -152,6 +153,30 @@ register("nav2d", _nav2d)
 register("nav2d-numpy", functools.partial(_nav2d, host=True))
 register("point-robot", _point_robot)
 register("sparse-point-robot", _sparse_point_robot)
+
+
+def _pendulum_gravity() -> TaskDistribution:
+    import gymnasium
+
+    def set_gravity(env, task):
+        env.unwrapped.g = float(task["g"])
+
+    return from_gymnasium(
+        "pendulum-gravity",
+        make_env=lambda: gymnasium.make("Pendulum-v1"),
+        sample_tasks=lambda rng, n: {"g": rng.uniform(5.0, 15.0, n)},
+        set_task=set_gravity,
+        horizon=200,
+        episodes=2,
+        description=(
+            "Gymnasium's Pendulum-v1 with gravity g ~ U[5, 15] per task (the example of "
+            "importing a Gymnasium environment), H=200."
+        ),
+        reward="-(θ² + 0.1 θ'² + 0.001 u²)",
+    )
+
+
+register("pendulum-gravity", _pendulum_gravity)
 for _name, _factory in LOCOMOTION.items():
     register(_name, _factory)
 for _shots in (5, 10, 20):
