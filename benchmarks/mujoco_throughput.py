@@ -25,7 +25,6 @@ Writes JSON to ``--out`` (default ``benchmarks/results/mujoco_throughput.json``)
 from __future__ import annotations
 
 import argparse
-import json
 import os
 import platform
 import sys
@@ -37,6 +36,7 @@ import jax.numpy as jnp
 import mujoco
 import numpy as np
 from mujoco import rollout
+from results_io import write_result
 
 from quickstudy import tasks as task_registry
 from quickstudy.envs.mujoco import robot_xml
@@ -179,12 +179,7 @@ def main(argv: list[str] | None = None) -> int:
         "results": results,
         "ratios": ratios,
     }
-    out = args.out or Path(__file__).parent / "results" / (
-        "mujoco_throughput_quick.json" if args.quick else "mujoco_throughput.json"
-    )
-    out.parent.mkdir(parents=True, exist_ok=True)
-    out.write_text(json.dumps(record, indent=2) + "\n")
-    print(f"wrote {out}")
+    write_result(record, "mujoco_throughput", args.quick, args.out)
     return 0
 
 

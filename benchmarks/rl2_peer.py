@@ -33,7 +33,6 @@ Writes JSON to ``--out`` (default ``benchmarks/results/rl2_peer.json``).
 from __future__ import annotations
 
 import argparse
-import json
 import math
 import os
 import sys
@@ -44,6 +43,7 @@ from typing import Any
 
 import jax
 import numpy as np
+from results_io import write_result
 from rl2_throughput import machine_info
 
 from quickstudy import tasks as task_registry
@@ -264,11 +264,7 @@ def main(argv: list[str] | None = None) -> int:
         "quickstudy": ours,
         "torch": theirs,
     }
-    name = "rl2_peer_quick.json" if args.quick else "rl2_peer.json"
-    out = args.out or Path(__file__).parent / "results" / name
-    out.parent.mkdir(parents=True, exist_ok=True)
-    out.write_text(json.dumps(record, indent=2) + "\n")
-    print(f"wrote {out}")
+    write_result(record, "rl2_peer", args.quick, args.out)
     return 0
 
 

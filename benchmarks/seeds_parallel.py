@@ -31,6 +31,7 @@ from pathlib import Path
 from typing import Any
 
 import numpy as np
+from results_io import write_result
 
 SINGLE_THREAD_XLA = "--xla_cpu_multi_thread_eigen=false intra_op_parallelism_threads=1"
 
@@ -137,12 +138,7 @@ def main(argv: list[str] | None = None) -> int:
         "settings": {"task": "bandit-k5-n10", "updates": args.updates, "repeats": args.repeats},
         "rows": rows,
     }
-    out = args.out or Path(__file__).parent / "results" / (
-        "seeds_parallel_quick.json" if args.quick else "seeds_parallel.json"
-    )
-    out.parent.mkdir(parents=True, exist_ok=True)
-    out.write_text(json.dumps(record, indent=2) + "\n")
-    print(f"wrote {out}")
+    write_result(record, "seeds_parallel", args.quick, args.out)
     return 0
 
 
