@@ -50,7 +50,7 @@ from quickstudy.objectives.policy_gradient import (
     vpg_surrogate,
 )
 from quickstudy.objectives.returns import discounted_returns
-from quickstudy.rollout.episodes import Episodes, sample_episodes
+from quickstudy.rollout.episodes import Episodes, host_sample_episodes, sample_episodes
 from quickstudy.tasks.distribution import TaskDistribution
 from quickstudy.tasks.trial import task_features
 from quickstudy.types import Algorithm, MetaTestResult, Watch, check_choice, check_fields
@@ -185,10 +185,7 @@ def make_maml_rl(config: MAMLRLConfig, tasks: TaskDistribution) -> Algorithm:
             f"maml-rl trains on RL task distributions; {tasks.name} is a supervised few-shot task "
             f"(use maml)"
         )
-    if is_host(tasks.env):
-        raise ConfigError(
-            f"maml-rl samples its episodes inside jit; {tasks.name} is stepped on the host"
-        )
+    host = is_host(tasks.env)
     env = tasks.env
     example = tasks.sample_one(jax.random.key(0))
     space = env.action_space(example)
@@ -307,13 +304,8 @@ def make_maml_rl(config: MAMLRLConfig, tasks: TaskDistribution) -> Algorithm:
         opt_state = optimizer.init(params) if config.outer == "ppo" else ()
         return MAMLRLState(params, opt_state, key, jnp.zeros((), jnp.int32))
 
-    def update(state: MAMLRLState) -> tuple[MAMLRLState, dict[str, jax.Array]]:
-        key, k_tasks, k_collect = jax.random.split(state.key, 3)
-        batch_tasks = tasks.sample(k_tasks, config.meta_batch_size)
-        keys = jax.random.split(k_collect, config.meta_batch_size)
-        batches, post, returns = jax.vmap(collect, in_axes=(0, None, 0))(
-            keys, state.params, batch_tasks
-        )
+    def learn(state: MAMLRLState, key: jax.Array, batches, post, returns):
+        """The outer step on collected data: ``batches`` (per inner step) and ``post``."""
         data = (batches, post)
         metrics = {"return_pre": returns[:, 0].mean(), "return_post": returns[:, -1].mean()}
         if config.outer == "trpo":
@@ -354,6 +346,15 @@ def make_maml_rl(config: MAMLRLConfig, tasks: TaskDistribution) -> Algorithm:
         metrics["log_std"] = params["log_std"].mean()
         return MAMLRLState(params, opt_state, key, state.update + 1), metrics
 
+    def update(state: MAMLRLState) -> tuple[MAMLRLState, dict[str, jax.Array]]:
+        key, k_tasks, k_collect = jax.random.split(state.key, 3)
+        batch_tasks = tasks.sample(k_tasks, config.meta_batch_size)
+        keys = jax.random.split(k_collect, config.meta_batch_size)
+        batches, post, returns = jax.vmap(collect, in_axes=(0, None, 0))(
+            keys, state.params, batch_tasks
+        )
+        return learn(state, key, batches, post, returns)
+
     def adapt(params: PyTree, key: jax.Array, task: PyTree, num_steps: int):
         keys = jax.random.split(key, num_steps + 1)
         returns, success = [], []
@@ -374,6 +375,12 @@ def make_maml_rl(config: MAMLRLConfig, tasks: TaskDistribution) -> Algorithm:
         )
         return MetaTestResult(returns, success, axis="gradient step")
 
+    if host:
+        update, meta_test = _host_phases(
+            config, tasks, policy, inputs, process, inner_loss, learn, dist, low, high
+        )
+        adapt = None
+
     return Algorithm(
         config=config,
         tasks=tasks,
@@ -382,12 +389,78 @@ def make_maml_rl(config: MAMLRLConfig, tasks: TaskDistribution) -> Algorithm:
         meta_test=meta_test,
         num_updates=num_updates,
         steps_per_update=steps_per_update,
-        jittable=True,
+        jittable=not host,
         progress=("return_post", "post-update return"),
         default_points=config.test_steps,
         variant=config.variant,
         progress_point=config.train_inner_steps,
-        parts={"adapt": adapt},
+        parts={"adapt": adapt} if adapt is not None else {},
         axis="gradient step",
         watch=(Watch("kl", above=1.0),),
     )
+
+
+def _host_phases(config, tasks, policy, inputs, process, inner_loss, learn, dist, low, high):
+    """``update`` and ``meta_test`` for a host-stepped task distribution.
+
+    The episodes of every task of a meta-batch are sampled as one host batch (the policy jitted
+    and called once per step on all of them); processing, the inner steps and the outer update
+    are jitted and run between the host phases, with the same mathematics as the pure-JAX path.
+    """
+    env, m = tasks.env, config.meta_batch_size
+
+    def act(key, params, task, obs):
+        def one(k, p, t, o):
+            a = dist.sample(k, policy(p, inputs(o, t)))
+            return a, low + (jnp.clip(a, -1.0, 1.0) + 1.0) * 0.5 * (high - low)
+
+        return jax.vmap(one)(jax.random.split(key, obs.shape[0]), params, task, obs)
+
+    act = jax.jit(act)
+    process_all = jax.jit(jax.vmap(process))
+
+    def adapt_step(lr):
+        return jax.jit(jax.vmap(lambda p, b: inner_step(inner_loss, p, b, lr)))
+
+    inner_train = adapt_step(config.inner_lr)
+    learn = jax.jit(learn)
+    sample_tasks = jax.jit(tasks.sample, static_argnums=1)
+
+    def sample(key, params, task, n):
+        return host_sample_episodes(key, env, task, lambda k, o: act(k, params, task, o), n)
+
+    def tile(params, n):
+        return jax.tree.map(lambda x: jnp.broadcast_to(x, (n, *x.shape)), params)
+
+    def update(state: MAMLRLState) -> tuple[MAMLRLState, dict[str, jax.Array]]:
+        key, k_tasks, k_collect = jax.random.split(state.key, 3)
+        batch_tasks = sample_tasks(k_tasks, m)
+        keys = jax.random.split(k_collect, config.train_inner_steps + 1)
+        current, batches, returns = tile(state.params, m), [], []
+        for j in range(config.train_inner_steps + 1):
+            eps = sample(keys[j], current, batch_tasks, config.episodes_per_task)
+            batch = process_all(current, eps, batch_tasks)
+            returns.append(eps.returns.mean(axis=1))
+            if j < config.train_inner_steps:
+                batches.append(batch)
+                current = inner_train(current, batch)
+        return learn(state, key, batches, batch, jnp.stack(returns, axis=1))
+
+    later = adapt_step(config.inner_lr * config.test_later_lr_scale)
+
+    def meta_test(params: PyTree, key: jax.Array, test_tasks: PyTree, num_steps: int):
+        n = jax.tree.leaves(test_tasks)[0].shape[0]
+        keys = jax.random.split(key, num_steps + 1)
+        current, returns, success = tile(params, n), [], []
+        for k in range(num_steps + 1):
+            eps = sample(keys[k], current, test_tasks, config.test_episodes)
+            returns.append(eps.returns.mean(axis=1))
+            success.append((eps.success.max(axis=2) > 0).mean(axis=1))
+            if k < num_steps:
+                batch = process_all(current, eps, test_tasks)
+                current = (inner_train if k == 0 else later)(current, batch)
+        return MetaTestResult(
+            jnp.stack(returns, axis=1), jnp.stack(success, axis=1), axis="gradient step"
+        )
+
+    return update, meta_test
