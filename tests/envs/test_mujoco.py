@@ -1,6 +1,7 @@
 """Native MuJoCo batches and the locomotion tasks built on them."""
 
 import jax
+import jax.numpy as jnp
 import mujoco
 import numpy as np
 import pytest
@@ -147,6 +148,8 @@ def test_ant_goal_sees_contact_forces_and_ant_dir_terminates_when_flipped():
         ("maml-ant-dir", 125, 40),
         ("cheetah-slope-up10", 20, 30),
         ("ant-slope-down5", 27, 30),
+        ("walker-params", 17, 10),
+        ("hopper-params", 11, 10),
     ],
 )
 def test_locomotion_tasks_are_registered_with_their_shapes(name, obs_dim, num_test):
@@ -166,3 +169,50 @@ def test_slope_tasks_train_on_level_ground_and_test_on_the_slope():
     assert np.degrees(np.arctan2(-g[0], -g[2])) == pytest.approx(10.0)
     masses = level.train_set.physics.body_mass[:, 1:] / level.env.sim.model.body_mass[None, 1:]
     assert masses.min() >= 0.75 and masses.max() <= 1.25
+
+
+def test_params_tasks_vary_every_element_and_end_when_the_robot_falls():
+    dist = tasks.make("hopper-params")
+    physics = dist.train_set.physics
+    base = dist.env.sim.default_physics()
+    ratio = physics.dof_damping[:, 3:] / base.dof_damping[None, 3:]
+    assert ratio.min() >= 1.3**-3 - 1e-9 and ratio.max() <= 1.3**3 + 1e-9
+    assert len(np.unique(np.round(ratio, 6))) > 10  # per element, per task
+    rng = np.random.default_rng(0)
+    task = jax.device_get(dist.sample(jax.random.key(0), 2))
+    state, ts = dist.env.reset(rng, task)
+    assert ts.obs.shape == (2, 11)
+    for _ in range(200):  # no control: the hopper topples over
+        state, ts = dist.env.step(rng, state, np.zeros((2, 3)), task)
+        if ts.terminated.all():
+            break
+    assert ts.terminated.all()
+
+
+def test_mjx_backend_agrees_with_native_stepping_over_a_short_rollout():
+    """Same model, same start, same actions: MJX (float32) within 1e-3 of native over 10 steps."""
+    pytest.importorskip("mujoco.mjx")
+    from quickstudy.envs.mujoco.mjx import mjx_environment
+
+    dist = tasks.make("cheetah-slope-up10")  # per-task physics: tilted gravity, scaled masses
+    native = dist.env
+    env = mjx_environment(native)
+    task = jax.tree.map(lambda x: np.asarray(x)[:1], dist.test_tasks())
+    one = jax.tree.map(lambda x: x[0], task)
+    state, ts = jax.jit(env.reset)(jax.random.key(0), one)
+    # The native batch starts from MJX's initial state.
+    sim = native.sim
+    qpos, qvel = np.asarray(state.data.qpos, float)[None], np.asarray(state.data.qvel, float)[None]
+    from quickstudy.envs.mujoco.locomotion import LocomotionState
+
+    nstate = LocomotionState(sim.initial_state(qpos, qvel), np.zeros((1,), np.int32))
+    actions = np.random.default_rng(0).uniform(-1, 1, (10, 6)).astype(np.float32)
+    step = jax.jit(env.step)
+    rng = np.random.default_rng(0)
+    for t in range(10):
+        state, ts = step(jax.random.key(t), state, jnp.asarray(actions[t]), one)
+        nstate, nts = native.step(rng, nstate, actions[t][None], task)
+        np.testing.assert_allclose(np.asarray(ts.obs), nts.obs[0], atol=1e-3, rtol=1e-3)
+        np.testing.assert_allclose(float(ts.reward), nts.reward[0], atol=1e-3, rtol=1e-3)
+    with pytest.raises(ValueError, match="MJX backend"):
+        mjx_environment(tasks.make("ant-goal").env)

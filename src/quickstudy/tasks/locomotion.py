@@ -35,10 +35,14 @@ from quickstudy.envs.mujoco.locomotion import (
     com_velocity,
     direction_reward,
     displacement_velocity,
+    hopper_fallen,
+    planar_walker_obs,
+    planar_walker_reward,
     rllab_ant_direction_reward,
     rllab_ant_obs,
     rllab_ant_velocity_reward,
     velocity_reward,
+    walker_fallen,
 )
 from quickstudy.envs.mujoco.physics import MujocoBatch, PhysicsParams, robot_xml
 from quickstudy.tasks.distribution import TaskDistribution
@@ -202,6 +206,63 @@ def _ant_goal() -> TaskDistribution:
     )
 
 
+def random_physics(sim: MujocoBatch, n: int, seed: int) -> PhysicsParams:
+    """PEARL's random dynamics for ``n`` tasks.
+
+    Every element of the masses and inertias is scaled by 1.5^u, of the joint damping by 1.3^u
+    and of the friction by 1.5^u, each with its own u ~ U[-3, 3].
+    """
+    rng = np.random.RandomState(seed)
+    base = sim.default_physics()
+
+    def scaled(x, factor):
+        return x[None] * factor ** rng.uniform(-3.0, 3.0, size=(n, *x.shape))
+
+    return PhysicsParams(
+        body_mass=scaled(base.body_mass, 1.5),
+        body_inertia=scaled(base.body_inertia, 1.5),
+        dof_damping=scaled(base.dof_damping, 1.3),
+        geom_friction=scaled(base.geom_friction, 1.5),
+        gravity=np.tile(base.gravity, (n, 1)),
+    )
+
+
+@functools.cache
+def planar_walker(robot: str) -> Locomotion:
+    """PEARL's walker or hopper: Gymnasium's model, frame_skip 4."""
+    sim = MujocoBatch(robot_xml(robot), frame_skip=4, features=("xpos",))
+    walker = robot == "walker2d"
+    return Locomotion(
+        sim,
+        planar_walker_obs,
+        planar_walker_reward,
+        obs_dim=17 if walker else 11,
+        horizon=HORIZON,
+        terminate_fn=walker_fallen if walker else hopper_fallen,
+        reset_noise=0.005,
+        uniform_velocity_noise=True,
+    )
+
+
+def _params_task(robot: str) -> TaskDistribution:
+    env = planar_walker(robot)
+    tasks = _tasks(50, physics=random_physics(env.sim, 50, seed=1337))
+    train, test = _split(tasks, 40)
+    name = "walker-params" if robot == "walker2d" else "hopper-params"
+    return TaskDistribution(
+        name=name,
+        env=env,
+        description=(
+            f"PEARL {name}: random body mass, inertia (x1.5^u), damping (x1.3^u), friction "
+            f"(x1.5^u) per element, u ~ U[-3,3]; 40 train / 10 test, H=200."
+        ),
+        reward="Δx/dt + 1 - 1e-3||a||²; ends when the robot falls",
+        episodes=EPISODES,
+        train_set=train,
+        test_set=test,
+    )
+
+
 # --------------------------------------------------------------------------------------------
 # MAML's tasks: continuous distributions
 # --------------------------------------------------------------------------------------------
@@ -352,6 +413,8 @@ FACTORIES = {
     "maml-cheetah-dir": _maml_cheetah_dir,
     "maml-ant-vel": _maml_ant_vel,
     "maml-ant-dir": _maml_ant_dir,
+    "walker-params": functools.partial(_params_task, "walker2d"),
+    "hopper-params": functools.partial(_params_task, "hopper"),
 }
 for _robot in ("cheetah", "ant"):
     FACTORIES[f"{_robot}-slope"] = functools.partial(_slope, _robot)

@@ -22,8 +22,10 @@ from __future__ import annotations
 
 import dataclasses
 from collections.abc import Callable
-from typing import ClassVar, Literal, NamedTuple
+from typing import Any, ClassVar, Literal, NamedTuple
 
+import jax
+import jax.numpy as jnp
 import numpy as np
 
 from quickstudy.envs.base import Box, TimeStep
@@ -70,6 +72,12 @@ class Locomotion:
         healthy_z: ``(low, high)`` of the root's height (``qpos[2]``) outside which the
             episode terminates, or ``None`` for never (a non-finite state always terminates).
         convention: ``"gym"`` or ``"rllab"`` reset noise (see the module docstring).
+        terminate_fn: Features after a step -> ``[B]`` bool, when the episode also ends for
+            other reasons than ``healthy_z`` (e.g. the walker's torso angle).
+        reset_noise: Scale of the uniform position noise at reset in the gym convention; the
+            walker and the hopper also draw their velocities from it (the others
+            ``0.1·N(0, 1)``), see ``uniform_velocity_noise``.
+        uniform_velocity_noise: Velocities at reset ~ ``U(-reset_noise, reset_noise)``.
     """
 
     sim: MujocoBatch
@@ -79,6 +87,9 @@ class Locomotion:
     horizon: int = 200
     healthy_z: tuple[float, float] | None = None
     convention: Literal["gym", "rllab"] = "gym"
+    terminate_fn: Callable[[Features], np.ndarray] | None = None
+    reset_noise: float = 0.1
+    uniform_velocity_noise: bool = False
     host: ClassVar[bool] = True
 
     @property
@@ -107,10 +118,14 @@ class Locomotion:
         m = self.sim.model
         n = np.shape(params.velocity)[0]
         if self.convention == "gym":
-            qpos = m.qpos0 + rng.uniform(-0.1, 0.1, (n, m.nq))
+            qpos = m.qpos0 + rng.uniform(-self.reset_noise, self.reset_noise, (n, m.nq))
+            if self.uniform_velocity_noise:
+                qvel = rng.uniform(-self.reset_noise, self.reset_noise, (n, m.nv))
+            else:
+                qvel = 0.1 * rng.standard_normal((n, m.nv))
         else:
             qpos = m.qpos0 + 0.01 * rng.standard_normal((n, m.nq))
-        qvel = 0.1 * rng.standard_normal((n, m.nv))
+            qvel = 0.1 * rng.standard_normal((n, m.nv))
         state = self.sim.initial_state(qpos, qvel)
         state, features = self.sim.step(state, None, params.physics, nstep=0)
         obs = self.obs_fn(features).astype(np.float32)
@@ -139,6 +154,8 @@ class Locomotion:
         else:
             z = features.qpos[:, 2]  # the free root joint's height
             terminated = ~finite | (z < self.healthy_z[0]) | (z > self.healthy_z[1])
+        if self.terminate_fn is not None:
+            terminated = terminated | self.terminate_fn(features)
         truncated = (t >= self.horizon) & ~terminated
         x_velocity = (features.qpos[:, 0] - features.qpos_before[:, 0]) / self.sim.dt
         info = {"x_velocity": x_velocity.astype(np.float32)}
@@ -151,10 +168,15 @@ class Locomotion:
 # --------------------------------------------------------------------------------------------
 
 
+def array_module(x) -> Any:
+    """``jax.numpy`` for JAX arrays (the MJX backend), NumPy otherwise."""
+    return jnp if isinstance(x, jax.Array) else np
+
+
 def cheetah_obs(f: Features) -> np.ndarray:
     """``qpos[1:] ⊕ qvel ⊕ torso position`` (20 numbers): PEARL's and MAML's cheetah."""
     body = f.com if f.com is not None else f.xpos
-    return np.concatenate([f.qpos[:, 1:], f.qvel, body], axis=1)
+    return array_module(f.qpos).concatenate([f.qpos[:, 1:], f.qvel, body], axis=1)
 
 
 def ant_obs(f: Features) -> np.ndarray:
@@ -175,7 +197,7 @@ def rllab_ant_obs(f: Features) -> np.ndarray:
 
 
 def _ctrl_cost(ctrl: np.ndarray, weight: float) -> np.ndarray:
-    return weight * np.sum(ctrl**2, axis=1)
+    return weight * array_module(ctrl).sum(ctrl**2, axis=1)
 
 
 def _contact_cost(f: Features) -> np.ndarray:
@@ -191,7 +213,8 @@ def velocity_reward(velocity: Callable[[Features, float], np.ndarray]) -> Reward
     """``-|v - v*| - 0.05‖a‖²`` (cheetah-vel, PEARL and MAML)."""
 
     def reward(f, ctrl, task, dt):
-        return -np.abs(velocity(f, dt) - task.velocity) - _ctrl_cost(ctrl, 0.05)
+        v = velocity(f, dt)
+        return -array_module(v).abs(v - task.velocity) - _ctrl_cost(ctrl, 0.05)
 
     return reward
 
@@ -237,3 +260,30 @@ def com_velocity(f: Features, dt: float) -> np.ndarray:
     """The torso subtree's centre-of-mass velocity along x ``[B]`` (rllab's ``comvel``)."""
     del dt
     return f.comvel[:, 0]
+
+
+def planar_walker_obs(f: Features) -> np.ndarray:
+    """``qpos[1:] ⊕ clip(qvel, -10, 10)``: the walker's 17 and the hopper's 11 numbers."""
+    xp = array_module(f.qpos)
+    return xp.concatenate([f.qpos[:, 1:], xp.clip(f.qvel, -10.0, 10.0)], axis=1)
+
+
+def planar_walker_reward(f, ctrl, task, dt):
+    """``Δx/dt + 1 - 1e-3‖a‖²`` (PEARL's walker-params and hopper-params)."""
+    del task
+    return displacement_velocity(f, dt) + 1.0 - _ctrl_cost(ctrl, 1e-3)
+
+
+def walker_fallen(f: Features) -> np.ndarray:
+    """The walker's episode ends unless ``0.8 < height < 2`` and ``|angle| < 1``."""
+    height, angle = f.qpos[:, 1], f.qpos[:, 2]
+    return ~((height > 0.8) & (height < 2.0) & (angle > -1.0) & (angle < 1.0))
+
+
+def hopper_fallen(f: Features) -> np.ndarray:
+    """The hopper's ends unless every ``|state[2:]| < 100``, ``height > 0.7``, ``|angle| < 0.2``."""
+    xp = array_module(f.qpos)
+    state = xp.concatenate([f.qpos, f.qvel], axis=1)
+    height, angle = f.qpos[:, 1], f.qpos[:, 2]
+    ok = xp.all(xp.abs(state[:, 2:]) < 100.0, axis=1) & (height > 0.7) & (xp.abs(angle) < 0.2)
+    return ~ok
