@@ -63,7 +63,7 @@ def test_imported_gymnasium_env_steps_per_task_and_restarts_unknown_states():
     rng = np.random.default_rng(0)
     state, ts = env.reset(rng, params)
     assert ts.obs.shape == (3, 3)
-    gravities = [env._pool[int(i)].unwrapped.g for i in state["env"]]
+    gravities = [env._pool[int(i)][1].unwrapped.g for i in state["env"]]
     np.testing.assert_allclose(gravities, params["g"], rtol=1e-6)
     for _ in range(3):
         state, ts = env.step(rng, state, np.zeros((3, 1)), params)

@@ -21,7 +21,7 @@ from __future__ import annotations
 
 import dataclasses
 import math
-from collections.abc import Callable
+from collections.abc import Callable, Hashable
 from typing import ClassVar
 
 import gymnasium
@@ -44,22 +44,36 @@ class GymnasiumHost:
     truncated.
 
     Attributes:
-        make_env: Creates one environment.
+        make_env: Creates one environment: ``make_env()``, or ``make_env(kind)`` with ``kind``.
         set_task: ``(env, task)`` puts the environment on ``task`` (one row of the params).
         horizon: Steps before an episode is truncated (applied here, whatever the env does).
+        kind: ``task -> key`` when tasks need different environment classes (Meta-World's
+            ML10/ML45): environments are pooled per key.
+        success_key: The ``info`` entry reported as ``info["success"]`` (``None``: none).
     """
 
-    make_env: Callable[[], gymnasium.Env]
+    make_env: Callable[..., gymnasium.Env]
     set_task: Callable[[gymnasium.Env, PyTree], None]
     horizon: int
+    kind: Callable[[PyTree], Hashable] | None = None
+    success_key: str | None = None
+    probe_kind: Hashable = None
     host: ClassVar[bool] = True
 
     def __post_init__(self):
         object.__setattr__(self, "_pool", {})
         object.__setattr__(self, "_live", set())
-        probe = self.make_env()
+        probe = self._make(self.probe_kind)
         object.__setattr__(self, "_spaces", (probe.observation_space, probe.action_space))
         probe.close()
+
+    def _make(self, kind: Hashable) -> gymnasium.Env:
+        return self.make_env() if self.kind is None else self.make_env(kind)
+
+    def _info(self, success) -> dict[str, np.ndarray]:
+        if self.success_key is None:
+            return {}
+        return {"success": np.asarray(success, np.float32)}
 
     def observation_space(self, params: PyTree) -> Box:
         """The wrapped environment's observations, flattened to a vector."""
@@ -74,19 +88,19 @@ class GymnasiumHost:
         low, high = float(np.min(space.low)), float(np.max(space.high))
         return Box(low, high, space.shape)
 
-    def _acquire(self, rng: np.random.Generator) -> int:
-        free = [i for i in self._pool if i not in self._live]
+    def _acquire(self, kind: Hashable) -> int:
+        free = [i for i, (k, _) in self._pool.items() if i not in self._live and k == kind]
         if free:
             env_id = free[0]
         else:
             env_id = len(self._pool)
-            self._pool[env_id] = self.make_env()
+            self._pool[env_id] = (kind, self._make(kind))
         self._live.add(env_id)
         return env_id
 
     def _start(self, rng, task) -> tuple[int, np.ndarray]:
-        env_id = self._acquire(rng)
-        env = self._pool[env_id]
+        env_id = self._acquire(None if self.kind is None else self.kind(task))
+        env = self._pool[env_id][1]
         self.set_task(env, task)
         obs, _ = env.reset(seed=int(rng.integers(2**31)))
         return env_id, np.asarray(obs, np.float32).ravel()
@@ -97,17 +111,19 @@ class GymnasiumHost:
         ids, obs = zip(*(self._start(rng, _row(params, i)) for i in range(n)), strict=True)
         false = np.zeros((n,), bool)
         state = {"env": np.asarray(ids, np.int64), "t": np.zeros((n,), np.int32)}
-        return state, TimeStep(np.stack(obs), np.zeros((n,), np.float32), false, false, {})
+        info = self._info(np.zeros((n,)))
+        return state, TimeStep(np.stack(obs), np.zeros((n,), np.float32), false, false, info)
 
     def step(self, rng, state: dict, action: np.ndarray, params: PyTree):
         """Steps each row's environment; rows whose environment is unknown restart truncated."""
         ids, t = np.array(state["env"]), state["t"] + 1
         self._live.intersection_update(ids.tolist())
         n = len(ids)
-        obs, reward = [], np.zeros((n,), np.float32)
+        obs, reward, success = [], np.zeros((n,), np.float32), np.zeros((n,), np.float32)
         terminated, truncated = np.zeros((n,), bool), np.zeros((n,), bool)
         for i in range(n):
-            env = self._pool.get(int(ids[i]))
+            entry = self._pool.get(int(ids[i]))
+            env = None if entry is None else entry[1]
             if env is None:  # restored from a checkpoint: a fresh episode, cut here
                 ids[i], o = self._start(rng, _row(params, i))
                 obs.append(o)
@@ -116,12 +132,14 @@ class GymnasiumHost:
             a = action[i]
             if isinstance(env.action_space, gymnasium.spaces.Discrete):
                 a = int(a)
-            o, r, term, trunc, _ = env.step(a)
+            o, r, term, trunc, info = env.step(a)
+            if self.success_key is not None:
+                success[i] = float(info.get(self.success_key, 0.0))
             obs.append(np.asarray(o, np.float32).ravel())
             reward[i], terminated[i] = r, term
             truncated[i] = (trunc or t[i] >= self.horizon) and not term
         state = {"env": ids, "t": t.astype(np.int32)}
-        ts = TimeStep(np.stack(obs), reward, terminated, truncated, {})
+        ts = TimeStep(np.stack(obs), reward, terminated, truncated, self._info(success))
         return state, ts
 
 

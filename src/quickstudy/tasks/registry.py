@@ -21,6 +21,7 @@ from quickstudy.tasks.distribution import TaskDistribution
 from quickstudy.tasks.fewshot import FewShotTasks, glyphs, sinusoid
 from quickstudy.tasks.gymnasium_import import from_gymnasium
 from quickstudy.tasks.locomotion import FACTORIES as LOCOMOTION
+from quickstudy.tasks.metaworld_tasks import FACTORIES as METAWORLD
 from quickstudy.tasks.omniglot import omniglot
 
 AnyTasks = TaskDistribution | FewShotTasks
@@ -178,6 +179,8 @@ def _pendulum_gravity() -> TaskDistribution:
 
 register("pendulum-gravity", _pendulum_gravity)
 for _name, _factory in LOCOMOTION.items():
+    register(_name, _factory)
+for _name, _factory in METAWORLD.items():
     register(_name, _factory)
 for _shots in (5, 10, 20):
     register(f"sinusoid-k{_shots}", functools.partial(sinusoid, _shots))
