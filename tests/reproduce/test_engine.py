@@ -229,3 +229,20 @@ def test_cli_reproduce_and_bad_flags(tmp_path, capsys):
     assert "Valid methods" in capsys.readouterr().err
     assert main(["reproduce", "maml-nothing"]) == 2
     assert "maml-sinusoid" in capsys.readouterr().err
+
+
+def test_locomotion_reproduction_runs_on_host_stepped_mujoco_tasks(tmp_path):
+    settings = ReproduceSettings(
+        "maml-locomotion",
+        tmp_path,
+        cells=("maml-cheetah-dir",),
+        budget=16_000,
+        trials=2,
+        methods=("random", "oracle"),
+    )
+    records = reproduce(settings)
+    methods = records[0]["methods"]
+    assert list(methods) == ["random", "oracle"]
+    assert len(methods["random"]["per_step"]) == 4  # k = 0..3
+    table = (tmp_path / "table.md").read_text()
+    assert "cheetah forward/backward" in table
