@@ -678,6 +678,7 @@ def _cmd_evaluate(argv: list[str]) -> int:
         ("--episodes", "N", _nonneg_int, 0, "episodes per trial (RL², 0: as trained)"),
         ("--test-steps", "N", _nonneg_int, 0, "gradient steps (MAML, 0: as trained)"),
         ("--seed", "N", _nonneg_int, 0, "seed of the evaluation"),
+        ("--task", "TASK", str, None, "held-out tasks of another distribution of the same env"),
         ("--out", "DIR", str, None, "output folder (default: a new one in RUN_DIR/evaluations/)"),
     )  # fmt: skip
     parser.add_argument("--replace", action="store_true", help="overwrite a meta-test in --out")
@@ -700,10 +701,20 @@ def _cmd_evaluate(argv: list[str]) -> int:
             f"{ckpt.stem.replace('ckpt_', 'update')}-tasks{args.eval_tasks or 'default'}-"
             f"{unit}{points or 'default'}-seed{args.seed}"
         )
+        if args.task and args.task != run.task_name:
+            name = f"{args.task}-{name}"
         out = run.path / "evaluations" / name
+    runner.test_distribution(run.algo, args.task)  # a bad --task fails before any loading
     params = runner.load_state(run, ckpt).params
     summary = runner.evaluate(
-        run, params, points, args.eval_tasks, args.seed, out=out, replace=args.replace
+        run,
+        params,
+        points,
+        args.eval_tasks,
+        args.seed,
+        out=out,
+        replace=args.replace,
+        test_task=args.task,
     )
     _report_eval(run, summary, out)
     return 0

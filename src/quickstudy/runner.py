@@ -26,6 +26,7 @@ import jax.numpy as jnp
 import numpy as np
 
 import quickstudy
+from quickstudy import tasks as task_registry
 from quickstudy.algorithms import registry
 from quickstudy.errors import CheckpointError, ConfigError, QuickstudyError, UnknownNameError
 from quickstudy.evaluation.protocol import write_meta_test
@@ -664,12 +665,43 @@ def meta_test(
     return _meta_tester(algo)(params, points, num_tasks, seed)
 
 
-def _meta_tester(algo: Algorithm) -> Callable[[PyTree, int, int, int], MetaTestResult]:
+def test_distribution(algo: Algorithm, name: str | None) -> Any:
+    """The held-out tasks' distribution: the algorithm's own, or the registered ``name``.
+
+    A run can be meta-tested on another distribution of the same environment (e.g. trained on
+    level ground, tested on slopes: ``cheetah-slope`` and ``cheetah-slope-up10``).
+
+    Raises:
+        ConfigError: ``name`` has another environment or other observation/action spaces.
+    """
+    if name is None or name == algo.tasks.name:
+        return algo.tasks
+    other = task_registry.make(name)
+    mine = algo.tasks
+    same_env = getattr(other, "env", None) is mine.env
+    if same_env:
+        a, b = mine.sample_one(jax.random.key(0)), other.sample_one(jax.random.key(0))
+        same_env = jax.tree.structure(a) == jax.tree.structure(b) and all(
+            np.shape(x) == np.shape(y)
+            for x, y in zip(jax.tree.leaves(a), jax.tree.leaves(b), strict=True)
+        )
+    if not same_env:
+        raise ConfigError(
+            f"cannot meta-test a run of {mine.name} on {name}: a run can only be tested on "
+            f"another distribution of the same environment with tasks of the same shape"
+        )
+    return other
+
+
+def _meta_tester(
+    algo: Algorithm, test_task: str | None = None
+) -> Callable[[PyTree, int, int, int], MetaTestResult]:
     """`meta_test` with the program compiled once for several parameter sets."""
     fn = jax.jit(algo.meta_test, static_argnums=3) if algo.jittable else algo.meta_test
+    dist = test_distribution(algo, test_task)
 
     def run(params: PyTree, points: int, num_tasks: int, seed: int) -> MetaTestResult:
-        tasks = algo.tasks.test_tasks(num_tasks or None)
+        tasks = dist.test_tasks(num_tasks or None)
         points = points or algo.default_points
         return jax.device_get(fn(params, jax.random.key(seed), tasks, points))
 
@@ -684,6 +716,7 @@ def evaluate(
     seed: int = 0,
     out: str | Path | None = None,
     replace: bool = True,
+    test_task: str | None = None,
 ) -> dict[str, Any]:
     """Meta-tests a run and writes ``summary.json``, ``results.npz`` and ``adaptation.png``.
 
@@ -700,6 +733,8 @@ def evaluate(
         seed: Seed of the evaluation key.
         out: Output directory (default: the run's ``eval/``, its final meta-test).
         replace: Overwrite a meta-test already in ``out``; if ``False`` that is an error.
+        test_task: Meta-test on the held-out tasks of this registered distribution of the
+            same environment instead of the run's own (see :func:`test_distribution`).
 
     Returns:
         The summary (also written to ``<out>/summary.json``).
@@ -723,7 +758,7 @@ def evaluate(
         if ckpt is None:
             raise CheckpointError(f"{run.path} has no checkpoint to evaluate")
         params = load_state(run, ckpt).params
-    tester = _meta_tester(run.algo)
+    tester = _meta_tester(run.algo, test_task)
     args = (episodes or run.settings.eval_episodes, num_tasks or run.settings.eval_tasks, seed)
     result = tester(params, *args)
     before = tester(initial_state(run).params, *args)  # the same tasks and seed, untrained
@@ -731,8 +766,14 @@ def evaluate(
     label = (
         f"{run.algo_name} ({variant})" if variant and variant != run.algo_name else run.algo_name
     )
-    title = f"{run.algo_name} on {run.task_name}: meta-test, {np.shape(result.values)[0]} tasks"
+    tested_on = test_task or run.task_name
+    where = (
+        run.task_name if tested_on == run.task_name else f"{tested_on} (trained on {run.task_name})"
+    )
+    title = f"{run.algo_name} on {where}: meta-test, {np.shape(result.values)[0]} tasks"
     record = {"algo": run.algo_name, "task": run.task_name, "seed": seed}
+    if tested_on != run.task_name:
+        record["test_task"] = tested_on
     if variant is not None:
         record["variant"] = variant
     out.mkdir(parents=True, exist_ok=True)

@@ -213,3 +213,16 @@ def test_tasks_shows_the_algorithms_of_each_task(capsys):
     assert "maml" in row and "rl2" not in row
     row = next(line for line in lines if " nav2d " in line)
     assert "rl2, maml-rl" in row
+
+
+def test_evaluate_on_another_distribution_of_the_same_environment(tmp_path, capsys):
+    run = tmp_path / "r"
+    args = ["train", "rl2", "--task", "cheetah-slope", "--total-steps", "3200", "--num-envs", "4"]
+    assert main([*args, "--eval-tasks", "2", "--run-dir", str(run)]) == 0
+    assert main(["evaluate", str(run), "--task", "cheetah-slope-up10", "--eval-tasks", "2"]) == 0
+    outs = list((run / "evaluations").iterdir())
+    assert len(outs) == 1 and outs[0].name.startswith("cheetah-slope-up10-")
+    summary = json.loads((outs[0] / "summary.json").read_text())
+    assert summary["test_task"] == "cheetah-slope-up10"
+    assert main(["evaluate", str(run), "--task", "ant-slope-up10"]) == 2
+    assert "same environment" in capsys.readouterr().err
