@@ -125,8 +125,8 @@ def test_ant_goal_sees_contact_forces_and_ant_dir_terminates_when_flipped():
     state, ts = dist.env.reset(rng, task)
     for _ in range(5):
         state, ts = dist.env.step(rng, state, np.zeros((2, 8)), task)
-    assert ts.obs.shape == (2, 111)
-    assert np.abs(ts.obs[:, 27:]).max() > 0  # the feet touch the ground
+    assert ts.obs.shape == (2, 113)
+    assert np.abs(ts.obs[:, 29:]).max() > 0  # the feet touch the ground
     ant = tasks.make("ant-dir")
     task = jax.device_get(ant.sample(jax.random.key(0), 1))
     state, _ = ant.env.reset(rng, task)
@@ -141,7 +141,7 @@ def test_ant_goal_sees_contact_forces_and_ant_dir_terminates_when_flipped():
         ("cheetah-vel", 20, 30),
         ("cheetah-dir", 20, 2),
         ("ant-dir", 27, 2),
-        ("ant-goal", 111, 30),
+        ("ant-goal", 113, 30),
         ("maml-cheetah-vel", 20, 40),
         ("maml-cheetah-dir", 20, 40),
         ("maml-ant-vel", 125, 40),

@@ -116,7 +116,7 @@ def gym_ant(reward: str) -> Locomotion:
         return Locomotion(
             sim, ant_obs, ant_direction_reward, obs_dim=27, horizon=HORIZON, healthy_z=(0.2, 1.0)
         )
-    return Locomotion(sim, ant_contact_obs, ant_goal_reward, obs_dim=27 + 84, horizon=HORIZON)
+    return Locomotion(sim, ant_contact_obs, ant_goal_reward, obs_dim=15 + 14 + 84, horizon=HORIZON)
 
 
 @functools.cache

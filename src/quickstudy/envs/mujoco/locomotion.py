@@ -185,9 +185,12 @@ def ant_obs(f: Features) -> np.ndarray:
 
 
 def ant_contact_obs(f: Features) -> np.ndarray:
-    """``qpos[2:] ⊕ qvel ⊕ clip(cfrc_ext, -1, 1)`` (27 + 84 numbers): PEARL's ant-goal."""
+    """``qpos ⊕ qvel ⊕ clip(cfrc_ext, -1, 1)`` (15 + 14 + 84 = 113 numbers): PEARL's ant-goal.
+
+    Unlike ant-dir's, it includes the torso's x and y: a goal task needs the position.
+    """
     contacts = np.clip(f.cfrc_ext, -1.0, 1.0).reshape(len(f.qpos), -1)
-    return np.concatenate([f.qpos[:, 2:], f.qvel, contacts], axis=1)
+    return np.concatenate([f.qpos, f.qvel, contacts], axis=1)
 
 
 def rllab_ant_obs(f: Features) -> np.ndarray:

@@ -6,11 +6,11 @@ the ``mjx`` extra) from the same compiled model, with the same observation and r
 functions and per-environment physics read from the task. The pure-JAX collectors then run
 the physics inside the training program, so on a GPU a whole update is one compiled program.
 
-On a CPU the native batches are much faster (about 1-2k env steps/s through MJX here against
-30-60k natively), so the registered tasks use the native path; a parity test checks that both
-paths agree over a short rollout. MJX computes in float32 by default and supports only what a
-task's features need without contact forces (the ``xpos`` tasks: PEARL's cheetahs, the slopes'
-cheetah, the walker and the hopper).
+On a CPU the native batches are much faster (the machine notes give 1-2k env steps/s for MJX
+on this CPU against 30-60k natively), so the registered tasks use the native path; a parity
+test checks that both paths agree over a short rollout. MJX computes in float32 by default and
+supports only what a task's features need without contact forces (the ``xpos`` tasks: PEARL's
+cheetahs, the slopes' cheetah, the walker and the hopper).
 """
 
 from __future__ import annotations
