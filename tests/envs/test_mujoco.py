@@ -149,6 +149,7 @@ def test_ant_goal_sees_contact_forces_and_ant_dir_terminates_when_flipped():
         ("cheetah-slope-up10", 20, 30),
         ("ant-slope-down5", 27, 30),
         ("walker-params", 17, 10),
+        ("humanoid-dir", 376, 30),
         ("hopper-params", 11, 10),
     ],
 )
@@ -216,3 +217,21 @@ def test_mjx_backend_agrees_with_native_stepping_over_a_short_rollout():
         np.testing.assert_allclose(float(ts.reward), nts.reward[0], atol=1e-3, rtol=1e-3)
     with pytest.raises(ValueError, match="MJX backend"):
         mjx_environment(tasks.make("ant-goal").env)
+
+
+def test_humanoid_dir_rewards_moving_the_centre_of_mass_along_the_task_direction():
+    dist = tasks.make("humanoid-dir")
+    env = dist.env
+    task = jax.device_get(dist.sample(jax.random.key(0), 2))
+    rng = np.random.default_rng(0)
+    state, ts = env.reset(rng, task)
+    state, ts = env.step(rng, state, np.zeros((2, 17)), task)
+    assert ts.obs.shape == (2, 376) and np.isfinite(ts.obs).all()
+    physics, feats = env.sim.step(state.physics, np.zeros((2, 17)))
+    moved = feats.mass_center[:, 1, :2] - feats.mass_center[:, 0, :2]
+    forward = 0.25 * np.sum(moved * task.direction, axis=1) / 0.003
+    impact = np.minimum(0.5e-6 * np.sum(feats.cfrc_ext**2, axis=(1, 2)), 10.0)
+    expected = forward - impact + 5.0  # zero control
+    reward = env.reward_fn(feats, np.zeros((2, 17)), task, env.sim.dt)
+    np.testing.assert_allclose(reward, expected, rtol=1e-6)
+    assert np.all(np.abs(feats.mass_center[:, 1] - feats.mass_center[:, 0]) < 0.1)

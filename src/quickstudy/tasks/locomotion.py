@@ -36,6 +36,8 @@ from quickstudy.envs.mujoco.locomotion import (
     direction_reward,
     displacement_velocity,
     hopper_fallen,
+    humanoid_direction_reward,
+    humanoid_obs,
     planar_walker_obs,
     planar_walker_reward,
     rllab_ant_direction_reward,
@@ -263,6 +265,43 @@ def _params_task(robot: str) -> TaskDistribution:
     )
 
 
+@functools.cache
+def gym_humanoid() -> Locomotion:
+    """PEARL's humanoid: Gymnasium's model (timestep 0.003), frame_skip 5."""
+    sim = MujocoBatch(
+        robot_xml("humanoid"), frame_skip=5, features=("cfrc_ext", "mass_center", "inertia")
+    )
+    reward = humanoid_direction_reward(float(sim.model.opt.timestep))
+    return Locomotion(
+        sim,
+        humanoid_obs,
+        reward,
+        obs_dim=376,
+        horizon=HORIZON,
+        healthy_z=(1.0, 2.0),
+        reset_noise=0.01,
+        uniform_velocity_noise=True,
+    )
+
+
+def _humanoid_dir() -> TaskDistribution:
+    angles = np.random.RandomState(1337).uniform(0.0, 2.0 * np.pi, size=(130,))
+    directions = np.stack([np.cos(angles), np.sin(angles)], axis=1)
+    train, test = _split(_tasks(130, direction=directions), 100)
+    return TaskDistribution(
+        name="humanoid-dir",
+        env=gym_humanoid(),
+        description="PEARL humanoid direction: θ ~ U[0, 2π), 100 train / 30 test, H=200.",
+        reward=(
+            "0.25<(cos θ, sin θ), Δcom_xy>/timestep - 0.1||ctrl||² - min(5e-7||cfrc_ext||², 10)"
+            " + 5; ends if z ∉ [1, 2]"
+        ),
+        episodes=EPISODES,
+        train_set=train,
+        test_set=test,
+    )
+
+
 # --------------------------------------------------------------------------------------------
 # MAML's tasks: continuous distributions
 # --------------------------------------------------------------------------------------------
@@ -413,6 +452,7 @@ FACTORIES = {
     "maml-cheetah-dir": _maml_cheetah_dir,
     "maml-ant-vel": _maml_ant_vel,
     "maml-ant-dir": _maml_ant_dir,
+    "humanoid-dir": _humanoid_dir,
     "walker-params": functools.partial(_params_task, "walker2d"),
     "hopper-params": functools.partial(_params_task, "hopper"),
 }

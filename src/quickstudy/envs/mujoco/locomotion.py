@@ -290,3 +290,29 @@ def hopper_fallen(f: Features) -> np.ndarray:
     height, angle = f.qpos[:, 1], f.qpos[:, 2]
     ok = xp.all(xp.abs(state[:, 2:]) < 100.0, axis=1) & (height > 0.7) & (xp.abs(angle) < 0.2)
     return ~ok
+
+
+def humanoid_obs(f: Features) -> np.ndarray:
+    """``qpos[2:] ⊕ qvel ⊕ cinert ⊕ cvel ⊕ qfrc_actuator ⊕ cfrc_ext`` (376 numbers)."""
+    n = len(f.qpos)
+    parts = [f.qpos[:, 2:], f.qvel, f.cinert.reshape(n, -1), f.cvel.reshape(n, -1)]
+    parts += [f.qfrc_actuator, f.cfrc_ext.reshape(n, -1)]
+    return np.concatenate(parts, axis=1)
+
+
+def humanoid_direction_reward(timestep: float) -> RewardFn:
+    """PEARL's humanoid-dir reward.
+
+    ``0.25·⟨d, Δcom_xy⟩ / timestep - 0.1‖ctrl‖² - min(5e-7‖cfrc_ext‖², 10) + 5``, with the
+    displacement of the centre of mass divided by the physics timestep (not the step's
+    duration), as PEARL's code does.
+    """
+
+    def reward(f, ctrl, task, dt):
+        del dt
+        moved = f.mass_center[:, 1, :2] - f.mass_center[:, 0, :2]
+        forward = 0.25 * np.sum(moved * task.direction, axis=1) / timestep
+        impact = np.minimum(0.5e-6 * np.sum(f.cfrc_ext**2, axis=(1, 2)), 10.0)
+        return forward - _ctrl_cost(ctrl, 0.1) - impact + 5.0
+
+    return reward

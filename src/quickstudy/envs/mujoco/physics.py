@@ -36,11 +36,14 @@ MIN_ROWS_PER_THREAD = 32
 """Below this many rows per worker the batch is stepped on the calling thread: the Python
 work between steps holds the GIL, and handing it between threads cost more than the second
 core gave (half-cheetah, 20 rows: 30k env steps/s on one thread, 25k on two)."""
-FEATURES = ("xpos", "com", "comvel", "xmat", "cfrc_ext")
+FEATURES = ("xpos", "com", "comvel", "xmat", "cfrc_ext", "mass_center", "inertia")
 """What a step can report besides ``qpos``/``qvel``, for one body (the torso, by default):
 ``xpos`` its frame position, ``com`` its subtree's centre of mass, ``comvel`` that centre's
 linear velocity (``mj_subtreeVel``), ``xmat`` its orientation, and ``cfrc_ext`` the external
-contact forces of every body (``mj_rnePostConstraint``; MuJoCo leaves them zero otherwise)."""
+contact forces of every body (``mj_rnePostConstraint``; MuJoCo leaves them zero otherwise),
+``mass_center`` the whole robot's centre of mass before and after the step (``[B, 2, 3]``, by
+forward kinematics of each state), ``inertia`` the bodies' ``cinert``, ``cvel`` and the joints'
+``qfrc_actuator`` (the humanoid's observation)."""
 
 
 def robot_xml(name: str) -> str:
@@ -80,6 +83,10 @@ class Features(NamedTuple):
     comvel: np.ndarray | None
     xmat: np.ndarray | None
     cfrc_ext: np.ndarray | None
+    mass_center: np.ndarray | None = None
+    cinert: np.ndarray | None = None
+    cvel: np.ndarray | None = None
+    qfrc_actuator: np.ndarray | None = None
 
 
 @dataclasses.dataclass(eq=False)
@@ -240,6 +247,12 @@ class MujocoBatch:
                 out[name] = np.empty((n, *shape))
         if "cfrc_ext" in self.features:
             out["cfrc_ext"] = np.empty((n, m.nbody, 6))
+        if "mass_center" in self.features:
+            out["mass_center"] = np.empty((n, 2, 3))
+        if "inertia" in self.features:
+            out["cinert"] = np.empty((n, m.nbody, 10))
+            out["cvel"] = np.empty((n, m.nbody, 6))
+            out["qfrc_actuator"] = np.empty((n, m.nv))
         if ctrl is not None:
             ctrl = np.clip(ctrl, self.ctrl_low, self.ctrl_high)
 
@@ -250,6 +263,9 @@ class MujocoBatch:
                 model = models[i]
                 mujoco.mj_setState(model, data, state[i], self.state_spec)
                 out["qpos_before"][i] = data.qpos
+                if "mass_center" in want:
+                    mujoco.mj_kinematics(model, data)
+                    out["mass_center"][i, 0] = _mass_center(model, data)
                 if nstep:
                     data.ctrl[:] = ctrl[i]
                     mujoco.mj_step(model, data, nstep)
@@ -269,6 +285,12 @@ class MujocoBatch:
                     out["comvel"][i] = data.subtree_linvel[body]
                 if "xmat" in want:
                     out["xmat"][i] = data.xmat[body]
+                if "inertia" in want:
+                    out["cinert"][i], out["cvel"][i] = data.cinert, data.cvel
+                    out["qfrc_actuator"][i] = data.qfrc_actuator
+                if "mass_center" in want:
+                    mujoco.mj_kinematics(model, data)
+                    out["mass_center"][i, 1] = _mass_center(model, data)
                 mujoco.mj_getState(model, data, new_state[i], self.state_spec)
 
         bounds = np.linspace(0, n, self.num_threads + 1).astype(int)
@@ -311,3 +333,9 @@ class MujocoBatch:
             self._pool.shutdown()
         if self._rollout is not None:
             self._rollout.close()
+
+
+def _mass_center(model: mujoco.MjModel, data: mujoco.MjData) -> np.ndarray:
+    """The robot's centre of mass from the bodies' ``xipos`` (world body excluded)."""
+    mass = model.body_mass[:, None]
+    return (mass * data.xipos).sum(axis=0) / mass.sum()
