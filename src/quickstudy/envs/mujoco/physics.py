@@ -307,11 +307,23 @@ class MujocoBatch:
         return new_state, features
 
     def _step_rollout(self, state, ctrl, models, nstep) -> tuple[np.ndarray, Features]:
-        m = self.model
-        ctrl = np.clip(ctrl, self.ctrl_low, self.ctrl_high)[:, None, :]
-        same = all(model is m for model in models)
-        states, sensors = self._rollout.rollout(
-            m if same else models, self._datas, state, ctrl, nstep=nstep
+        m, n = self.model, len(state)
+        ctrl = np.clip(ctrl, self.ctrl_low, self.ctrl_high)
+        # Every input in the exact layout mujoco.rollout wants, so its checks can be skipped
+        # (they cost about a tenth of a 20-row step).
+        control = np.ascontiguousarray(np.repeat(ctrl[:, None, :], nstep, axis=1), np.float64)
+        initial = np.ascontiguousarray(state, np.float64)
+        states = np.empty((n, nstep, self.state_size))
+        sensors = np.empty((n, nstep, m.nsensordata))
+        self._rollout.rollout(
+            list(models),
+            self._datas,
+            initial,
+            control,
+            nstep=nstep,
+            state=states,
+            sensordata=sensors,
+            skip_checks=True,
         )
         new_state = states[:, -1]
         q0 = 1  # the state row starts with the time
