@@ -9,15 +9,12 @@ Rows, each one meta-iteration with the same sizes in both implementations:
   and ``torch.optim.Adam``.
 * **MAML-RL nav2d**: meta-batch 20 goals, 20 episodes x 100 steps per goal before and after one
   inner step (α = 0.5), Gaussian MLP 2-100-100-2 ReLU, linear feature baseline, one TRPO step
-  (10 conjugate-gradient iterations, KL ≤ 0.01, backtracking). PyTorch: the environment and
-  the policy stepped batch-wise in torch (all 400 episodes at once, a Python loop over 100
-  steps), the baseline by ``torch.linalg.solve``, the inner step with ``create_graph=True``, the
-  Fisher-vector product as the Hessian-vector product of the mean KL (double backward; the
-  usual PyTorch TRPO), the line search recomputing the adaptation. quickstudy uses the
-  Gauss-Newton form of the same Fisher (equal at the sampling parameters).
+  (10 conjugate-gradient iterations, KL ≤ 0.01, backtracking). PyTorch
+  (:func:`torch_nav2d_batched`): the same work batched over the tasks, the same Gauss-Newton
+  Fisher product as quickstudy, the line search recomputing the adaptation.
 
-PyTorch gets its best settings: each row is timed with 1 thread and with all cores, the faster
-counts. Usage::
+PyTorch gets its best settings: each row is timed eager and with ``torch.compile``, each with 1
+thread and with all cores; the fastest counts. Usage::
 
     .venv/bin/pip install -e ".[bench]"           # torch (CPU) for the comparison
     .venv/bin/python benchmarks/maml_speed.py      # a few minutes on 2 idle cores
@@ -153,147 +150,6 @@ def _torch_trpo_step(fvp, g, max_kl: float, iters: int = 10):
         rr_new = r @ r
         p, rr = r + (rr_new / rr) * p, rr_new
     return torch.sqrt(2 * max_kl / (x @ fvp(x) + 1e-8)) * x
-
-
-def torch_nav2d(repeats: int) -> dict[str, float]:
-    import torch
-    from torch.func import functional_call
-
-    torch.manual_seed(0)
-    tasks, eps, horizon, alpha, max_kl, gamma = 20, 20, 100, 0.5, 0.01, 0.99
-    mean_net = torch.nn.Sequential(
-        torch.nn.Linear(2, 100),
-        torch.nn.ReLU(),
-        torch.nn.Linear(100, 100),
-        torch.nn.ReLU(),
-        torch.nn.Linear(100, 2),
-    )
-    for m in mean_net:
-        if isinstance(m, torch.nn.Linear):
-            torch.nn.init.xavier_uniform_(m.weight)
-            torch.nn.init.zeros_(m.bias)
-    params = {n: p.detach().clone() for n, p in mean_net.named_parameters()}
-    params["log_std"] = torch.zeros(2)
-    names = list(params)
-
-    def dist(p, obs):
-        mean = functional_call(mean_net, {n: p[n] for n in names if n != "log_std"}, (obs,))
-        return mean, p["log_std"].expand_as(mean)
-
-    def logp(p, obs, act):
-        mean, log_std = dist(p, obs)
-        z = (act - mean) * torch.exp(-log_std)
-        return (-0.5 * z**2 - log_std - 0.5 * math.log(2 * math.pi)).sum(-1)
-
-    @torch.no_grad()
-    def sample(p_list, goals):
-        """Episodes of every task at once: obs/act [B, E, T, 2], rewards/valid [B, E, T]."""
-        pos = torch.zeros(tasks, eps, 2)
-        alive = torch.ones(tasks, eps, dtype=torch.bool)
-        obs, acts, rews, valid = [], [], [], []
-        for _ in range(horizon):
-            means, stds = [], []
-            for i, p in enumerate(p_list):
-                mean, log_std = dist(p, pos[i])
-                means.append(mean)
-                stds.append(log_std.exp())
-            a = torch.stack(means) + torch.stack(stds) * torch.randn(tasks, eps, 2)
-            obs.append(pos)
-            acts.append(a)
-            valid.append(alive)
-            pos = pos + a.clamp(-1.0, 1.0) * 0.1
-            d = pos - goals[:, None, :]
-            rews.append(torch.where(alive, -d.norm(dim=-1), torch.zeros(())))
-            alive = alive & ~(d.abs() < 0.01).all(-1)
-        stack = lambda xs: torch.stack(xs, 2)  # noqa: E731
-        return stack(obs), stack(acts), stack(rews), stack(valid)
-
-    def advantages(obs, rews, valid):
-        ret = torch.zeros_like(rews)
-        run = torch.zeros(rews.shape[:-1])
-        for t in reversed(range(horizon)):
-            run = rews[..., t] + gamma * run
-            ret[..., t] = run
-        o = obs.clamp(-10, 10)
-        tt = (torch.arange(horizon, dtype=torch.float32) / 100).expand(*obs.shape[:-1])[..., None]
-        f = torch.cat([o, o**2, tt, tt**2, tt**3, torch.ones_like(tt)], -1)
-        m = valid.float()
-        out = []
-        for i in range(tasks):
-            fi, yi, mi = f[i].reshape(-1, 8), ret[i].reshape(-1), m[i].reshape(-1)
-            a = (fi * mi[:, None]).T @ fi / mi.sum() + 1e-5 * torch.eye(8)
-            w = torch.linalg.solve(a, (fi * mi[:, None]).T @ yi / mi.sum())
-            adv = yi - fi @ w
-            mu = (adv * mi).sum() / mi.sum()
-            sd = (((adv - mu) ** 2 * mi).sum() / mi.sum()).sqrt()
-            out.append((((adv - mu) / (sd + 1e-8)) * mi).reshape(eps, horizon))
-        return torch.stack(out)
-
-    def inner(p, batch, create_graph):
-        obs, act, adv, valid = batch
-        lp = logp(p, obs, act)
-        loss = -(lp * adv * valid).sum() / valid.sum()
-        g = torch.autograd.grad(loss, [p[n] for n in names], create_graph=create_graph)
-        return {n: p[n] - alpha * gi for n, gi in zip(names, g, strict=True)}
-
-    def step():
-        goals = torch.empty(tasks, 2).uniform_(-0.5, 0.5)
-        theta = {n: params[n].detach().requires_grad_(True) for n in names}
-        pre = sample([theta] * tasks, goals)
-        pre_b = [(pre[0][i], pre[1][i], None, pre[3][i].float()) for i in range(tasks)]
-        adv = advantages(pre[0], pre[2], pre[3])
-        pre_b = [(o, a, adv[i], v) for i, (o, a, _, v) in enumerate(pre_b)]
-        adapted = [{n: x.detach() for n, x in inner(theta, b, False).items()} for b in pre_b]
-        post = sample(adapted, goals)
-        adv_post = advantages(post[0], post[2], post[3])
-        old = [dist(adapted[i], post[0][i]) for i in range(tasks)]
-        old = [(m.detach(), s.detach()) for m, s in old]
-        old_lp = [logp(adapted[i], post[0][i], post[1][i]).detach() for i in range(tasks)]
-
-        def objective(p):
-            loss, kl = 0.0, 0.0
-            for i in range(tasks):
-                q = inner(p, pre_b[i], True)
-                v = post[3][i].float()
-                lp = logp(q, post[0][i], post[1][i])
-                loss = loss - (torch.exp(lp - old_lp[i]) * adv_post[i] * v).sum() / v.sum()
-                mean, log_std = dist(q, post[0][i])
-                m0, s0 = old[i]
-                k = (
-                    log_std
-                    - s0
-                    + (torch.exp(2 * s0) + (m0 - mean) ** 2) / (2 * torch.exp(2 * log_std))
-                    - 0.5
-                ).sum(-1)
-                kl = kl + (k * v).sum() / v.sum()
-            return loss / tasks, kl / tasks
-
-        loss, kl = objective(theta)
-        flat = lambda xs: torch.cat([x.reshape(-1) for x in xs])  # noqa: E731
-        g = flat(torch.autograd.grad(loss, [theta[n] for n in names], retain_graph=True))
-        kl_grad = flat(torch.autograd.grad(kl, [theta[n] for n in names], create_graph=True))
-
-        def fvp(v):
-            hv = torch.autograd.grad(kl_grad @ v, [theta[n] for n in names], retain_graph=True)
-            return flat(hv) + 1e-5 * v
-
-        step_full = _torch_trpo_step(fvp, g, max_kl)
-        with torch.no_grad():
-            base = flat([theta[n] for n in names])
-        for k in range(15):
-            cand, i0 = base - 0.8**k * step_full, 0
-            new = {}
-            for n in names:
-                size = params[n].numel()
-                new[n] = cand[i0 : i0 + size].reshape(params[n].shape).requires_grad_(True)
-                i0 += size
-            new_loss, new_kl = objective(new)
-            if new_loss.item() < loss.item() and new_kl.item() <= max_kl:
-                break
-        for n in names:
-            params[n] = new[n].detach()
-
-    return _timed(step, repeats)
 
 
 def torch_nav2d_batched(repeats: int, compiled: bool = False) -> dict[str, Any]:
@@ -473,9 +329,6 @@ def torch_best(fn, *args, **kwargs) -> dict[str, Any]:
 def main(argv: list[str] | None = None) -> int:
     parser = argparse.ArgumentParser(description=__doc__.split("\n")[0])
     parser.add_argument("--quick", action="store_true", help="few repeats; not for quoting")
-    parser.add_argument(
-        "--with-loop", action="store_true", help="also time the per-task-loop nav2d in PyTorch"
-    )
     parser.add_argument("--out", default=None)
     args = parser.parse_args(argv)
     import torch
@@ -498,8 +351,6 @@ def main(argv: list[str] | None = None) -> int:
         "torch": torch_best(torch_nav2d_batched, reps_rl),
         "torch.compile": torch_best(torch_nav2d_batched, reps_rl, compiled=True),
     }
-    if args.with_loop:
-        nav["torch, per-task loop, double-backward Fisher"] = torch_best(torch_nav2d, reps_rl)
     rows.append(nav)
     header = f"{'meta-iteration, ms (min / median)':36s} {'quickstudy':>16s} {'best torch':>16s}"
     print(header, "ratio")

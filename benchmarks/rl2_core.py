@@ -27,7 +27,6 @@ from __future__ import annotations
 
 import argparse
 import dataclasses
-import json
 import os
 import time
 from pathlib import Path
@@ -36,6 +35,7 @@ from typing import Any
 import jax
 import jax.numpy as jnp
 import numpy as np
+from results_io import write_result
 from rl2_throughput import HUGE_TOTAL_STEPS, machine_info
 
 from quickstudy import tasks as task_registry
@@ -168,9 +168,7 @@ def main() -> None:
         "roofline": roof,
         "rows": rows,
     }
-    args.out.parent.mkdir(parents=True, exist_ok=True)
-    args.out.write_text(json.dumps(out, indent=2) + "\n")
-    print(f"wrote {args.out}")
+    write_result(out, "rl2_core", args.quick, args.out)
 
 
 if __name__ == "__main__":

@@ -16,7 +16,6 @@ the way it was before (one ``add_scalar`` per value).
 from __future__ import annotations
 
 import argparse
-import json
 import os
 import tempfile
 import time
@@ -24,6 +23,7 @@ from pathlib import Path
 
 import jax
 import numpy as np
+from results_io import write_result
 
 from quickstudy import runner
 from quickstudy.algorithms import registry
@@ -135,9 +135,7 @@ def main() -> None:
         "overhead": overhead,
         "log_rows": log_rows,
     }
-    args.out.parent.mkdir(parents=True, exist_ok=True)
-    args.out.write_text(json.dumps(out, indent=2) + "\n")
-    print(f"wrote {args.out}")
+    write_result(out, "train_overhead", False, args.out)
 
 
 if __name__ == "__main__":

@@ -64,9 +64,9 @@ class _Batch:
 
     def sample_tasks(self, rng: np.random.Generator, n: int, split: str) -> PyTree:
         if split == "test":
-            size = len(jax.tree.leaves(self.dist.test_tasks())[0])
-            idx = rng.integers(0, size, n)
-            return tree_rows(jax.device_get(self.dist.test_tasks()), idx)
+            held_out = jax.device_get(self.dist.test_tasks())
+            idx = rng.integers(0, len(jax.tree.leaves(held_out)[0]), n)
+            return tree_rows(held_out, idx)
         if split != "train":
             raise ValueError(f"split must be 'train' or 'test', got {split!r}")
         key = jax.random.key(int(rng.integers(2**31)))

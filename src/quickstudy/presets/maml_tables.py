@@ -50,26 +50,34 @@ MAML_SINUSOID = TableSpec(
     higher_is_better=False,
 )
 
+MAML_RL_METHODS = {
+    "maml": Method("MAML", algo="maml-rl", overrides={"variant": "maml"}),
+    # The authors' pretraining: one full-batch Adam step (lr 1e-3) of the policy gradient per
+    # batch, which leaves the policy's spread near its initial value.
+    "pretrained": Method(
+        "pretrained",
+        algo="maml-rl",
+        overrides={"variant": "pretrained", "outer": "ppo", "ppo_epochs": 1},
+    ),
+    "random": Method("random init", algo="maml-rl", trained=False),
+    "oracle": Method("oracle", algo="maml-rl", overrides={"variant": "oracle"}),
+}
+"""MAML-RL and its baselines, the methods of the MAML RL tables."""
+
 MAML_NAV2D = TableSpec(
     name="maml-nav2d",
     title="MAML 2-D navigation: return on 40 held-out goals after k policy-gradient steps",
     view="adaptation",
     methods={
-        "maml": Method("MAML", algo="maml-rl", overrides={"variant": "maml"}),
-        # The authors' pretraining: one full-batch Adam step (lr 1e-3) of the policy gradient per
-        # batch, which leaves the policy's spread near its initial value.
-        "pretrained": Method(
-            "pretrained",
-            algo="maml-rl",
-            overrides={"variant": "pretrained", "outer": "ppo", "ppo_epochs": 1},
-        ),
+        "maml": MAML_RL_METHODS["maml"],
+        "pretrained": MAML_RL_METHODS["pretrained"],
         # The same baseline trained with TRPO: its standard deviation shrinks to about 0.1, and
         # the fine-tuning step α = 0.5 then overshoots.
         "pretrained-trpo": Method(
             "pretrained (TRPO)", algo="maml-rl", overrides={"variant": "pretrained"}
         ),
-        "random": Method("random init", algo="maml-rl", trained=False),
-        "oracle": Method("oracle", algo="maml-rl", overrides={"variant": "oracle"}),
+        "random": MAML_RL_METHODS["random"],
+        "oracle": MAML_RL_METHODS["oracle"],
     },
     cells=(
         Cell(
@@ -103,16 +111,7 @@ MAML_LOCOMOTION = TableSpec(
     name="maml-locomotion",
     title="MAML half-cheetah (rllab physics): return on 40 held-out tasks after k gradient steps",
     view="adaptation",
-    methods={
-        "maml": Method("MAML", algo="maml-rl", overrides={"variant": "maml"}),
-        "pretrained": Method(
-            "pretrained",
-            algo="maml-rl",
-            overrides={"variant": "pretrained", "outer": "ppo", "ppo_epochs": 1},
-        ),
-        "random": Method("random init", algo="maml-rl", trained=False),
-        "oracle": Method("oracle", algo="maml-rl", overrides={"variant": "oracle"}),
-    },
+    methods=MAML_RL_METHODS,
     cells=(
         Cell("maml-cheetah-vel", "cheetah velocity", {}, {1: -90.0}),
         Cell("maml-cheetah-dir", "cheetah forward/backward", {}, {1: 250.0}),
