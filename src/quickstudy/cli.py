@@ -683,8 +683,27 @@ def _cmd_evaluate(argv: list[str]) -> int:
     )  # fmt: skip
     parser.add_argument("--replace", action="store_true", help="overwrite a meta-test in --out")
     parser.add_argument("--tasks", dest="eval_tasks", type=_nonneg_int, help=argparse.SUPPRESS)
+    official = parser.add_argument_group(
+        "Meta-World's official meta-learning evaluation (RL² runs on ml1-<env>, ml10, ml45)"
+    )
+    official.add_argument(
+        "--metaworld",
+        action="store_true",
+        help="run metaworld.evaluation.metalearning_evaluation instead (success rate)",
+    )
+    _add_all(
+        official,
+        ("--num-evals", "N", _int, 10, "rounds of test-task sampling (the protocol's 10)"),
+        ("--adaptation-episodes", "N", _nonneg_int, 0, "episodes before evaluation (0: trial - 1)"),
+        ("--evaluation-episodes", "N", _int, 3, "episodes counted for success (the protocol's 3)"),
+    )  # fmt: skip
+    official.add_argument(
+        "--deterministic", action="store_true", help="act with the mode in evaluation episodes"
+    )
     args = parser.parse_args(argv)
     run = runner.open_run(args.run_dir)
+    if args.metaworld:
+        return _metaworld_evaluation(run, args)
     episodic = run.algo.axis == "episode"
     wrong, right = ("--test-steps", "--episodes") if episodic else ("--episodes", "--test-steps")
     if args.test_steps if episodic else args.episodes:
@@ -720,6 +739,56 @@ def _cmd_evaluate(argv: list[str]) -> int:
     return 0
 
 
+def _metaworld_evaluation(run: Any, args: argparse.Namespace) -> int:
+    from quickstudy import runner
+    from quickstudy.interop.metaworld_eval import benchmark_name, official_evaluation
+    from quickstudy.tracking import write_json_atomic
+
+    benchmark_name(run.task_name)  # a run of another task fails before any loading
+    ckpt = runner.latest_checkpoint(run.path / "checkpoints")
+    if ckpt is None:
+        raise runner.CheckpointError(f"{run.path} has no checkpoint to evaluate")
+    name = f"metaworld-{ckpt.stem.replace('ckpt_', 'update')}-seed{args.seed}"
+    out = Path(args.out) if args.out is not None else run.path / "evaluations" / name
+    if (out / "metaworld.json").exists() and not args.replace:
+        raise UsageError(f"{out} already holds an evaluation; choose another --out or --replace")
+    params = runner.load_state(run, ckpt).params
+    t0 = time.perf_counter()
+    result = official_evaluation(
+        run,
+        params,
+        num_evals=args.num_evals,
+        adaptation_episodes=args.adaptation_episodes,
+        evaluation_episodes=args.evaluation_episodes,
+        seed=args.seed,
+        deterministic=args.deterministic,
+    )
+    result["seconds"] = time.perf_counter() - t0
+    result["checkpoint"] = ckpt.name
+    out.mkdir(parents=True, exist_ok=True)
+    write_json_atomic(out / "metaworld.json", result)
+    console = _console()
+    settings = result["settings"]
+    console.print(
+        f"Meta-World {settings['benchmark']} official meta-learning evaluation of {run.path}: "
+        f"success rate {result['success_rate']:.3f}, mean return {result['mean_return']:.1f} "
+        f"({settings['num_evals']} rounds, {settings['adaptation_episodes']} adaptation + "
+        f"{settings['evaluation_episodes']} evaluation episodes, {result['seconds']:.0f} s)"
+    )
+    for task, rate in result["success_rate_per_task"].items():
+        console.print(f"  {task}: {rate:.3f}")
+    per_class = settings["meta_batch_size"] // len(result["success_rate_per_task"])
+    if settings["evaluation_episodes"] < per_class:
+        console.print(
+            f"note: the protocol counts the first {settings['evaluation_episodes']} episodes to "
+            f"end per task class, and a success ends an episode early; with {per_class} "
+            f"environments per class, --evaluation-episodes {per_class} counts every "
+            f"environment's episode (see docs/results/mujoco.md)"
+        )
+    console.print(f"results: {out / 'metaworld.json'}")
+    return 0
+
+
 REPRODUCE_HELP = """\
 Reproduce a paper's table beside the published numbers.
 
@@ -728,6 +797,9 @@ Reproduce a paper's table beside the published numbers.
     sinusoids, query MSE after 0..10 gradient steps.
   maml-nav2d: MAML, pretrained, random init and oracle on 40 held-out goals, return after
     0..3 policy-gradient steps.
+  maml-locomotion: the same four on MAML's half-cheetah velocity and direction tasks.
+  slopes: RL², MAML-RL and a non-adaptive policy trained on level ground, and an oracle
+    trained on each slope, on half-cheetah slopes of -20..20 degrees (return vs angle).
 
 Writes OUT/table.md, OUT/table.json, OUT/figure.png and OUT/learning.png; an interrupted
 reproduction resumes where it stopped when run again."""

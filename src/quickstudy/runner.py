@@ -651,7 +651,12 @@ def _save(run: Run, update: int, state: PyTree) -> Path:
 
 
 def meta_test(
-    algo: Algorithm, params: PyTree, points: int = 0, num_tasks: int = 0, seed: int = 0
+    algo: Algorithm,
+    params: PyTree,
+    points: int = 0,
+    num_tasks: int = 0,
+    seed: int = 0,
+    test_task: str | None = None,
 ) -> MetaTestResult:
     """Meta-tests ``params`` on the task's held-out tasks (the same protocol for every algorithm).
 
@@ -661,8 +666,10 @@ def meta_test(
         points: Episodes per trial, or gradient steps (0: the algorithm's default).
         num_tasks: Held-out tasks (0: the task's default).
         seed: Seed of the evaluation key.
+        test_task: Meta-test on this registered distribution's held-out tasks instead (see
+            :func:`test_distribution`).
     """
-    return _meta_tester(algo)(params, points, num_tasks, seed)
+    return _meta_tester(algo, test_task)(params, points, num_tasks, seed)
 
 
 def test_distribution(algo: Algorithm, name: str | None) -> Any:
@@ -717,6 +724,7 @@ def evaluate(
     out: str | Path | None = None,
     replace: bool = True,
     test_task: str | None = None,
+    reference: bool = True,
 ) -> dict[str, Any]:
     """Meta-tests a run and writes ``summary.json``, ``results.npz`` and ``adaptation.png``.
 
@@ -735,6 +743,7 @@ def evaluate(
         replace: Overwrite a meta-test already in ``out``; if ``False`` that is an error.
         test_task: Meta-test on the held-out tasks of this registered distribution of the
             same environment instead of the run's own (see :func:`test_distribution`).
+        reference: Also meta-test the initial parameters (the summary's ``reference``).
 
     Returns:
         The summary (also written to ``<out>/summary.json``).
@@ -761,7 +770,6 @@ def evaluate(
     tester = _meta_tester(run.algo, test_task)
     args = (episodes or run.settings.eval_episodes, num_tasks or run.settings.eval_tasks, seed)
     result = tester(params, *args)
-    before = tester(initial_state(run).params, *args)  # the same tasks and seed, untrained
     variant = run.algo.variant
     label = (
         f"{run.algo_name} ({variant})" if variant and variant != run.algo_name else run.algo_name
@@ -777,5 +785,7 @@ def evaluate(
     if variant is not None:
         record["variant"] = variant
     out.mkdir(parents=True, exist_ok=True)
-    reference = ("before meta-training", before)
-    return write_meta_test(result, out, label, title, reference, **record)
+    before = None
+    if reference:  # the same tasks and seed, untrained
+        before = ("before meta-training", tester(initial_state(run).params, *args))
+    return write_meta_test(result, out, label, title, before, **record)

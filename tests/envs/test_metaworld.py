@@ -1,11 +1,16 @@
 """Meta-World's ML1/ML10/ML45 as task distributions with the benchmark's own split."""
 
+import json
+
+import gymnasium as gym
 import jax
 import numpy as np
 import pytest
 
 from quickstudy import tasks
 from quickstudy.cli import main
+from quickstudy.errors import ConfigError
+from quickstudy.interop.metaworld_eval import TrialInputs, benchmark_name
 
 metaworld = pytest.importorskip("metaworld")
 
@@ -32,11 +37,52 @@ def test_ml1_uses_metaworlds_split_and_reports_success():
     assert jax.tree.leaves(dist.sample(jax.random.key(0), 3))[0].shape == (3,)
 
 
-def test_rl2_trains_on_ml1_from_the_command_line(tmp_path):
+def test_rl2_trains_on_ml1_and_takes_metaworlds_official_evaluation(tmp_path):
+    run = tmp_path / "r"
     args = ["train", "rl2", "--task", "ml1-reach", "--total-steps", "4000", "--num-envs", "4"]
-    assert main([*args, "--eval-tasks", "2", "--run-dir", str(tmp_path / "r")]) == 0
-    summary = (tmp_path / "r" / "eval").iterdir()
-    assert any(summary)
+    assert main([*args, "--eval-tasks", "2", "--run-dir", str(run)]) == 0
+    assert any((run / "eval").iterdir())
+    out = tmp_path / "mw"
+    official = ["--metaworld", "--num-evals", "1", "--evaluation-episodes", "2"]
+    assert main(["evaluate", str(run), *official, "--out", str(out)]) == 0
+    result = json.loads((out / "metaworld.json").read_text())
+    assert 0.0 <= result["success_rate"] <= 1.0 and set(result["success_rate_per_task"]) == {
+        "reach-v3"
+    }
+    assert result["settings"]["adaptation_episodes"] == 1  # a 2-episode trial: 1 to adapt
+    assert main(["evaluate", str(run), *official, "--out", str(out)]) == 2  # kept, not replaced
+
+
+class _WithTasks(gym.Wrapper):
+    def sample_tasks(self):
+        """Meta-World's environments draw new tasks here."""
+
+
+def test_trial_inputs_append_what_rl2_reads_and_continue_the_trial_across_resets():
+    envs = gym.vector.SyncVectorEnv(
+        [lambda: _WithTasks(gym.wrappers.TimeLimit(gym.make("Pendulum-v1"), 2)) for _ in range(2)],
+        autoreset_mode=gym.vector.AutoresetMode.SAME_STEP,
+    )
+    envs = TrialInputs(envs)
+    obs, _ = envs.reset(seed=0)
+    assert obs.shape == (2, 3 + 1 + 2) and not obs[:, 3:].any()  # a fresh trial: zeros
+    obs, reward, *_ = envs.step(np.full((2, 1), 5.0))
+    np.testing.assert_allclose(obs[:, 3], 2.0)  # the action, clipped to the action space
+    np.testing.assert_allclose(obs[:, 4], reward, rtol=1e-6)
+    assert not obs[:, 5].any()
+    obs, reward, terminated, truncated, _ = envs.step(np.zeros((2, 1)))
+    assert truncated.all() and obs[:, 5].all()  # the episode ended (reset in the same step)
+    obs, _ = envs.reset()  # a new episode of the same trial
+    assert obs[:, 5].all() and np.allclose(obs[:, 4], reward)
+    envs.call("sample_tasks")  # new tasks start a new trial
+    obs, _ = envs.reset()
+    assert not obs[:, 3:].any()
+
+
+def test_official_evaluation_refuses_runs_of_other_tasks():
+    with pytest.raises(ConfigError, match="not a Meta-World task"):
+        benchmark_name("cheetah-vel")
+    assert benchmark_name("ml1-reach") == "reach-v3" and benchmark_name("ml45") == "ML45"
 
 
 @pytest.mark.slow

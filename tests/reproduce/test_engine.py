@@ -152,7 +152,7 @@ def test_a_changed_preset_recomputes_the_cell_in_a_new_run(tmp_path, monkeypatch
     assert not any("done earlier" in line for line in logs)
     assert second["configs"]["rl2"]["ppo"]["ent_coef"] == 0.05
     assert first["configs"]["rl2"]["ppo"]["ent_coef"] == 0.01
-    runs = sorted(p.name for p in (tmp_path / "runs").iterdir())
+    runs = sorted(p.name for p in (tmp_path / "runs").iterdir() if p.is_dir())
     assert len(runs) == 2 and all(
         r.startswith(f"rl2-bandit-k5-n10-steps{ONE_UPDATE}-seed0-") for r in runs
     )
@@ -246,3 +246,62 @@ def test_locomotion_reproduction_runs_on_host_stepped_mujoco_tasks(tmp_path):
     assert len(methods["random"]["per_step"]) == 4  # k = 0..3
     table = (tmp_path / "table.md").read_text()
     assert "cheetah forward/backward" in table
+
+
+def _tiny_slopes(monkeypatch):
+    """The slopes table on two cells with one tiny update per method."""
+    table = TABLES["slopes"]
+    tiny = {
+        "rl2": {"num_envs": 4},
+        "maml": {"meta_batch_size": 2, "episodes_per_task": 2, "test_episodes": 2},
+    }
+    tiny["non-adaptive"] = tiny["oracle"] = tiny["maml"]
+    methods = {
+        name: dataclasses.replace(m, overrides={**m.overrides, **tiny[name]}, budget=1600)
+        for name, m in table.methods.items()
+    }
+    monkeypatch.setitem(TABLES, "slopes", dataclasses.replace(table, methods=methods))
+
+
+def test_slopes_train_once_on_level_ground_and_test_on_each_slope(tmp_path, monkeypatch):
+    _tiny_slopes(monkeypatch)
+    cells = ("cheetah-slope", "cheetah-slope-up10")
+    settings = ReproduceSettings("slopes", tmp_path, cells=cells, trials=2)
+    records = reproduce(settings)
+    up = records[1]["methods"]
+    assert records[1]["x"] == 10.0 and list(up) == ["rl2", "maml", "non-adaptive", "oracle"]
+    assert up["maml"]["train_task"] == "cheetah-slope"  # trained on level ground
+    assert up["oracle"]["train_task"] == "cheetah-slope-up10"  # trained on the slope
+    assert up["maml"]["point"] == 2 and up["non-adaptive"]["point"] == 0  # k = 2; no adaptation
+    assert up["rl2"]["point"] == 1  # the second episode of the trial
+    assert up["maml"]["run_dir"] == records[0]["methods"]["maml"]["run_dir"]  # one shared run
+    runs = sorted(p.name.rsplit("-", 1)[0] for p in (tmp_path / "runs").iterdir() if p.is_dir())
+    assert runs == [
+        "maml-cheetah-slope-steps1600-seed0",
+        "non-adaptive-cheetah-slope-steps1600-seed0",
+        "oracle-cheetah-slope-steps1600-seed0",
+        "oracle-cheetah-slope-up10-steps1600-seed0",
+        "rl2-cheetah-slope-steps1600-seed0",
+    ]
+    shared = tmp_path / "runs" / up["maml"]["run_dir"].rsplit("/", 1)[1]
+    assert (shared / "eval" / "summary.json").exists()  # tested on its own (level) tasks
+    tested = json.loads((shared / "eval-cheetah-slope-up10" / "summary.json").read_text())
+    assert tested["test_task"] == "cheetah-slope-up10"
+    table = (tmp_path / "table.md").read_text()
+    assert "| 10° uphill |" in table and "MAML-RL above non-adaptive" in table
+    assert (tmp_path / "figure.png").stat().st_size > 0
+    assert (tmp_path / "learning.png").stat().st_size > 0
+
+
+def test_a_run_another_worker_trains_is_deferred_not_shared_mid_training(tmp_path):
+    import fcntl
+
+    from quickstudy.reproduce.engine import RunBusyError, train_or_reuse
+
+    path = tmp_path / "runs" / "shared"
+    path.parent.mkdir()
+    with open(path.with_name("shared.lock"), "a") as held:
+        fcntl.flock(held, fcntl.LOCK_EX)  # another worker is training it
+        with pytest.raises(RunBusyError):
+            train_or_reuse("rl2", "bandit-k5-n10", None, path, None, print, wait=False)
+    assert not path.exists()  # nothing was created while it was busy

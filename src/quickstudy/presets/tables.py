@@ -28,6 +28,13 @@ class Method:
             at meta-test); no training budget is spent.
         baseline: Classical method name.
         tuning: Hyperparameter -> grid, tuned per cell on separate trials (baselines).
+        points: Points of this method's meta-test (``None``: the table's ``test_points``), for
+            tables whose methods count points differently (episodes for RL², gradient steps
+            for MAML).
+        point: The point a ``sweep`` table reports (``None``: the last).
+        train_on_cell: Train on the cell's own task even where the cell names another
+            ``train_task`` (an oracle trained on each test setting).
+        budget: This method's training budget (``None``: the cell's or the table's).
     """
 
     label: str
@@ -37,6 +44,10 @@ class Method:
     trained: bool = True
     baseline: str | None = None
     tuning: Mapping[str, tuple[Any, ...]] = dataclasses.field(default_factory=dict)
+    points: int | None = None
+    point: int | None = None
+    train_on_cell: bool = False
+    budget: int | None = None
 
     def __post_init__(self):
         if (self.algo is None) == (self.baseline is None):
@@ -61,6 +72,11 @@ class Cell:
         budget: Training budget of this cell (``None``: the table's).
         overrides: Method -> config overrides for this cell only.
         preset: Method -> named recipe for this cell only.
+        train_task: The registered task the trained methods meta-train on (``None``: ``task``).
+            The cell meta-tests them on ``task``'s held-out tasks, which must be tasks of the
+            same environment: train on level ground, test on a slope. Cells with the same
+            ``train_task`` share their training runs.
+        x: The cell's position on a ``sweep`` table's x axis (e.g. the slope in degrees).
     """
 
     task: str
@@ -70,6 +86,14 @@ class Cell:
     budget: int | None = None
     overrides: Mapping[str, Mapping[str, Any]] = dataclasses.field(default_factory=dict)
     preset: Mapping[str, str] = dataclasses.field(default_factory=dict)
+    train_task: str | None = None
+    x: float | None = None
+
+    def trains_on(self, method: Method) -> str:
+        """The task ``method`` meta-trains on in this cell."""
+        if self.train_task is None or method.train_on_cell:
+            return self.task
+        return self.train_task
 
 
 @dataclasses.dataclass(frozen=True)
@@ -82,7 +106,9 @@ class TableSpec:
         view: ``"score"``: one number per method and cell, the total over a trial's episodes,
             in one table with the best entries in bold (the RL² paper's tables);
             ``"adaptation"``: the metric after each adaptation point, one table and figure
-            panel per cell (MAML's curves).
+            panel per cell (MAML's curves); ``"sweep"``: one number per method and cell (the
+            method's ``point``), cells along an x axis (``Cell.x``), one figure of the metric
+            against x (return against slope angle).
         methods: Method name -> :class:`Method`, in column order.
         cells: Rows in the paper's order.
         budget: Training budget per trained method (the algorithm's ``total_steps``).
@@ -95,11 +121,14 @@ class TableSpec:
         log_y: Logarithmic y axis of the adaptation figure.
         metric_label: What the adaptation figure's y axis shows.
         higher_is_better: Direction of the metric (for the targets).
+        x_label: The x axis of a ``sweep`` figure.
+        checks: ``(a, b)`` pairs of methods: a ``sweep`` table states, per cell, whether ``a``
+            is above ``b`` (e.g. the meta-learner above the non-adaptive policy).
     """
 
     name: str
     title: str
-    view: Literal["score", "adaptation"]
+    view: Literal["score", "adaptation", "sweep"]
     methods: Mapping[str, Method]
     cells: tuple[Cell, ...]
     budget: int
@@ -112,6 +141,8 @@ class TableSpec:
     log_y: bool = False
     metric_label: str = "mean episode return"
     higher_is_better: bool = True
+    x_label: str = ""
+    checks: tuple[tuple[str, str], ...] = ()
 
     @property
     def tuned(self) -> bool:

@@ -11,7 +11,9 @@ still match. The outputs are rewritten after every cell (:mod:`quickstudy.reprod
 
 from __future__ import annotations
 
+import contextlib
 import dataclasses
+import fcntl
 import itertools
 import json
 import os
@@ -19,7 +21,7 @@ import platform
 import subprocess
 import time
 import zlib
-from collections.abc import Callable
+from collections.abc import Callable, Iterator
 from pathlib import Path
 from typing import Any
 
@@ -33,12 +35,16 @@ from quickstudy.errors import ConfigError, UnknownNameError
 from quickstudy.evaluation.protocol import load_result
 from quickstudy.evaluation.stats import per_index_summary, summarize
 from quickstudy.evaluation.tables import not_worse_than_best
-from quickstudy.presets import maml_tables, rl2_tables
+from quickstudy.presets import maml_tables, rl2_tables, slopes_tables
 from quickstudy.presets.tables import Cell, Method, TableSpec
 from quickstudy.reproduce import baselines, render
 from quickstudy.tracking import latest_checkpoint, read_json, read_metrics, write_json_atomic
 
-TABLES: dict[str, TableSpec] = {**rl2_tables.TABLES, **maml_tables.TABLES}
+TABLES: dict[str, TableSpec] = {
+    **rl2_tables.TABLES,
+    **maml_tables.TABLES,
+    **slopes_tables.TABLES,
+}
 """Every reproducible table by name."""
 
 TUNING_SEED = 1_234_567
@@ -150,10 +156,16 @@ class ReproduceSettings:
         """Directory of the training runs."""
         return Path(self.cache_dir) if self.cache_dir else Path(self.out_dir) / "runs"
 
-    def budget_of(self, cell: Cell) -> int:
-        """Training budget of ``cell`` (0: its trained methods are skipped)."""
+    def budget_of(self, cell: Cell, method: str | None = None) -> int:
+        """Training budget of ``cell``, or of one method on it (0: trained methods skipped).
+
+        ``--budget`` overrides everything; else a method's own budget, the cell's, the table's.
+        """
         if self.budget is not None:
             return self.budget
+        own = self.spec.methods[method].budget if method is not None else None
+        if own is not None:
+            return own
         return cell.budget if cell.budget is not None else self.spec.budget
 
 
@@ -193,15 +205,14 @@ def method_config(spec: TableSpec, cell: Cell, name: str, budget: int) -> Any:
     if method.trains:
         overrides["total_steps"] = budget
     preset = cell.preset.get(name, method.preset)
-    return registry.get(method.algo).config(cell.task, preset, overrides)
+    return registry.get(method.algo).config(cell.trains_on(method), preset, overrides)
 
 
 def configs_record(settings: ReproduceSettings, cell: Cell) -> dict[str, Any]:
     """Each selected method's config as a cell file records it (``None``: a baseline)."""
-    budget = settings.budget_of(cell)
     out = {}
     for name in settings.selected_methods:
-        config = method_config(settings.spec, cell, name, budget)
+        config = method_config(settings.spec, cell, name, settings.budget_of(cell, name))
         out[name] = None if config is None else as_json(config)
     return out
 
@@ -245,6 +256,7 @@ def train_or_reuse(
     run_settings: runner.RunSettings,
     log: Log,
     train_hook: TrainHook | None = None,
+    wait: bool = True,
 ) -> tuple[runner.Run, Any, float]:
     """Trains a cached run to its end: creates it, resumes it, or reuses it when finished.
 
@@ -256,6 +268,11 @@ def train_or_reuse(
         run_settings: Settings of a newly created run.
         log: Receives one line when training starts or a finished run is reused.
         train_hook: Trains the run (default: :func:`quickstudy.runner.train`).
+        wait: Wait while another process trains the run (else raise :class:`RunBusyError`).
+
+    Several processes may ask for the same run (cells of a reproduction that share a training
+    run, each in its own worker): a lock file beside the run makes the later ones wait and reuse
+    it.
 
     Returns:
         The run, the final parameters (``None`` when a finished run was reused: they are its
@@ -263,7 +280,33 @@ def train_or_reuse(
 
     Raises:
         ConfigError: ``path`` holds a run with another configuration.
+        RunBusyError: ``wait`` is false and another process holds the run.
     """
+    path = Path(path)
+    with run_lock(path, wait):
+        return _train_or_reuse(algo_name, task, config, path, run_settings, log, train_hook)
+
+
+class RunBusyError(Exception):
+    """Another process is training this cached run."""
+
+
+@contextlib.contextmanager
+def run_lock(path: Path, wait: bool = True) -> Iterator[None]:
+    """Holds ``<path>.lock`` exclusively (``wait=False``: :class:`RunBusyError` if taken)."""
+    path.parent.mkdir(parents=True, exist_ok=True)
+    with open(path.with_name(path.name + ".lock"), "a") as lock:
+        try:
+            fcntl.flock(lock, fcntl.LOCK_EX | (0 if wait else fcntl.LOCK_NB))
+        except BlockingIOError:
+            raise RunBusyError(path) from None
+        try:
+            yield
+        finally:
+            fcntl.flock(lock, fcntl.LOCK_UN)
+
+
+def _train_or_reuse(algo_name, task, config, path, run_settings, log, train_hook):
     if (path / "config.json").exists():
         recorded = read_json(path / "config.json").get("config", {})
         if recorded != as_json(config):
@@ -306,9 +349,16 @@ def learning_curve(run: runner.Run) -> dict[str, Any]:
 
 
 def run_algorithm(
-    settings: ReproduceSettings, cell: Cell, name: str, log: Log, train_hook: TrainHook | None
+    settings: ReproduceSettings,
+    cell: Cell,
+    name: str,
+    log: Log,
+    train_hook: TrainHook | None,
+    wait: bool = True,
 ) -> tuple[np.ndarray, dict[str, Any]]:
     """Meta-trains one algorithm method on one cell (or reuses its run) and meta-tests it.
+
+    ``wait=False`` raises :class:`RunBusyError` where another process is training the run.
 
     Returns:
         The metric per held-out task and point ``[tasks, points]`` and a record (run directory,
@@ -316,16 +366,19 @@ def run_algorithm(
     """
     spec = settings.spec
     method = spec.methods[name]
-    budget = settings.budget_of(cell)
+    budget = settings.budget_of(cell, name)
     config = method_config(spec, cell, name, budget)
+    train_task = cell.trains_on(method)
+    test_task = None if train_task == cell.task else cell.task
+    points = method.points if method.points is not None else spec.test_points or 0
     if not method.trained:
-        algo = registry.build(method.algo, cell.task, config)
+        algo = registry.build(method.algo, train_task, config)
         params = jax.jit(algo.init)(jax.random.key(settings.seed)).params
         result = runner.meta_test(
-            algo, params, spec.test_points or 0, settings.num_tasks, settings.seed
+            algo, params, points, settings.num_tasks, settings.seed, test_task=test_task
         )
         return np.asarray(result.values, np.float64), {"train_seconds": 0.0}
-    stem = f"{name}-{cell.task}-steps{budget}-seed{settings.seed}"
+    stem = f"{name}-{train_task}-steps{budget}-seed{settings.seed}"
     path = config_run_dir(settings.run_cache, stem, config)
     spec_algo = registry.get(method.algo)
     run_settings = runner.RunSettings(
@@ -335,12 +388,23 @@ def run_algorithm(
         eval_tasks=settings.num_tasks,
     )
     run, params, train_seconds = train_or_reuse(
-        method.algo, cell.task, config, path, run_settings, log, train_hook
+        method.algo, train_task, config, path, run_settings, log, train_hook, wait
     )
-    summary = runner.evaluate(run, params, spec.test_points or 0, settings.num_tasks, settings.seed)
-    values = np.asarray(load_result(path / "eval", summary).values, np.float64)
+    out = path / ("eval" if test_task is None else f"eval-{test_task}")
+    summary = runner.evaluate(
+        run,
+        params,
+        points,
+        settings.num_tasks,
+        settings.seed,
+        out=out,
+        test_task=test_task,
+        reference=False,
+    )
+    values = np.asarray(load_result(out, summary).values, np.float64)
     record = {
         "run_dir": str(path),
+        "train_task": train_task,
         "steps": run.total_steps,
         "train_seconds": train_seconds,
         "per_index_last": summary["per_index"][-1]["mean"],
@@ -375,22 +439,44 @@ def run_cell(
         record = read_json(json_path)
         if all(record.get(k) == v for k, v in key.items()):
             log(f"{cell.task}: done earlier, reusing {json_path}")
+            if spec.checks and "checks" not in record:  # a cell saved before checks existed
+                with np.load(npz_path) as saved:
+                    values = {m: saved[m.replace("-", "_")] for m in record["methods"]}
+                record["checks"] = paired_checks(spec, values, record["methods"])
             return record
     t0 = time.perf_counter()
     values: dict[str, np.ndarray] = {}
     results: dict[str, dict[str, Any]] = {}
-    for name in settings.selected_methods:
+    # In a parallel reproduction another worker may be training a run this cell shares: the
+    # cell then goes on with its other methods and comes back to that one at the end.
+    pending = list(settings.selected_methods)
+    deferred: list[str] = []
+    while pending:
+        name = pending.pop(0)
         method = spec.methods[name]
         if method.baseline is not None:
             x, info = run_baseline(settings, cell, name)
         else:
-            x, info = run_algorithm(settings, cell, name, log, train_hook)
+            try:
+                # Block only once everything left is waiting for other workers.
+                wait = all(m in deferred for m in (name, *pending))
+                x, info = run_algorithm(settings, cell, name, log, train_hook, wait=wait)
+            except RunBusyError:
+                if name not in deferred:
+                    log(f"{cell.task}: {name} is being trained by another worker; later")
+                    deferred.append(name)
+                pending.append(name)
+                continue
         values[name] = x
         if spec.view == "score":
             results[name] = {**summarize(x.sum(axis=1)), **info}
         else:
             results[name] = {"per_step": per_index_summary(x), **info}
+        if spec.view == "sweep":
+            point = method.point if method.point is not None else x.shape[1] - 1
+            results[name] = {"point": point, **summarize(x[:, point]), **results[name]}
         log(render.method_line(spec, cell, name, results[name]))
+    results = {m: results[m] for m in settings.selected_methods}
     if spec.view == "score":
         bold = not_worse_than_best({m: x.sum(axis=1) for m, x in values.items()})
         for name in results:
@@ -398,6 +484,7 @@ def run_cell(
     record = {
         "task": cell.task,
         "label": cell.label,
+        "x": cell.x,
         **key,
         "seconds": time.perf_counter() - t0,
         "commit": git_commit(),
@@ -405,10 +492,32 @@ def run_cell(
         "targets": {str(k): v for k, v in cell.targets.items()},
         "methods": results,
     }
+    if spec.checks:
+        record["checks"] = paired_checks(spec, values, results)
     npz_path.parent.mkdir(parents=True, exist_ok=True)
     np.savez_compressed(npz_path, **{m.replace("-", "_"): x for m, x in values.items()})
     write_json_atomic(json_path, record)
     return record
+
+
+def paired_checks(
+    spec: TableSpec, values: dict[str, np.ndarray], results: dict[str, dict[str, Any]]
+) -> dict[str, dict[str, float]]:
+    """``a - b`` per held-out task at each method's reported point, for ``spec.checks``.
+
+    Every method is tested on the same held-out tasks in the same order, so the difference is
+    paired: its standard error is over tasks, not the two methods' errors combined.
+
+    Returns:
+        ``"a>b"`` -> summary of the per-task difference (sign: higher is better).
+    """
+    sign = 1.0 if spec.higher_is_better else -1.0
+    out = {}
+    for a, b in spec.checks:
+        if a in values and b in values:
+            diff = values[a][:, results[a]["point"]] - values[b][:, results[b]["point"]]
+            out[f"{a}>{b}"] = summarize(sign * diff)
+    return out
 
 
 def git_commit() -> str:

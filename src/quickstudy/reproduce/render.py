@@ -1,9 +1,10 @@
 """The outputs of a reproduction: ``table.md``, ``table.json``, ``figure.png``, ``learning.png``.
 
-Two views of the same cell records: ``score`` tables (one number per method and cell, the best in
-bold; a bar figure) and ``adaptation`` tables (the metric after each adaptation point, one table and
-one figure panel per cell). Both draw every trained method's learning curve against its budget
-with the published value as a dashed line.
+Three views of the same cell records: ``score`` tables (one number per method and cell, the best
+in bold; a bar figure), ``adaptation`` tables (the metric after each adaptation point, one table
+and one figure panel per cell) and ``sweep`` tables (one number per method and cell, the cells
+along an x axis; one figure of the metric against x). All draw every trained method's learning
+curve against its budget with the published value as a dashed line.
 """
 
 from __future__ import annotations
@@ -14,7 +15,11 @@ from typing import Any
 
 import numpy as np
 
-from quickstudy.evaluation.plots import plot_adaptation_panels, plot_learning_curves
+from quickstudy.evaluation.plots import (
+    plot_adaptation_curve,
+    plot_adaptation_panels,
+    plot_learning_curves,
+)
 from quickstudy.evaluation.tables import plot_method_bars, render_markdown
 from quickstudy.presets.tables import Cell, TableSpec
 from quickstudy.tracking import write_json_atomic
@@ -22,7 +27,7 @@ from quickstudy.tracking import write_json_atomic
 
 def paper_record(spec: TableSpec, cell: Cell) -> dict[str, Any]:
     """The cell's published values as its record stores them (JSON keys are strings)."""
-    if spec.view == "score":
+    if spec.view != "adaptation":
         return dict(cell.paper)
     return {m: {str(k): v for k, v in p.items()} for m, p in cell.paper.items()}
 
@@ -35,6 +40,11 @@ def method_line(spec: TableSpec, cell: Cell, name: str, result: dict[str, Any]) 
         return (
             f"{cell.task}: {label:9s} {result['mean']:9.2f} ± {result['se']:.2f}  "
             f"(paper {cell.paper.get(name)}){hyper}"
+        )
+    if spec.view == "sweep":
+        return (
+            f"{cell.task}: {label:17s} {result['mean']:9.2f} ± {result['se']:.2f} "
+            f"(point {result['point']}, trained on {result.get('train_task', cell.task)})"
         )
     per = result["per_step"]
     shown = ", ".join(f"{k} steps {per[k]['mean']:.3f} ± {per[k]['se']:.3f}" for k in (0, 1))
@@ -70,6 +80,9 @@ def write_outputs(
     if spec.view == "score":
         lines = _score_lines(spec, methods, records)
         _score_figure(spec, methods, records, out / "figure.png")
+    elif spec.view == "sweep":
+        lines = _sweep_lines(spec, methods, records)
+        _sweep_figure(spec, methods, records, out / "figure.png")
     else:
         lines = _adaptation_lines(spec, methods, records)
         _adaptation_figure(spec, records, out / "figure.png")
@@ -236,11 +249,80 @@ def _adaptation_figure(spec: TableSpec, records: list[dict[str, Any]], path: Pat
     )
 
 
+def _sweep_lines(
+    spec: TableSpec, methods: Sequence[str], records: list[dict[str, Any]]
+) -> list[str]:
+    labels = spec.labels()
+    d = spec.decimals
+    shown = [m for m in methods if _ran(m, records)]
+    records = sorted(records, key=lambda r: r["x"])
+    lines = [f"### {spec.title}", "", "| setting | " + " | ".join(labels[m] for m in shown) + " |"]
+    lines.append("|---" * (len(shown) + 1) + "|")
+    for r in records:
+        entries = []
+        for m in shown:
+            res = r["methods"].get(m)
+            entries.append("—" if res is None else f"{res['mean']:.{d}f} ± {res['se']:.{d}f}")
+        lines.append(f"| {r['label']} | " + " | ".join(entries) + " |")
+    lines += ["", spec.note]
+    runs = {
+        (labels[m], res["train_task"]): (res["steps"], res["train_seconds"])
+        for r in records
+        for m, res in r["methods"].items()
+        if res.get("run_dir")
+    }
+    if runs:
+        lines += ["", "| method | trained on | steps | training (s) |", "|---|---|---|---|"]
+        lines += [f"| {m} | {t} | {n:,} | {s:.0f} |" for (m, t), (n, s) in runs.items()]
+    checks = [(a, b) for a, b in spec.checks if _ran(a, records) and _ran(b, records)]
+    if checks:
+        head = " | ".join(f"{labels[a]} above {labels[b]}" for a, b in checks)
+        lines += ["", f"| setting | {head} |", "|---" * (len(checks) + 1) + "|"]
+        for r in records:
+            paired = r.get("checks", {})
+            entries = [_above(paired.get(f"{a}>{b}"), d) for a, b in checks]
+            lines.append(f"| {r['label']} | " + " | ".join(entries) + " |")
+        lines += [
+            "",
+            "Differences are paired over the same held-out tasks (± s.e. of the per-task "
+            'difference); "yes" means the mean difference is positive.',
+        ]
+    return lines
+
+
+def _above(diff: dict[str, Any] | None, decimals: int) -> str:
+    if diff is None:
+        return "—"
+    mean, se = diff["mean"], diff["se"]
+    return f"{'yes' if mean > 0 else 'no'} ({mean:+.{decimals}f} ± {se:.{decimals}f})"
+
+
+def _sweep_figure(
+    spec: TableSpec, methods: Sequence[str], records: list[dict[str, Any]], path: Path
+) -> None:
+    records = sorted(records, key=lambda r: r["x"])
+    shown = [m for m in methods if records and all(m in r["methods"] for r in records)]
+    if not shown:
+        return
+    labels = spec.labels()
+    plot_adaptation_curve(
+        {labels[m]: [r["methods"][m] for r in records] for m in shown},
+        path,
+        xlabel=spec.x_label,
+        ylabel=spec.metric_label,
+        title=spec.title,
+        xs=[r["x"] for r in records],
+        note="bands: 95% CI over held-out tasks",
+    )
+
+
 def _learning_figure(spec: TableSpec, records: list[dict[str, Any]], path: Path) -> None:
     """Learning curves of the trained methods, published values as dashed lines."""
     labels = spec.labels()
     panels, asymptotes = [], []
     unit, metric = "steps", "training metric"
+    if spec.view == "sweep":  # runs shared between cells: one panel per training task
+        records = _by_training_task(spec, records)
     for r in records:
         curves, lines = {}, {}
         for m, res in r["methods"].items():
@@ -248,11 +330,11 @@ def _learning_figure(spec: TableSpec, records: list[dict[str, Any]], path: Path)
             if not curve or not curve["steps"]:
                 continue
             unit, metric = curve["unit"], curve["metric"]
-            curves[labels[m]] = (curve["steps"], curve["values"])
+            curves[labels.get(m, m)] = (curve["steps"], curve["values"])
             published = r["paper"].get(m)
             if isinstance(published, dict):
                 published = published.get(str(curve.get("point")))
-            lines[labels[m]] = published
+            lines[labels.get(m, m)] = published
         if curves:
             panels.append((r["label"], curves))
             asymptotes.append(lines)
@@ -266,3 +348,23 @@ def _learning_figure(spec: TableSpec, records: list[dict[str, Any]], path: Path)
         ylabel=metric,
         title=f"{spec.title}: training curves (dashed: published)",
     )
+
+
+def _by_training_task(spec: TableSpec, records: list[dict[str, Any]]) -> list[dict[str, Any]]:
+    """Pseudo-records, one panel per run shared between cells and one for the per-cell runs.
+
+    Curves are keyed by display label (methods' training metrics differ, so each shared run has
+    its own panel).
+    """
+    labels = spec.labels()
+    panels: dict[str, dict[str, Any]] = {}
+    for r in sorted(records, key=lambda r: r["x"]):
+        for m, res in r["methods"].items():
+            if not res.get("curve"):
+                continue
+            if spec.methods[m].train_on_cell:
+                panel, key = f"{labels[m]}: one run per setting", r["label"]
+            else:
+                panel, key = f"{labels[m]}, trained on {res['train_task']}", labels[m]
+            panels.setdefault(panel, {}).setdefault(key, res)
+    return [{"label": k, "paper": {}, "methods": v} for k, v in panels.items()]

@@ -10,9 +10,11 @@ may mean the other convention: PEARL's cheetah-vel draws v* from U[0, 3], MAML's
 The MuJoCo ant model is Gymnasium's in both conventions (rllab's own ant model is not
 available here), so MAML's ant returns are comparable in kind, not in value.
 
-Slopes: ``cheetah-slope`` and ``ant-slope`` meta-train on level ground only, on random target
-velocities and body masses; ``<robot>-slope-up<N>``/``-down<N>`` hold the same tasks on ground
-tilted by N degrees (gravity rotated about the y axis), for meta-testing out of distribution.
+Slopes: ``cheetah-slope`` and ``ant-slope`` are level ground, with random target velocities and
+body masses; ``<robot>-slope-up<N>``/``-down<N>`` hold the same tasks on ground tilted by N degrees
+(gravity rotated about the y axis). The experiment meta-trains on level ground and meta-tests on
+the slopes' held-out tasks out of distribution (``quickstudy evaluate RUN --task
+cheetah-slope-up10``); training on a slope itself gives the per-slope oracle.
 """
 
 from __future__ import annotations
@@ -401,7 +403,7 @@ def slope_tasks(env: Locomotion, n: int, degrees: float, seed: int) -> Locomotio
 
 def _slope(robot: str, degrees: float = 0.0) -> TaskDistribution:
     env = gym_cheetah("vel") if robot == "cheetah" else gym_ant_velocity()
-    train = slope_tasks(env, 200, 0.0, seed=1337)
+    train = slope_tasks(env, 200, degrees, seed=1337)
     test = slope_tasks(env, 30, degrees, seed=7331 + int(round(degrees * 10)))
     where = (
         "level ground"
@@ -413,8 +415,9 @@ def _slope(robot: str, degrees: float = 0.0) -> TaskDistribution:
         name=f"{robot}-slope{suffix}",
         env=env,
         description=(
-            f"Slopes experiment, {robot}: meta-train on level ground (200 tasks: v* ~ U[0,2], "
-            f"mass x U[0.75,1.25]); meta-test on 30 such tasks on {where}."
+            f"Slopes experiment, {robot} on {where}: 200 train / 30 test tasks, v* ~ U[0,2], "
+            f"mass x U[0.75,1.25]"
+            + ("" if degrees == 0 else f" (meta-test {robot}-slope runs here)")
         ),
         reward="-|Δx/dt - v*| - 0.05||a||² (ant: + its contact cost and +1 alive)",
         episodes=EPISODES,
