@@ -684,7 +684,7 @@ def _cmd_evaluate(argv: list[str]) -> int:
     parser.add_argument("--replace", action="store_true", help="overwrite a meta-test in --out")
     parser.add_argument("--tasks", dest="eval_tasks", type=_nonneg_int, help=argparse.SUPPRESS)
     official = parser.add_argument_group(
-        "Meta-World's official meta-learning evaluation (RL² runs on ml1-<env>, ml10, ml45)"
+        "Meta-World's official meta-learning evaluation (RL², MAML-RL on ml1-<env>, ml10, ml45)"
     )
     official.add_argument(
         "--metaworld",
@@ -694,7 +694,7 @@ def _cmd_evaluate(argv: list[str]) -> int:
     _add_all(
         official,
         ("--num-evals", "N", _int, 10, "rounds of test-task sampling (the protocol's 10)"),
-        ("--adaptation-episodes", "N", _nonneg_int, 0, "episodes before evaluation (0: trial - 1)"),
+        ("--adaptation-episodes", "N", _nonneg_int, 0, "episodes to adapt on (0: as trained)"),
         ("--evaluation-episodes", "N", _int, 3, "episodes counted for success (the protocol's 3)"),
     )  # fmt: skip
     official.add_argument(

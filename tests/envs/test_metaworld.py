@@ -7,10 +7,10 @@ import jax
 import numpy as np
 import pytest
 
-from quickstudy import tasks
+from quickstudy import runner, tasks
 from quickstudy.cli import main
 from quickstudy.errors import ConfigError
-from quickstudy.interop.metaworld_eval import TrialInputs, benchmark_name
+from quickstudy.interop.metaworld_eval import MAMLAgent, TrialInputs, benchmark_name
 
 metaworld = pytest.importorskip("metaworld")
 
@@ -91,3 +91,30 @@ def test_ml10_holds_out_five_classes():
     classes = {dist.env.kind({"task": i}) for i in np.asarray(dist.test_set["task"])}
     train = {dist.env.kind({"task": i}) for i in np.asarray(dist.train_set["task"])}
     assert len(classes) == 5 and len(train) == 10 and not classes & train
+
+
+def test_maml_rl_takes_metaworlds_official_evaluation_with_one_inner_step(tmp_path):
+    run = tmp_path / "m"
+    args = ["train", "maml-rl", "--task", "ml1-reach", "--meta-batch-size", "2"]
+    args += ["--episodes-per-task", "1", "--total-steps", "2000", "--test-steps", "1"]
+    assert main([*args, "--test-episodes", "1", "--eval-tasks", "2", "--run-dir", str(run)]) == 0
+    out = tmp_path / "mw"
+    official = ["--metaworld", "--num-evals", "1", "--evaluation-episodes", "1"]
+    assert main(["evaluate", str(run), *official, "--out", str(out)]) == 0
+    result = json.loads((out / "metaworld.json").read_text())
+    assert result["settings"]["adaptation_episodes"] == 1 and 0.0 <= result["success_rate"] <= 1
+    # The agent's inner step: each environment (task) gets its own adapted parameters.
+    from metaworld.evaluation import Timestep
+
+    opened = runner.open_run(run)
+    params = runner.load_state(opened, runner.latest_checkpoint(run / "checkpoints")).params
+    agent = MAMLAgent(opened.algo, params, num_envs=2)
+    rng = np.random.default_rng(0)
+    for t in range(6):  # two 3-step episodes per environment, different rewards per env
+        agent.adapt_action(rng.standard_normal((2, 39)))
+        ended = np.full(2, t % 3 == 2)
+        agent.step(Timestep(None, None, rng.standard_normal(2), ended, ended, {}))
+    agent.adapt()
+    before = jax.tree.leaves(params)[0]
+    after = jax.tree.leaves(agent._params)[0]
+    assert not np.allclose(after[0], before) and not np.allclose(after[0], after[1])

@@ -375,11 +375,11 @@ def make_maml_rl(config: MAMLRLConfig, tasks: TaskDistribution) -> Algorithm:
         )
         return MetaTestResult(returns, success, axis="gradient step")
 
+    parts = {"adapt": adapt}
     if host:
-        update, meta_test = _host_phases(
+        update, meta_test, parts = _host_phases(
             config, tasks, policy, inputs, process, inner_loss, learn, dist, low, high
         )
-        adapt = None
 
     return Algorithm(
         config=config,
@@ -394,18 +394,24 @@ def make_maml_rl(config: MAMLRLConfig, tasks: TaskDistribution) -> Algorithm:
         default_points=config.test_steps,
         variant=config.variant,
         progress_point=config.train_inner_steps,
-        parts={"adapt": adapt} if adapt is not None else {},
+        parts=parts,
         axis="gradient step",
         watch=(Watch("kl", above=1.0),),
     )
 
 
 def _host_phases(config, tasks, policy, inputs, process, inner_loss, learn, dist, low, high):
-    """``update`` and ``meta_test`` for a host-stepped task distribution.
+    """``update``, ``meta_test`` and the host pieces for a host-stepped task distribution.
 
     The episodes of every task of a meta-batch are sampled as one host batch (the policy jitted
     and called once per step on all of them); processing, the inner steps and the outer update
     are jitted and run between the host phases, with the same mathematics as the pure-JAX path.
+
+    The pieces (``parts["host"]``, for agents that step environments themselves, e.g.
+    Meta-World's official evaluation): ``act(key, params [M], tasks [M], obs [M, N, D]) ->
+    (actions, env_actions)``, ``process(params [M], episodes [M, N, T], tasks [M]) -> batch``,
+    ``first_step(params, batch)`` and ``later_step(params, batch)`` (the meta-test's inner steps
+    at α and α·``test_later_lr_scale``) and ``tile(params, M)``.
     """
     env, m = tasks.env, config.meta_batch_size
 
@@ -463,4 +469,11 @@ def _host_phases(config, tasks, policy, inputs, process, inner_loss, learn, dist
             jnp.stack(returns, axis=1), jnp.stack(success, axis=1), axis="gradient step"
         )
 
-    return update, meta_test
+    host = {
+        "act": act,
+        "process": process_all,
+        "first_step": inner_train,
+        "later_step": later,
+        "tile": tile,
+    }
+    return update, meta_test, {"host": host}

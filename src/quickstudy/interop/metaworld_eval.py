@@ -21,9 +21,11 @@ from typing import Any
 
 import gymnasium as gym
 import jax
+import jax.numpy as jnp
 import numpy as np
 
 from quickstudy.errors import ConfigError
+from quickstudy.rollout.episodes import Episodes
 from quickstudy.rollout.host import make_host_actor, step_keys
 from quickstudy.tasks.metaworld_tasks import SEED, _import_metaworld
 
@@ -163,6 +165,113 @@ class RL2Agent:
         """An episode ended: RL²'s memory spans the whole round, so it is kept."""
 
 
+@dataclasses.dataclass
+class MAMLAgent:
+    """A MAML-RL policy behind Meta-World's ``MetaLearningAgent`` interface.
+
+    Each environment of the vector env is one task with its own adapted parameters. ``step``
+    records the adaptation episodes; ``adapt`` takes one policy-gradient step per environment on
+    its episodes, with the meta-test's step sizes (α, then α·``test_later_lr_scale``) and the
+    same processing (baseline, advantages) as ``quickstudy evaluate``.
+
+    Attributes:
+        algo: A MAML-RL algorithm on a host-stepped (e.g. Meta-World) task distribution.
+        params: Its meta-trained parameters.
+        num_envs: Environments of the vector env.
+        seed: Seed of the action sampling.
+    """
+
+    algo: Any
+    params: Any
+    num_envs: int
+    seed: int = 0
+
+    def __post_init__(self):
+        if self.algo.variant == "oracle":
+            raise ConfigError("the oracle reads the true task, which the protocol hides")
+        self._host = self.algo.parts["host"]
+        example = self.algo.tasks.test_tasks(1)
+        # The policy's inputs ignore the task (only the oracle reads it): any task will do.
+        self._tasks = jax.tree.map(
+            lambda x: np.repeat(np.asarray(x)[:1], self.num_envs, 0), example
+        )
+        self._key = jax.random.key(self.seed)
+        self.init()
+
+    def init(self) -> None:
+        """New tasks: every environment starts from the meta-trained parameters."""
+        self._params = self._host["tile"](self.params, self.num_envs)
+        self._steps_taken = 0
+        self._clear()
+
+    def _clear(self) -> None:
+        self._rows: dict[str, list[np.ndarray]] = {"obs": [], "actions": [], "rewards": []}
+        self._ended: list[np.ndarray] = []
+
+    def _act(self, obs: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
+        self._key, sub = jax.random.split(self._key)
+        obs = np.asarray(obs, np.float32)[:, None]
+        actions, env_actions = jax.device_get(
+            self._host["act"](sub, self._params, self._tasks, obs)
+        )
+        return np.asarray(actions)[:, 0], np.asarray(env_actions, np.float64)[:, 0]
+
+    def adapt_action(self, observations: np.ndarray) -> tuple[np.ndarray, dict[str, Any]]:
+        """Samples every environment's action from its current parameters."""
+        actions, env_actions = self._act(observations)
+        self._rows["obs"].append(np.asarray(observations, np.float32))
+        self._rows["actions"].append(actions)
+        return env_actions, {}
+
+    def step(self, timestep: Any) -> None:
+        """Records the step's reward and whether it ended an episode."""
+        self._rows["rewards"].append(np.asarray(timestep.reward, np.float32))
+        self._ended.append(np.logical_or(timestep.terminated, timestep.truncated))
+
+    def adapt(self) -> None:
+        """One policy-gradient step per environment on its finished adaptation episodes."""
+        episodes = self._episodes()
+        batch = self._host["process"](self._params, episodes, self._tasks)
+        step = self._host["first_step"] if self._steps_taken == 0 else self._host["later_step"]
+        self._params = step(self._params, batch)
+        self._steps_taken += 1
+        self._clear()
+
+    def _episodes(self) -> Episodes:
+        """The recorded steps as padded episodes ``[envs, episodes, T, ...]``."""
+        obs, actions, rewards = (np.stack(self._rows[k], axis=1) for k in self._rows)
+        ended = np.stack(self._ended, axis=1)  # [envs, steps]
+        bounds = [np.flatnonzero(e) + 1 for e in ended]
+        count = min(len(b) for b in bounds)  # complete episodes every environment has
+        if count == 0:
+            raise ValueError("adapt() before every environment finished an episode")
+        spans = [list(zip(np.r_[0, b[: count - 1]], b[:count], strict=True)) for b in bounds]
+        horizon = max(stop - start for env in spans for start, stop in env)
+        n, d, a = self.num_envs, obs.shape[-1], actions.shape[-1]
+        out = {
+            "obs": np.zeros((n, count, horizon, d), np.float32),
+            "actions": np.zeros((n, count, horizon, a), np.float32),
+            "rewards": np.zeros((n, count, horizon), np.float32),
+            "valid": np.zeros((n, count, horizon), bool),
+        }
+        for i, env in enumerate(spans):
+            for j, (start, stop) in enumerate(env):
+                length = stop - start
+                out["obs"][i, j, :length] = obs[i, start:stop]
+                out["actions"][i, j, :length] = actions[i, start:stop]
+                out["rewards"][i, j, :length] = rewards[i, start:stop]
+                out["valid"][i, j, :length] = True
+        success = np.zeros_like(out["rewards"])
+        return Episodes(**{k: jnp.asarray(v) for k, v in out.items()}, success=jnp.asarray(success))
+
+    def eval_action(self, observations: np.ndarray) -> np.ndarray:
+        """An action sampled from each environment's adapted parameters."""
+        return self._act(observations)[1]
+
+    def reset(self, env_mask: np.ndarray) -> None:
+        """Nothing: the adapted parameters belong to the environment's task, not the episode."""
+
+
 def benchmark_name(task: str) -> str:
     """Meta-World's name of a quickstudy task: ``ml1-reach`` -> ``reach-v3``, ``ml10`` -> ML10.
 
@@ -185,43 +294,50 @@ def official_evaluation(
     seed: int = 0,
     deterministic: bool = False,
 ) -> dict[str, Any]:
-    """Runs ``metaworld.evaluation.metalearning_evaluation`` on a trained RL² run.
+    """Runs ``metaworld.evaluation.metalearning_evaluation`` on a trained run.
 
     Args:
-        run: An RL² run trained on ``ml1-<env>``, ``ml10`` or ``ml45``.
+        run: An RL² or MAML-RL run trained on ``ml1-<env>``, ``ml10`` or ``ml45``.
         params: Its parameters.
         num_evals: Rounds of task sampling (the protocol's default: 10).
-        adaptation_episodes: Episodes per environment before the evaluation episodes (0: the
-            run's trial length minus one, the episodes its memory was trained to use).
+        adaptation_episodes: Episodes per environment before the evaluation episodes (0: RL²'s
+            trial length minus one, the episodes its memory was trained to use; MAML-RL's
+            ``episodes_per_task``, the batch its inner step was meta-trained on).
         evaluation_episodes: Episodes counted for success (the protocol's default: 3).
         seed: Seed of the agent's action sampling.
-        deterministic: Act with the policy's mode in the evaluation episodes.
+        deterministic: Act with the policy's mode in the evaluation episodes (RL²).
 
     Returns:
         ``{"success_rate", "mean_return", "success_rate_per_task", "settings"}``.
 
     Raises:
-        ConfigError: Not an RL² run, or not trained on a Meta-World task.
+        ConfigError: Not an RL² or MAML-RL run, or not trained on a Meta-World task.
     """
     metaworld = _import_metaworld()
     from metaworld.evaluation import metalearning_evaluation
 
     name = benchmark_name(run.task_name)
-    if run.algo_name != "rl2":
+    if run.algo_name not in ("rl2", "maml-rl"):
         raise ConfigError(
-            f"Meta-World's official evaluation is available for RL² runs; this is a "
-            f"{run.algo_name} run (use quickstudy's own meta-test: quickstudy evaluate RUN)"
+            f"Meta-World's official evaluation takes RL² and MAML-RL runs, not {run.algo_name}"
         )
-    trial = int(run.algo.derived["episodes"])
-    adaptation_episodes = adaptation_episodes or max(1, trial - 1)
     envs = metaworld.make_ml_envs_test(
         name,
         seed=SEED,
         meta_batch_size=OFFICIAL_META_BATCH,
         total_tasks_per_cls=OFFICIAL_TASKS_PER_CLASS,
     )
-    envs = TrialInputs(envs)
-    agent = RL2Agent(run.algo.parts["policy"], params, envs.num_envs, seed, deterministic)
+    if run.algo_name == "rl2":
+        trial = int(run.algo.derived["episodes"])
+        adaptation_episodes = adaptation_episodes or max(1, trial - 1)
+        envs = TrialInputs(envs)
+        agent = RL2Agent(run.algo.parts["policy"], params, envs.num_envs, seed, deterministic)
+    else:
+        if deterministic:
+            raise ConfigError("deterministic evaluation is available for RL² runs only")
+        trial = None
+        adaptation_episodes = adaptation_episodes or run.algo.config.episodes_per_task
+        agent = MAMLAgent(run.algo, params, envs.num_envs, seed)
     try:
         success, mean_return, per_task = metalearning_evaluation(
             agent,
