@@ -1,0 +1,157 @@
+"""Per-task replay buffers of fixed size in one set of arrays, for off-policy meta-RL (PEARL).
+
+Every task has its own ring buffer of ``capacity`` transitions; all of them live in arrays with
+a leading task axis, allocated once, so the memory is known before training starts
+(:func:`replay_bytes`) and the buffer is a pytree that checkpoints and ``jit``s like any state.
+PEARL samples two kinds of batch from it (Rakelly et al. 2019, §4.3): context batches from a
+task's *recent* data (``recent``: the newest transitions only, so that the context comes from the
+current posterior's exploration) and RL batches from *all* of it.
+"""
+
+from __future__ import annotations
+
+from typing import NamedTuple
+
+import jax
+import jax.numpy as jnp
+
+from quickstudy.errors import ConfigError
+
+
+class TaskReplay(NamedTuple):
+    """Ring buffers ``[tasks, capacity, ...]`` and, per task, the transitions ever added.
+
+    Attributes:
+        obs: Observations ``[K, C, D]``.
+        action: Actions ``[K, C, A]``.
+        reward: Rewards ``[K, C]``.
+        next_obs: Next observations ``[K, C, D]``.
+        done: Termination flags ``[K, C]``.
+        added: Transitions ever added per task ``[K]`` (int32); the next write is at
+            ``added % C``.
+    """
+
+    obs: jax.Array
+    action: jax.Array
+    reward: jax.Array
+    next_obs: jax.Array
+    done: jax.Array
+    added: jax.Array
+
+    @property
+    def capacity(self) -> int:
+        """Transitions kept per task."""
+        return self.reward.shape[1]
+
+    def size(self) -> jax.Array:
+        """Transitions held per task ``[K]``."""
+        return jnp.minimum(self.added, self.capacity)
+
+
+def replay_bytes(num_tasks: int, capacity: int, obs_dim: int, act_dim: int) -> int:
+    """Bytes :func:`replay_init` allocates (float32 transitions, int32 counters)."""
+    per_transition = 4 * (2 * obs_dim + act_dim + 2)
+    return num_tasks * (capacity * per_transition + 4)
+
+
+def replay_init(
+    num_tasks: int, capacity: int, obs_dim: int, act_dim: int, max_bytes: int | None = None
+) -> TaskReplay:
+    """Empty buffers for ``num_tasks`` tasks of ``capacity`` transitions each.
+
+    Raises:
+        ConfigError: A non-positive size, or more than ``max_bytes`` would be allocated.
+    """
+    if min(num_tasks, capacity, obs_dim, act_dim) <= 0:
+        raise ConfigError(
+            f"replay sizes must be positive, got tasks={num_tasks}, capacity={capacity}, "
+            f"obs_dim={obs_dim}, act_dim={act_dim}"
+        )
+    need = replay_bytes(num_tasks, capacity, obs_dim, act_dim)
+    if max_bytes is not None and need > max_bytes:
+        raise ConfigError(
+            f"a replay of {num_tasks} tasks x {capacity:,} transitions needs {need / 2**30:.2f} "
+            f"GiB, over the budget of {max_bytes / 2**30:.2f} GiB; lower the capacity"
+        )
+    k, c = num_tasks, capacity
+    return TaskReplay(
+        obs=jnp.zeros((k, c, obs_dim), jnp.float32),
+        action=jnp.zeros((k, c, act_dim), jnp.float32),
+        reward=jnp.zeros((k, c), jnp.float32),
+        next_obs=jnp.zeros((k, c, obs_dim), jnp.float32),
+        done=jnp.zeros((k, c), jnp.float32),
+        added=jnp.zeros((k,), jnp.int32),
+    )
+
+
+def replay_add(
+    buffer: TaskReplay,
+    task: jax.Array | int,
+    obs: jax.Array,
+    action: jax.Array,
+    reward: jax.Array,
+    next_obs: jax.Array,
+    done: jax.Array,
+) -> TaskReplay:
+    """Appends ``N`` transitions of one task, overwriting its oldest when full.
+
+    Args:
+        buffer: The buffers.
+        task: Index of the task (a traced integer is fine).
+        obs: Observations ``[N, D]`` (``N`` at most the capacity).
+        action: Actions ``[N, A]``.
+        reward: Rewards ``[N]``.
+        next_obs: Next observations ``[N, D]``.
+        done: Termination flags ``[N]``.
+
+    Returns:
+        The buffers with the transitions written.
+    """
+    n = reward.shape[0]
+    if n > buffer.capacity:
+        raise ConfigError(f"cannot add {n} transitions to a buffer of {buffer.capacity}")
+    slots = (buffer.added[task] + jnp.arange(n)) % buffer.capacity
+    new = (obs, action, reward, next_obs, done)
+    fields = {
+        name: getattr(buffer, name).at[task, slots].set(jnp.asarray(value, jnp.float32))
+        for name, value in zip(("obs", "action", "reward", "next_obs", "done"), new, strict=True)
+    }
+    return TaskReplay(**fields, added=buffer.added.at[task].add(n))
+
+
+def replay_sample(
+    buffer: TaskReplay,
+    key: jax.Array,
+    tasks: jax.Array,
+    batch: int,
+    recent: int | None = None,
+) -> TaskReplay:
+    """Uniform samples with replacement from each of ``tasks``' buffers.
+
+    Args:
+        buffer: The buffers; every sampled task must hold at least one transition.
+        key: PRNG key.
+        tasks: Task indices ``[M]``.
+        batch: Transitions per task.
+        recent: Sample only from the newest ``recent`` transitions of each task (PEARL's
+            context batches); ``None``: from all it holds (RL batches).
+
+    Returns:
+        A :class:`TaskReplay` of the samples: fields ``[M, batch, ...]``; ``added`` is the
+        number of transitions each task's draw was made from ``[M]``.
+    """
+    held = buffer.size()[tasks]
+    pool = held if recent is None else jnp.minimum(held, recent)
+    u = jax.random.uniform(key, (tasks.shape[0], batch))
+    back = jnp.minimum((u * pool[:, None]).astype(jnp.int32), pool[:, None] - 1)
+    # the newest transition sits just before the write position; step back from it
+    slots = (buffer.added[tasks][:, None] - 1 - back) % buffer.capacity
+    rows = tasks[:, None]
+    return TaskReplay(
+        obs=buffer.obs[rows, slots],
+        action=buffer.action[rows, slots],
+        reward=buffer.reward[rows, slots],
+        next_obs=buffer.next_obs[rows, slots],
+        done=buffer.done[rows, slots],
+        added=pool,
+    )
