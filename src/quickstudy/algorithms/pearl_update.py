@@ -16,6 +16,7 @@ This module is the update only; data collection, the replay and the meta-test lo
 from __future__ import annotations
 
 import dataclasses
+from collections.abc import Callable
 from typing import Any, NamedTuple
 
 import jax
@@ -81,13 +82,17 @@ def with_z(batch: Transitions, z: jax.Array) -> Transitions:
     )
 
 
-def make_pearl_update(config: PEARLUpdateConfig, sac: SAC, context_dim: int):
+def make_pearl_update(
+    config: PEARLUpdateConfig, sac: SAC, context_dim: int
+) -> tuple[Callable, Callable, Callable]:
     """``(init, update, posterior)`` of PEARL's learner around a SAC on ``obs_dim + latent``.
 
+    ``init(key) -> PEARLParams``; ``update(params, context, rl_batch, key) -> (params,
+    metrics)`` with ``[M, Nc]`` context and ``[M, B]`` RL transitions of ``M`` tasks;
+    ``posterior(encoder, context, mask) -> (mean, variance)`` ``[M, Z]``.
+
     Returns:
-        ``init(key) -> PEARLParams``; ``update(params, context [M, Nc] transitions, rl_batch
-        [M, B] transitions, key) -> (params, metrics)``; ``posterior(encoder, context, mask)
-        -> (mean, variance) [M, Z]``.
+        The three functions.
     """
     encoder = ContextEncoder(tuple(config.encoder_hidden), config.latent_dim)
     opt = optax.adam(config.encoder_lr)
