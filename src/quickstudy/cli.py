@@ -781,9 +781,9 @@ def _metaworld_evaluation(run: Any, args: argparse.Namespace) -> int:
     if settings["evaluation_episodes"] < per_class:
         console.print(
             f"note: the protocol counts the first {settings['evaluation_episodes']} episodes to "
-            f"end per task class, and a success ends an episode early; with {per_class} "
-            f"environments per class, --evaluation-episodes {per_class} counts every "
-            f"environment's episode (see docs/results/mujoco.md)"
+            f"end among {per_class} environments per task class, and a success ends an episode "
+            f"early, so the rate favours fast successes; quickstudy evaluate RUN counts every "
+            f"episode (see docs/results/mujoco.md)"
         )
     console.print(f"results: {out / 'metaworld.json'}")
     return 0

@@ -106,21 +106,20 @@ def make_pearl_update(
         return encoder.apply(enc, context_features(context, config.use_next_obs), mask)
 
     def update(params: PEARLParams, context: Transitions, rl_batch: Transitions, key: jax.Array):
-        k_z, k_critic, k_sac = jax.random.split(key, 3)
+        k_z, k_sac = jax.random.split(key)
 
         def encode(enc):
             mean, var = posterior(enc, context)
             return sample_z(k_z, mean, var), kl_to_standard_normal(mean, var).mean()
 
         (z, kl), encode_vjp = jax.vjp(encode, params.encoder)
-        flat = with_z(rl_batch, z)
-        _, (_, g_obs) = sac.critic_grad(params.sac, flat, k_critic)
+        # One critic pass: SAC's step, and the critic loss's gradient w.r.t. (s, z) before it.
+        sac_state, metrics, g_obs = sac.update_with_obs_grad(params.sac, with_z(rl_batch, z), k_sac)
         m, b = rl_batch.reward.shape
         g_z = g_obs[:, -config.latent_dim :].reshape(m, b, -1).sum(axis=1)
         (enc_grads,) = encode_vjp((g_z, jnp.asarray(config.kl_weight, kl.dtype)))
         updates, enc_opt = opt.update(enc_grads, params.encoder_opt)
         enc = optax.apply_updates(params.encoder, updates)
-        sac_state, metrics = sac.update(params.sac, jax.lax.stop_gradient(flat), k_sac)
         return PEARLParams(sac_state, enc, enc_opt), {**metrics, "kl": kl}
 
     return init, update, posterior

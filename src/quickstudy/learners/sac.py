@@ -120,6 +120,8 @@ class SAC(NamedTuple):
         q_values: ``q_values(critic_params, obs, action) -> [2, B]``.
         critic_grad: ``critic_grad(state, batch, key) -> (loss, grads w.r.t. the critic and the
             observations)``, for callers whose observations carry trainable parts (PEARL's z).
+        update_with_obs_grad: ``update`` that also returns the critic loss's gradient w.r.t.
+            the observations ``[B, D]`` (taken before the step, from the same computation).
     """
 
     init: Any
@@ -127,6 +129,7 @@ class SAC(NamedTuple):
     act: Any
     q_values: Any
     critic_grad: Any
+    update_with_obs_grad: Any
 
 
 class _Actor(nn.Module):
@@ -191,18 +194,23 @@ def make_sac(config: SACConfig, obs_dim: int, act_dim: int) -> SAC:
         q = q_values(critic, obs, batch.action)
         return critic_loss(q[0], q[1], target), q
 
-    def critic_grad(state: SACState, batch: Transitions, key: jax.Array):
-        (loss, _), grads = jax.value_and_grad(critic_objective, argnums=(0, 1), has_aux=True)(
+    def critic_value_and_grads(state: SACState, batch: Transitions, key: jax.Array):
+        return jax.value_and_grad(critic_objective, argnums=(0, 1), has_aux=True)(
             state.critic, batch.obs, state, batch, key
         )
+
+    def critic_grad(state: SACState, batch: Transitions, key: jax.Array):
+        (loss, _), grads = critic_value_and_grads(state, batch, key)
         return loss, grads
 
     def update(state: SACState, batch: Transitions, key: jax.Array):
+        new, metrics, _ = update_with_obs_grad(state, batch, key)
+        return new, metrics
+
+    def update_with_obs_grad(state: SACState, batch: Transitions, key: jax.Array):
         k_target, k_actor = jax.random.split(key)
         alpha = jnp.exp(state.log_alpha)
-        (q_loss, q), q_grads = jax.value_and_grad(critic_objective, has_aux=True)(
-            state.critic, batch.obs, state, batch, k_target
-        )
+        (q_loss, q), (q_grads, obs_grads) = critic_value_and_grads(state, batch, k_target)
         q_updates, critic_opt = opt.update(q_grads, state.opt["critic"])
         critic = optax.apply_updates(state.critic, q_updates)
 
@@ -239,6 +247,6 @@ def make_sac(config: SACConfig, obs_dim: int, act_dim: int) -> SAC:
             "q_mean": q.mean(),
             "entropy": -log_prob.mean(),
         }
-        return new, metrics
+        return new, metrics, obs_grads
 
-    return SAC(init, update, act, q_values, critic_grad)
+    return SAC(init, update, act, q_values, critic_grad, update_with_obs_grad)

@@ -439,10 +439,6 @@ def run_cell(
         record = read_json(json_path)
         if all(record.get(k) == v for k, v in key.items()):
             log(f"{cell.task}: done earlier, reusing {json_path}")
-            if spec.checks and "checks" not in record:  # a cell saved before checks existed
-                with np.load(npz_path) as saved:
-                    values = {m: saved[m.replace("-", "_")] for m in record["methods"]}
-                record["checks"] = paired_checks(spec, values, record["methods"])
             return record
     t0 = time.perf_counter()
     values: dict[str, np.ndarray] = {}
