@@ -324,7 +324,7 @@ class _Progress:
             self.task = self.bar.add_task(
                 "compiling…",
                 total=run.total_steps,
-                completed=start_update * run.steps_per_update,
+                completed=run.steps_at(start_update),
                 rate="-",
                 ret="-",
             )
@@ -361,7 +361,7 @@ class _Progress:
             self.bar.update(
                 self.task,
                 description=self._name(),
-                completed=done * self.run.steps_per_update,
+                completed=self.run.steps_at(done),
                 rate=f"{rate:,.0f}",
                 ret=self.value,
             )
@@ -372,7 +372,7 @@ class _Progress:
         self.last_print = now
         left = (total - done) * self.run.steps_per_update / max(rate, 1e-9)
         self.console.print(
-            f"{self._name()}: {done * self.run.steps_per_update:,}/{self.run.total_steps:,} "
+            f"{self._name()}: {self.run.steps_at(done):,}/{self.run.total_steps:,} "
             f"{self.unit} ({100 * done / total:.0f}%), {rate:,.0f} {self.unit}/s, "
             f"elapsed {_clock(now - self.t0)}, ETA {_clock(left)}, {self.label} {self.value}"
         )
@@ -487,6 +487,8 @@ def _train_parser(spec: Any, task: str, preset: str | None) -> tuple[_Parser, An
         ("--run-dir", "DIR", str, None, "run directory (default: RUNS_ROOT/ALGO-TASK-TIME)"),
         ("--runs-root", "DIR", str, "runs", "parent of generated run directories"),
         ("--eval-tasks", "N", _nonneg_int, 0, "tasks of the final meta-test (0: the task's)"),
+        ("--eval-every", "N", _nonneg_int, 0,
+         "meta-test every N updates: the learning curve in RUN/curve.jsonl (0: off)"),
         ("--chunk-updates", "N", _int, spec.chunk_updates, "updates per compiled chunk"),
         ("--checkpoint-every", "N", _int, spec.checkpoint_every, "chunks between checkpoints"),
         ("--keep-checkpoints", "N", _int, settings.keep_checkpoints, "checkpoints kept on disk"),
@@ -498,17 +500,20 @@ def _train_parser(spec: Any, task: str, preset: str | None) -> tuple[_Parser, An
 
 def _size(run_algo: Any, config: Any) -> tuple[str, str | None]:
     """``(size, rounding note)`` of a run's budget."""
-    per, updates = run_algo.steps_per_update, run_algo.num_updates
+    per, updates, first = run_algo.steps_per_update, run_algo.num_updates, run_algo.initial_steps
+    total = first + updates * per
     if per > 1:
         size = f"{updates:,} updates x {per:,} {run_algo.step_unit} = {updates * per:,}"
+        if first:
+            size = f"{first:,} initial + {size[: -len(f'{updates * per:,}')]}{total:,}"
     else:
         size = f"{updates:,} {run_algo.step_unit}"
-    asked = getattr(config, "total_steps", updates * per)
+    asked = getattr(config, "total_steps", total)
     note = None
-    if asked != updates * per:
+    if asked != total:
         note = (
             f"--total-steps {asked:,} is not a multiple of the {per:,} {run_algo.step_unit} of "
-            f"one update: the run takes {updates * per:,}"
+            f"one update: the run takes {total:,}"
         )
     return size, note
 
@@ -549,7 +554,14 @@ def _cmd_train(argv: list[str]) -> int:
         ) from err
 
 
-RUN_FLAGS = ("seed", "eval_tasks", "chunk_updates", "checkpoint_every", "keep_checkpoints")
+RUN_FLAGS = (
+    "seed",
+    "eval_tasks",
+    "eval_every",
+    "chunk_updates",
+    "checkpoint_every",
+    "keep_checkpoints",
+)
 
 
 def _train_parsed(spec: Any, args: argparse.Namespace) -> int:
@@ -563,6 +575,7 @@ def _train_parsed(spec: Any, args: argparse.Namespace) -> int:
         checkpoint_every=args.checkpoint_every,
         keep_checkpoints=args.keep_checkpoints,
         eval_tasks=args.eval_tasks,
+        eval_every=args.eval_every,
     )
     console = _console()
     plain, with_task = spec.config_cls(), spec.config(args.task)

@@ -13,6 +13,7 @@ from __future__ import annotations
 import dataclasses
 import datetime
 import functools
+import json
 import logging
 import math
 import signal
@@ -43,8 +44,11 @@ from quickstudy.tracking import (
     write_json_atomic,
 )
 from quickstudy.tracking.logger import JSONL
-from quickstudy.tracking.run_dir import CHECKPOINTS, EVAL
+from quickstudy.tracking.run_dir import CHECKPOINTS, EVAL, write_bytes_atomic
 from quickstudy.types import INT_LIMIT, Algorithm, MetaTestResult, check_fields
+
+CURVE = "curve.jsonl"
+"""The learning curve of a run trained with ``eval_every`` (see `read_curve`)."""
 
 PyTree = Any
 logger = logging.getLogger(__name__)
@@ -66,6 +70,9 @@ class RunSettings:
         eval_tasks: Held-out tasks for the final meta-test (0: the task's default).
         eval_episodes: Points of the final meta-test: episodes per trial, or gradient steps
             (0: the algorithm's default).
+        eval_every: Meta-test every this many updates during training, before the first and
+            after the last too (0: never), appending the learning curve (meta-test metric
+            against training steps) to ``curve.jsonl``.
     """
 
     seed: int = 0
@@ -74,15 +81,16 @@ class RunSettings:
     keep_checkpoints: int = 3
     eval_tasks: int = 0
     eval_episodes: int = 0
+    eval_every: int = 0
 
     def __post_init__(self):
         check_fields(
             self,
             positive_int=("chunk_updates", "checkpoint_every", "keep_checkpoints"),
-            nonneg_int=("eval_tasks", "eval_episodes", "seed"),
+            nonneg_int=("eval_tasks", "eval_episodes", "seed", "eval_every"),
         )
         limits = {"eval_tasks": MAX_TASKS, "eval_episodes": MAX_POINTS}
-        for name in ("seed", "chunk_updates", "checkpoint_every", "keep_checkpoints"):
+        for name in ("seed", "chunk_updates", "checkpoint_every", "keep_checkpoints", "eval_every"):
             limits[name] = INT_LIMIT
         for name, limit in limits.items():
             if getattr(self, name) > limit:
@@ -116,7 +124,11 @@ class Run:
     @property
     def total_steps(self) -> int:
         """Budget units of the whole run."""
-        return self.algo.num_updates * self.steps_per_update
+        return self.steps_at(self.algo.num_updates)
+
+    def steps_at(self, update: int) -> int:
+        """Budget units spent when update ``update`` ends (0: after ``init``)."""
+        return self.algo.initial_steps + update * self.steps_per_update
 
 
 def create_run(
@@ -349,7 +361,7 @@ def check_resumable(run: Run, done: int) -> None:
         raise ConfigError(
             f"{run.path / 'config.json'}: total_steps gives {total} updates, but the latest "
             f"checkpoint is at update {done}; raise total_steps back to at least "
-            f"{done * run.steps_per_update} or start a new run"
+            f"{run.steps_at(done)} or start a new run"
         )
     try:
         rows = read_metrics(run.path / JSONL)
@@ -587,12 +599,17 @@ def _train_locked(run, state, done, on_chunk, stop_after_updates, on_warning) ->
     chunk_fn = _chunk_fn(run.algo, chunk)
     watcher = _Watcher(run.algo, on_warning or logger.warning)
     saved = done
+    curve = _Curve(run) if run.settings.eval_every else None
     with MetricsLogger(run.path) as metrics_log, _Signals() as signals:
-        metrics_log.truncate_after(done * run.steps_per_update)
+        metrics_log.truncate_after(run.steps_at(done))
+        if curve is not None:
+            curve.resume(done, state)
         chunks_since_save = 0
         try:
             while done < end and signals.received is None:
                 length = min(chunk - done % chunk, end - done)
+                if curve is not None:  # chunks end where the learning curve has a point
+                    length = min(length, curve.every - done % curve.every)
                 fn = functools.partial(
                     chunk_fn, state, length, lambda: signals.received is not None
                 )
@@ -609,9 +626,7 @@ def _train_locked(run, state, done, on_chunk, stop_after_updates, on_warning) ->
                 for i, row in enumerate(rows):
                     if math.isnan(row.get(progress_key, 0.0)):
                         del row[progress_key]  # undefined in this update: no value to log
-                    logged.append(
-                        ((done + i + 1) * run.steps_per_update, {**row, "update": done + i + 1})
-                    )
+                    logged.append((run.steps_at(done + i + 1), {**row, "update": done + i + 1}))
                 metrics_log.log_rows(logged)
                 if bad or not params_finite:
                     if done > saved:
@@ -631,6 +646,8 @@ def _train_locked(run, state, done, on_chunk, stop_after_updates, on_warning) ->
                 if chunks_since_save >= run.settings.checkpoint_every or done >= end:
                     _save(run, done, state)
                     saved, chunks_since_save = done, 0
+                if curve is not None:
+                    curve.after(done, state)
                 if on_chunk is not None:
                     on_chunk(done, metrics)
         except KeyboardInterrupt:  # a second signal, or Ctrl-C outside the main thread
@@ -642,6 +659,61 @@ def _train_locked(run, state, done, on_chunk, stop_after_updates, on_warning) ->
                 _save(run, done, state)
             raise Interrupted(signals.received, done)
     return state
+
+
+class _Curve:
+    """The learning curve: a meta-test every ``eval_every`` updates, rows in ``curve.jsonl``.
+
+    Each row: ``update``, ``step`` (training budget spent), ``metric`` and ``axis`` of the
+    meta-test, ``mean`` and ``se`` over tasks at each point and, where defined, ``success``.
+    The meta-test uses the run's ``eval_tasks``, ``eval_episodes`` and seed 0, so the rows of
+    a resumed run equal those of an uninterrupted one.
+    """
+
+    def __init__(self, run: Run) -> None:
+        self.run, self.path = run, run.path / CURVE
+        self.every = run.settings.eval_every
+        self.tester = _meta_tester(run.algo)
+
+    def resume(self, done: int, state: PyTree) -> None:
+        rows = [r for r in _read_curve(self.path) if r["update"] <= done]
+        write_bytes_atomic(self.path, "".join(json.dumps(r) + "\n" for r in rows).encode())
+        if not any(r["update"] == done for r in rows) and done % self.every == 0:
+            self.write(done, state)
+
+    def after(self, done: int, state: PyTree) -> None:
+        if done % self.every == 0 or done == self.run.algo.num_updates:
+            self.write(done, state)
+
+    def write(self, update: int, state: PyTree) -> None:
+        settings = self.run.settings
+        result = self.tester(state.params, settings.eval_episodes, settings.eval_tasks, 0)
+        values = np.asarray(result.values, np.float64)
+        row = {
+            "update": update,
+            "step": self.run.steps_at(update),
+            "metric": result.metric,
+            "axis": result.axis,
+            "mean": values.mean(0).tolist(),
+            "se": (values.std(0, ddof=1) / np.sqrt(len(values))).tolist()
+            if len(values) > 1
+            else [0.0] * values.shape[1],
+        }
+        if result.success is not None:
+            row["success"] = np.asarray(result.success, np.float64).mean(0).tolist()
+        with self.path.open("a") as f:
+            f.write(json.dumps(row) + "\n")
+
+
+def _read_curve(path: Path) -> list[dict[str, Any]]:
+    if not path.exists():
+        return []
+    return [json.loads(line) for line in path.read_text().splitlines() if line.strip()]
+
+
+def read_curve(run_dir: str | Path) -> list[dict[str, Any]]:
+    """The learning curve a run wrote with ``eval_every`` (rows of ``curve.jsonl``)."""
+    return _read_curve(Path(run_dir) / CURVE)
 
 
 def _save(run: Run, update: int, state: PyTree) -> Path:

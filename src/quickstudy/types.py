@@ -199,6 +199,8 @@ class Algorithm(NamedTuple):
         watch: Divergence warnings on training metrics (see :class:`Watch`).
         axis: What the meta-test's points count: ``"episode"`` (episodes per trial) or
             ``"gradient step"``.
+        initial_steps: Budget units ``init`` spends before the first update (PEARL's initial
+            collection); update ``u`` ends at ``initial_steps + u * steps_per_update``.
     """
 
     config: Any
@@ -218,6 +220,7 @@ class Algorithm(NamedTuple):
     parts: Mapping[str, Any] = types.MappingProxyType({})
     watch: tuple[Watch, ...] = ()
     axis: str = "episode"
+    initial_steps: int = 0
 
 
 class Preset(NamedTuple):

@@ -6,7 +6,14 @@ import numpy as np
 import pytest
 
 from quickstudy.errors import ConfigError
-from quickstudy.rollout.replay import replay_add, replay_bytes, replay_init, replay_sample
+from quickstudy.rollout.replay import (
+    replay_add,
+    replay_bytes,
+    replay_clear,
+    replay_extend,
+    replay_init,
+    replay_sample,
+)
 
 
 def _add(buffer, task, values):
@@ -65,3 +72,21 @@ def test_adding_and_sampling_compile():
         buffer, jax.random.key(0), jnp.array([1]), 5, 1
     )
     np.testing.assert_array_equal(out.reward, [[8.0] * 5])
+
+
+def test_extend_writes_each_tasks_valid_rows_in_order_and_skips_the_rest():
+    buf = replay_init(num_tasks=3, capacity=4, obs_dim=1, act_dim=1)
+    buf = _add(buf, 2, [100, 101, 102])  # task 2 holds 3 rows: its ring wraps next
+    obs = jnp.arange(6.0).reshape(2, 3, 1)
+    valid = jnp.array([[True, False, True], [True, True, False]])
+    buf = replay_extend(
+        buf, jnp.array([0, 2]), obs, obs, obs[..., 0], obs, jnp.zeros((2, 3)), valid
+    )
+    np.testing.assert_array_equal(buf.added, [2, 0, 5])
+    np.testing.assert_array_equal(buf.obs[0, :2, 0], [0.0, 2.0])  # the masked row is skipped
+    np.testing.assert_array_equal(buf.obs[0, 2:, 0], [0.0, 0.0])
+    # task 2: row 3 went to the last free slot, row 4 wrapped onto the oldest
+    np.testing.assert_array_equal(buf.obs[2, :, 0], [4.0, 101.0, 102.0, 3.0])
+    np.testing.assert_array_equal(buf.added[1], 0)
+    cleared = replay_clear(buf, jnp.array([2]))
+    np.testing.assert_array_equal(cleared.size(), [2, 0, 0])

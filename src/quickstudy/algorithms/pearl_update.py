@@ -37,7 +37,9 @@ class PEARLUpdateConfig:
         latent_dim: Size of z (PEARL: 5).
         encoder_hidden: Hidden widths of the per-transition encoder (PEARL: 200, 200, 200).
         encoder_lr: Adam step size of the encoder (PEARL: 3e-4).
-        kl_weight: Weight of the KL term (PEARL's ``kl_lambda``: 0.1).
+        kl_weight: Weight of the KL term (PEARL's ``kl_lambda``: 0.1), which is summed over
+            the meta-batch's tasks while the critic loss is a mean over all transitions (as in
+            the authors' code).
         use_next_obs: Put ``s'`` in the context (for tasks whose dynamics vary).
     """
 
@@ -110,7 +112,7 @@ def make_pearl_update(
 
         def encode(enc):
             mean, var = posterior(enc, context)
-            return sample_z(k_z, mean, var), kl_to_standard_normal(mean, var).mean()
+            return sample_z(k_z, mean, var), kl_to_standard_normal(mean, var).sum()
 
         (z, kl), encode_vjp = jax.vjp(encode, params.encoder)
         # One critic pass: SAC's step, and the critic loss's gradient w.r.t. (s, z) before it.
@@ -120,6 +122,6 @@ def make_pearl_update(
         (enc_grads,) = encode_vjp((g_z, jnp.asarray(config.kl_weight, kl.dtype)))
         updates, enc_opt = opt.update(enc_grads, params.encoder_opt)
         enc = optax.apply_updates(params.encoder, updates)
-        return PEARLParams(sac_state, enc, enc_opt), {**metrics, "kl": kl}
+        return PEARLParams(sac_state, enc, enc_opt), {**metrics, "kl": kl / m}
 
     return init, update, posterior

@@ -11,11 +11,13 @@ from collections.abc import Callable, Mapping
 from typing import Any
 
 import jax
+import numpy as np
 
 from quickstudy import tasks as task_registry
 from quickstudy.algorithms import legacy
 from quickstudy.algorithms.maml import MAMLConfig, make_maml
 from quickstudy.algorithms.maml_rl import MAMLRLConfig, make_maml_rl
+from quickstudy.algorithms.pearl import PEARLConfig, default_config_for, make_pearl
 from quickstudy.algorithms.rl2 import RL2Config, make_rl2
 from quickstudy.envs.base import Box, is_host
 from quickstudy.errors import ConfigError, UnknownNameError
@@ -93,6 +95,13 @@ class AlgorithmSpec:
         return config_from_dict(self.config_cls, self.migrate(dict(record)), where)
 
 
+def _bounded_continuous_rl(tasks: Any) -> bool:
+    if not isinstance(tasks, TaskDistribution):
+        return False
+    space = tasks.env.action_space(tasks.sample_one(jax.random.key(0)))
+    return isinstance(space, Box) and bool(np.isfinite([space.low, space.high]).all())
+
+
 def _continuous_jax_rl(tasks: Any) -> bool:
     if not isinstance(tasks, TaskDistribution) or is_host(tasks.env):
         return False
@@ -134,6 +143,17 @@ ALGORITHMS: dict[str, AlgorithmSpec] = {
             chunk_updates=5,
             checkpoint_every=1,
             suits=_continuous_jax_rl,
+        ),
+        AlgorithmSpec(
+            "pearl",
+            "PEARL: probabilistic context encoder + SAC, posterior-sampling exploration",
+            PEARLConfig,
+            make_pearl,
+            "point-robot",
+            task_defaults=default_config_for,
+            chunk_updates=5,
+            checkpoint_every=1,
+            suits=_bounded_continuous_rl,
         ),
     )
 }

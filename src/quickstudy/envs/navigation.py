@@ -40,7 +40,8 @@ class PointNavigation:
     Starts at the origin; observation is the position ``[2]``. Rewards, on the new position:
 
     * dense (``sparse=False``): ``-||s' - g||_2``;
-    * sparse: ``1 - ||s' - g||_2`` when ``||s' - g||_2 <= goal_radius``, else 0.
+    * sparse: ``1 - ||s' - g||_2`` when ``||s' - g||_2 <= goal_radius``, else 0; the dense
+      reward is then ``info["dense_reward"]`` (PEARL's authors train the critic on it).
 
     With ``terminate_at_goal`` the episode ends when ``|dx| < 0.01 and |dy| < 0.01`` (MAML's
     rule) and ``info["success"]`` marks that step; otherwise the episode is truncated after
@@ -64,7 +65,8 @@ class PointNavigation:
         """Starts at the origin."""
         del key, params
         state = PointState(jnp.zeros((2,), jnp.float32), jnp.zeros((), jnp.int32))
-        return state, timestep(state.pos, success=jnp.float32(0.0))
+        extra = {"dense_reward": jnp.float32(0.0)} if self.sparse else {}
+        return state, timestep(state.pos, success=jnp.float32(0.0), **extra)
 
     def step(
         self, key: jax.Array, state: PointState, action: jax.Array, params: GoalParams
@@ -83,7 +85,10 @@ class PointNavigation:
         else:
             terminated, success = jnp.asarray(False), within
         truncated = (t >= self.horizon) & ~terminated
-        ts = timestep(pos, reward, terminated, truncated, success=success.astype(jnp.float32))
+        extra = {"dense_reward": -dist} if self.sparse else {}
+        ts = timestep(
+            pos, reward, terminated, truncated, success=success.astype(jnp.float32), **extra
+        )
         return PointState(pos, t), ts
 
     def observation_space(self, params: GoalParams) -> Box:
@@ -131,6 +136,8 @@ class HostPointNavigation:
         state = PointState(np.zeros((n, 2), np.float32), np.zeros((n,), np.int32))
         false = np.zeros((n,), bool)
         info = {"success": np.zeros((n,), np.float32)}
+        if self.spec.sparse:
+            info["dense_reward"] = np.zeros((n,), np.float32)
         return state, TimeStep(state.pos.copy(), np.zeros((n,), np.float32), false, false, info)
 
     def step(
@@ -154,5 +161,7 @@ class HostPointNavigation:
             terminated, success = np.zeros_like(within), within
         truncated = (t >= spec.horizon) & ~terminated
         info = {"success": success.astype(np.float32)}
+        if spec.sparse:
+            info["dense_reward"] = (-dist).astype(np.float32)
         ts = TimeStep(pos.copy(), reward.astype(np.float32), terminated, truncated, info)
         return PointState(pos, t.astype(np.int32)), ts

@@ -16,6 +16,7 @@ import jax
 import jax.numpy as jnp
 
 from quickstudy.errors import ConfigError
+from quickstudy.learners.sac import Transitions
 
 
 class TaskReplay(NamedTuple):
@@ -155,3 +156,63 @@ def replay_sample(
         done=buffer.done[rows, slots],
         added=pool,
     )
+
+
+def replay_extend(
+    buffer: TaskReplay,
+    tasks: jax.Array,
+    obs: jax.Array,
+    action: jax.Array,
+    reward: jax.Array,
+    next_obs: jax.Array,
+    done: jax.Array,
+    valid: jax.Array | None = None,
+) -> TaskReplay:
+    """Appends up to ``N`` transitions to each of ``S`` distinct tasks at once.
+
+    Rows where ``valid`` is false (steps after an episode ended in a fixed-length collection)
+    are skipped, so each task receives exactly its valid transitions, in order.
+
+    Args:
+        buffer: The buffers.
+        tasks: Distinct task indices ``[S]``.
+        obs: Observations ``[S, N, D]`` (``N`` at most the capacity).
+        action: Actions ``[S, N, A]``.
+        reward: Rewards ``[S, N]``.
+        next_obs: Next observations ``[S, N, D]``.
+        done: Termination flags ``[S, N]``.
+        valid: Which rows to add ``[S, N]`` (``None``: all).
+
+    Returns:
+        The buffers with the transitions written.
+
+    Raises:
+        ConfigError: ``N`` exceeds the capacity.
+    """
+    n = reward.shape[1]
+    if n > buffer.capacity:
+        raise ConfigError(f"cannot add {n} transitions to a buffer of {buffer.capacity}")
+    valid = jnp.ones(reward.shape, bool) if valid is None else valid.astype(bool)
+    offset = jnp.cumsum(valid, axis=1) - 1
+    slots = (buffer.added[tasks][:, None] + offset) % buffer.capacity
+    slots = jnp.where(valid, slots, buffer.capacity)  # out of range: dropped by the scatter
+    rows = tasks[:, None]
+    new = (obs, action, reward, next_obs, done)
+    fields = {
+        name: getattr(buffer, name)
+        .at[rows, slots]
+        .set(jnp.asarray(value, jnp.float32), mode="drop")
+        for name, value in zip(("obs", "action", "reward", "next_obs", "done"), new, strict=True)
+    }
+    added = buffer.added.at[tasks].add(valid.sum(axis=1).astype(jnp.int32))
+    return TaskReplay(**fields, added=added)
+
+
+def replay_clear(buffer: TaskReplay, tasks: jax.Array) -> TaskReplay:
+    """Empties the buffers of ``tasks`` ``[S]`` (their old rows are overwritten as new come)."""
+    return buffer._replace(added=buffer.added.at[tasks].set(0))
+
+
+def replay_transitions(sample: TaskReplay) -> Transitions:
+    """A sample ``[M, B, ...]`` of :func:`replay_sample` as SAC's ``Transitions``."""
+    return Transitions(sample.obs, sample.action, sample.reward, sample.next_obs, sample.done)
