@@ -813,6 +813,8 @@ Reproduce a paper's table beside the published numbers.
   maml-locomotion: the same four on MAML's half-cheetah velocity and direction tasks.
   slopes: RL², MAML-RL and a non-adaptive policy trained on level ground, and an oracle
     trained on each slope, on half-cheetah slopes of -20..20 degrees (return vs angle).
+  pearl: PEARL, RL² and MAML-RL on the point robots and half-cheetah velocity: meta-test
+    return against environment steps of meta-training, and PEARL's sample efficiency.
 
 Writes OUT/table.md, OUT/table.json, OUT/figure.png and OUT/learning.png; an interrupted
 reproduction resumes where it stopped when run again."""

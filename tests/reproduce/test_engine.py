@@ -305,3 +305,37 @@ def test_a_run_another_worker_trains_is_deferred_not_shared_mid_training(tmp_pat
         with pytest.raises(RunBusyError):
             train_or_reuse("rl2", "bandit-k5-n10", None, path, None, print, wait=False)
     assert not path.exists()  # nothing was created while it was busy
+
+
+def test_pearl_figure_meta_tests_along_training_and_states_sample_efficiency(tmp_path, monkeypatch):
+    table = TABLES["pearl"]
+    tiny = {
+        "pearl": {
+            "num_train_steps_per_itr": 2,
+            "meta_batch": 2,
+            "batch_size": 8,
+            "embedding_batch_size": 8,
+            "replay_size": 80 * 1000,
+            "sac": {"hidden_sizes": (8,)},
+            "encoder": {"encoder_hidden": (8,)},
+        },
+        "rl2": {"num_envs": 4},
+        "maml": {"meta_batch_size": 2, "episodes_per_task": 2, "test_episodes": 2},
+    }
+    methods = {n: dataclasses.replace(m, overrides=tiny[n]) for n, m in table.methods.items()}
+    budgets = {"pearl": 16_000 + 4 * 2000, "rl2": 4 * 4 * 60, "maml": 4 * 2 * 2 * 2 * 20}
+    cells = tuple(dataclasses.replace(c, budgets=budgets) for c in table.cells)
+    monkeypatch.setitem(TABLES, "pearl", dataclasses.replace(table, methods=methods, cells=cells))
+    records = reproduce(ReproduceSettings("pearl", tmp_path, cells=("point-robot",), trials=3))
+    res = records[0]["methods"]
+    assert res["pearl"]["steps"] == 24_000 and res["rl2"]["steps"] == 960
+    for name, points in (("pearl", 3), ("rl2", 3), ("maml", 4)):
+        curve = res[name]["curve"]
+        assert curve["meta_test"] and res[name]["point"] == points - 1
+        # meta-tested before training and after every update: the curve ends at the budget
+        assert curve["steps"][-1] == res[name]["steps"] and len(curve["steps"]) == 5
+        assert curve["values"][-1] == pytest.approx(res[name]["mean"])
+    assert res["pearl"]["curve"]["steps"][0] == 16_000  # after the initial collection
+    text = (tmp_path / "table.md").read_text()
+    assert "Sample efficiency" in text and "| point robot | RL² |" in text
+    assert (tmp_path / "figure.png").stat().st_size > 0

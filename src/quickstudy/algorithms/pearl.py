@@ -213,25 +213,6 @@ def episodes_per(steps: int, horizon: int) -> int:
     return -(-steps // horizon)
 
 
-def default_config_for(tasks: Any) -> dict[str, Any]:
-    """The authors' per-task settings (their configs), as overrides of :class:`PEARLConfig`."""
-    name = getattr(tasks, "name", "")
-    if name == "point-robot":
-        return {"sac": {"reward_scale": 100.0}}
-    if name == "sparse-point-robot":
-        return {
-            "num_tasks_sample": 10,
-            "num_steps_prior": 100,
-            "num_steps_posterior": 900,
-            "num_extra_rl_steps_posterior": 0,
-            "embedding_batch_size": 1024,
-            "dense_critic": True,
-            "sac": {"reward_scale": 100.0, "gamma": 0.9},
-            "encoder": {"kl_weight": 1.0},
-        }
-    return {}
-
-
 def make_pearl(config: PEARLConfig, tasks: TaskDistribution) -> Algorithm:
     """Builds PEARL (or its oracle) for a continuous-action task distribution.
 
@@ -506,7 +487,7 @@ def make_pearl(config: PEARLConfig, tasks: TaskDistribution) -> Algorithm:
         steps_per_update=per_iteration,
         jittable=not is_host(env),
         progress=progress,
-        default_points=tasks.episodes,
+        default_points=max(tasks.episodes, config.exploration_episodes + 1),
         derived={
             "train_tasks": num_train,
             "initial_steps": initial,

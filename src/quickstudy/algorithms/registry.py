@@ -17,11 +17,12 @@ from quickstudy import tasks as task_registry
 from quickstudy.algorithms import legacy
 from quickstudy.algorithms.maml import MAMLConfig, make_maml
 from quickstudy.algorithms.maml_rl import MAMLRLConfig, make_maml_rl
-from quickstudy.algorithms.pearl import PEARLConfig, default_config_for, make_pearl
+from quickstudy.algorithms.pearl import PEARLConfig, make_pearl
 from quickstudy.algorithms.rl2 import RL2Config, make_rl2
 from quickstudy.envs.base import Box, is_host
 from quickstudy.errors import ConfigError, UnknownNameError
 from quickstudy.presets import maml as maml_presets
+from quickstudy.presets import pearl as pearl_presets
 from quickstudy.presets import rl2 as rl2_presets
 from quickstudy.tasks.distribution import TaskDistribution
 from quickstudy.tasks.fewshot import FewShotTasks
@@ -150,7 +151,8 @@ ALGORITHMS: dict[str, AlgorithmSpec] = {
             PEARLConfig,
             make_pearl,
             "point-robot",
-            task_defaults=default_config_for,
+            pearl_presets.PRESETS,
+            task_defaults=pearl_presets.task_defaults,
             chunk_updates=5,
             checkpoint_every=1,
             suits=_bounded_continuous_rl,

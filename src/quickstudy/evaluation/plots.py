@@ -160,6 +160,7 @@ def learning_curves_figure(
     xlabel: str = "environment steps",
     ylabel: str = "return",
     title: str = "",
+    log_x: bool = False,
 ) -> Figure:
     """Training curves of several settings side by side, published values as dashed lines.
 
@@ -170,6 +171,7 @@ def learning_curves_figure(
         xlabel: x-axis label.
         ylabel: y-axis label (of the first panel of each row).
         title: Figure title.
+        log_x: Logarithmic x axis (budgets that differ by orders of magnitude).
 
     Returns:
         The figure (save it with :func:`save_png`).
@@ -196,6 +198,8 @@ def learning_curves_figure(
                     label=f"{method}, published",
                 )
         ax.set_xlabel(xlabel)
+        if log_x:
+            ax.set_xscale("log")
         if i % cols == 0:
             ax.set_ylabel(ylabel)
         ax.set_title(name, fontsize=10)

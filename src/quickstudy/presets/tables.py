@@ -77,6 +77,8 @@ class Cell:
             same environment: train on level ground, test on a slope. Cells with the same
             ``train_task`` share their training runs.
         x: The cell's position on a ``sweep`` table's x axis (e.g. the slope in degrees).
+        budgets: Method -> training budget on this cell only (methods whose budgets differ
+            by orders of magnitude from cell to cell).
     """
 
     task: str
@@ -88,6 +90,7 @@ class Cell:
     preset: Mapping[str, str] = dataclasses.field(default_factory=dict)
     train_task: str | None = None
     x: float | None = None
+    budgets: Mapping[str, int] = dataclasses.field(default_factory=dict)
 
     def trains_on(self, method: Method) -> str:
         """The task ``method`` meta-trains on in this cell."""
@@ -103,7 +106,9 @@ class TableSpec:
     Attributes:
         name: ``quickstudy reproduce`` target.
         title: Caption.
-        view: ``"score"``: one number per method and cell, the total over a trial's episodes,
+        view: ``"curve"``: one number per method and cell (its ``point``) beside its learning
+            curve, the meta-test metric against training steps (PEARL's Figure 3);
+            ``"score"``: one number per method and cell, the total over a trial's episodes,
             in one table with the best entries in bold (the RL² paper's tables);
             ``"adaptation"``: the metric after each adaptation point, one table and figure
             panel per cell (MAML's curves); ``"sweep"``: one number per method and cell (the
@@ -124,11 +129,16 @@ class TableSpec:
         x_label: The x axis of a ``sweep`` figure.
         checks: ``(a, b)`` pairs of methods: a ``sweep`` table states, per cell, whether ``a``
             is above ``b`` (e.g. the meta-learner above the non-adaptive policy).
+        curve_points: Meta-tests along each trained method's training, evenly spaced in its
+            updates (a ``curve`` table: meta-test metric against training steps, one panel
+            per cell; ``Cell.paper`` holds each method's published asymptote).
+        efficiency: A ``curve`` table's sample-efficiency check: the training steps this
+            method needs to reach each other method's final meta-test metric, as a ratio.
     """
 
     name: str
     title: str
-    view: Literal["score", "adaptation", "sweep"]
+    view: Literal["score", "adaptation", "sweep", "curve"]
     methods: Mapping[str, Method]
     cells: tuple[Cell, ...]
     budget: int
@@ -143,6 +153,8 @@ class TableSpec:
     higher_is_better: bool = True
     x_label: str = ""
     checks: tuple[tuple[str, str], ...] = ()
+    curve_points: int = 0
+    efficiency: str | None = None
 
     @property
     def tuned(self) -> bool:

@@ -35,7 +35,7 @@ from quickstudy.errors import ConfigError, UnknownNameError
 from quickstudy.evaluation.protocol import load_result
 from quickstudy.evaluation.stats import per_index_summary, summarize
 from quickstudy.evaluation.tables import not_worse_than_best
-from quickstudy.presets import maml_tables, rl2_tables, slopes_tables
+from quickstudy.presets import maml_tables, pearl_tables, rl2_tables, slopes_tables
 from quickstudy.presets.tables import Cell, Method, TableSpec
 from quickstudy.reproduce import baselines, render
 from quickstudy.tracking import latest_checkpoint, read_json, read_metrics, write_json_atomic
@@ -44,6 +44,7 @@ TABLES: dict[str, TableSpec] = {
     **rl2_tables.TABLES,
     **maml_tables.TABLES,
     **slopes_tables.TABLES,
+    **pearl_tables.TABLES,
 }
 """Every reproducible table by name."""
 
@@ -159,10 +160,13 @@ class ReproduceSettings:
     def budget_of(self, cell: Cell, method: str | None = None) -> int:
         """Training budget of ``cell``, or of one method on it (0: trained methods skipped).
 
-        ``--budget`` overrides everything; else a method's own budget, the cell's, the table's.
+        ``--budget`` overrides everything; else the cell's budget for the method, the
+        method's own, the cell's, the table's.
         """
         if self.budget is not None:
             return self.budget
+        if method is not None and method in cell.budgets:
+            return cell.budgets[method]
         own = self.spec.methods[method].budget if method is not None else None
         if own is not None:
             return own
@@ -334,8 +338,23 @@ def _train_or_reuse(algo_name, task, config, path, run_settings, log, train_hook
     return run, state.params, timing["train_seconds"]
 
 
-def learning_curve(run: runner.Run) -> dict[str, Any]:
-    """The run's training metric against its budget, binned into at most 200 means."""
+def learning_curve(run: runner.Run, point: int = -1) -> dict[str, Any]:
+    """The run's learning curve: meta-tests along training, else its training metric.
+
+    A run trained with ``eval_every`` has meta-tests in ``curve.jsonl``: their mean at
+    ``point``. Otherwise the training metric, binned into at most 200 means.
+    """
+    tested = runner.read_curve(run.path)
+    if tested:
+        return {
+            "metric": f"meta-test {tested[0]['metric']}",
+            "point": point,
+            "unit": run.algo.step_unit,
+            "meta_test": True,
+            "steps": [int(r["step"]) for r in tested],
+            "values": [float(r["mean"][point]) for r in tested],
+            "se": [float(r["se"][point]) for r in tested],
+        }
     key, label = run.progress_metric
     rows = [r for r in read_metrics(run.path / "metrics.jsonl") if key in r]
     bins = np.array_split(np.arange(len(rows)), min(len(rows), CURVE_POINTS)) if rows else []
@@ -381,11 +400,17 @@ def run_algorithm(
     stem = f"{name}-{train_task}-steps{budget}-seed{settings.seed}"
     path = config_run_dir(settings.run_cache, stem, config)
     spec_algo = registry.get(method.algo)
+    eval_every = 0
+    if spec.curve_points:  # meta-tests along training, evenly spaced in updates
+        num_updates = registry.build(method.algo, train_task, config).num_updates
+        eval_every = max(1, num_updates // spec.curve_points)
     run_settings = runner.RunSettings(
         seed=settings.seed,
         chunk_updates=spec_algo.chunk_updates,
         checkpoint_every=spec_algo.checkpoint_every,
         eval_tasks=settings.num_tasks,
+        eval_episodes=points,
+        eval_every=eval_every,
     )
     run, params, train_seconds = train_or_reuse(
         method.algo, train_task, config, path, run_settings, log, train_hook, wait
@@ -408,7 +433,7 @@ def run_algorithm(
         "steps": run.total_steps,
         "train_seconds": train_seconds,
         "per_index_last": summary["per_index"][-1]["mean"],
-        "curve": learning_curve(run),
+        "curve": learning_curve(run, -1 if method.point is None else method.point),
     }
     return values, record
 
@@ -468,7 +493,7 @@ def run_cell(
             results[name] = {**summarize(x.sum(axis=1)), **info}
         else:
             results[name] = {"per_step": per_index_summary(x), **info}
-        if spec.view == "sweep":
+        if spec.view in ("sweep", "curve"):
             point = method.point if method.point is not None else x.shape[1] - 1
             results[name] = {"point": point, **summarize(x[:, point]), **results[name]}
         log(render.method_line(spec, cell, name, results[name]))

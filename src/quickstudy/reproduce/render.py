@@ -41,7 +41,7 @@ def method_line(spec: TableSpec, cell: Cell, name: str, result: dict[str, Any]) 
             f"{cell.task}: {label:9s} {result['mean']:9.2f} ± {result['se']:.2f}  "
             f"(paper {cell.paper.get(name)}){hyper}"
         )
-    if spec.view == "sweep":
+    if spec.view in ("sweep", "curve"):
         return (
             f"{cell.task}: {label:17s} {result['mean']:9.2f} ± {result['se']:.2f} "
             f"(point {result['point']}, trained on {result.get('train_task', cell.task)})"
@@ -83,6 +83,9 @@ def write_outputs(
     elif spec.view == "sweep":
         lines = _sweep_lines(spec, methods, records)
         _sweep_figure(spec, methods, records, out / "figure.png")
+    elif spec.view == "curve":
+        lines = _curve_lines(spec, methods, records)
+        _learning_figure(spec, records, out / "figure.png", meta_test=True)
     else:
         lines = _adaptation_lines(spec, methods, records)
         _adaptation_figure(spec, records, out / "figure.png")
@@ -90,7 +93,8 @@ def write_outputs(
     lines += [f"- {k}: `{v}`" if k == "command" else f"- {k}: {v}" for k, v in prov.items()]
     (out / "table.md").write_text("\n".join(lines) + "\n")
     write_json_atomic(out / "table.json", {"provenance": prov, "cells": records})
-    _learning_figure(spec, records, out / "learning.png")
+    if spec.view != "curve":
+        _learning_figure(spec, records, out / "learning.png")
 
 
 def _score_lines(
@@ -316,7 +320,62 @@ def _sweep_figure(
     )
 
 
-def _learning_figure(spec: TableSpec, records: list[dict[str, Any]], path: Path) -> None:
+def _curve_lines(
+    spec: TableSpec, methods: Sequence[str], records: list[dict[str, Any]]
+) -> list[str]:
+    """Final meta-test metric, budget and time per method and cell; sample efficiency."""
+    labels, d = spec.labels(), spec.decimals
+    lines = [f"### {spec.title}", ""]
+    lines += ["| setting | method | meta-test (final) | published | steps | training (s) |"]
+    lines += ["|---|---|---|---|---|---|"]
+    for r in records:
+        for m in methods:
+            res = r["methods"].get(m)
+            if res is None:
+                continue
+            paper = r["paper"].get(m)
+            steps = f"{res['steps']:,}" if res.get("run_dir") else "—"
+            seconds = f"{res['train_seconds']:.0f}" if res.get("run_dir") else "—"
+            lines.append(
+                f"| {r['label']} | {labels[m]} | {res['mean']:.{d}f} ± {res['se']:.{d}f} | "
+                f"{'—' if paper is None else paper} | {steps} | {seconds} |"
+            )
+    lines += ["", spec.note]
+    fast = spec.efficiency
+    if fast is not None and _ran(fast, records):
+        lines += [
+            "",
+            f"Sample efficiency: environment steps {labels[fast]} needed to reach each other "
+            "method's final meta-test metric (first point of its meta-test curve at or above "
+            "it), against the steps that method trained for.",
+            "",
+            f"| setting | method | its final | its steps | {labels[fast]} steps | ratio |",
+            "|---|---|---|---|---|---|",
+        ]
+        for r in records:
+            mine = (r["methods"].get(fast) or {}).get("curve") or {}
+            for m, res in r["methods"].items():
+                if m == fast or not res.get("run_dir"):
+                    continue
+                reached = next(
+                    (s for s, v in zip(mine.get("steps", []), mine.get("values", []), strict=True)
+                     if v >= res["mean"]),
+                    None,
+                )  # fmt: skip
+                ratio = (
+                    "not reached" if reached is None else f"{res['steps'] / max(reached, 1):.1f}x"
+                )
+                shown = "—" if reached is None else f"{reached:,}"
+                lines.append(
+                    f"| {r['label']} | {labels[m]} | {res['mean']:.{d}f} | {res['steps']:,} | "
+                    f"{shown} | {ratio} |"
+                )
+    return lines
+
+
+def _learning_figure(
+    spec: TableSpec, records: list[dict[str, Any]], path: Path, meta_test: bool = False
+) -> None:
     """Learning curves of the trained methods, published values as dashed lines."""
     labels = spec.labels()
     panels, asymptotes = [], []
@@ -340,13 +399,15 @@ def _learning_figure(spec: TableSpec, records: list[dict[str, Any]], path: Path)
             asymptotes.append(lines)
     if not panels:
         return
+    kind = "meta-test along training" if meta_test else "training curves"
     plot_learning_curves(
         panels,
         path,
         asymptotes=asymptotes,
         xlabel=unit,
         ylabel=metric,
-        title=f"{spec.title}: training curves (dashed: published)",
+        title=f"{spec.title}: {kind} (dashed: published)",
+        log_x=meta_test,
     )
 
 

@@ -1,0 +1,67 @@
+"""PEARL's named recipes and the authors' per-task settings (``quickstudy train pearl``).
+
+The library's defaults are sized for 2 CPU cores ([128, 128, 128] networks, 1000 gradient steps
+per iteration); the ``paper`` preset is the authors' configuration for an accelerator. The
+per-task settings follow the authors' config files (``katerakelly/oyster``, ``configs/``): the
+schedule of each task, its reward scale, context batch and exploration episodes.
+"""
+
+from __future__ import annotations
+
+from typing import Any
+
+from quickstudy.types import Preset
+
+PAPER = Preset(
+    description=(
+        "the authors' networks and schedule (Rakelly et al. 2019): actor and critics [300, 300, "
+        "300], encoder [200, 200, 200], meta-batch 16, 2000 gradient steps per iteration; one "
+        "step is ~0.18 s on 2 CPU cores (benchmarks/pearl_speed.py): for an accelerator"
+    ),
+    overrides={
+        "meta_batch": 16,
+        "num_train_steps_per_itr": 2000,
+        "sac": {"hidden_sizes": (300, 300, 300)},
+        "encoder": {"encoder_hidden": (200, 200, 200)},
+    },
+)
+
+PRESETS = {"paper": PAPER}
+
+_TASKS: dict[str, dict[str, Any]] = {
+    "point-robot": {"num_train_steps_per_itr": 1000, "sac": {"reward_scale": 100.0}},
+    "sparse-point-robot": {
+        "num_train_steps_per_itr": 1000,
+        "num_tasks_sample": 10,
+        "num_steps_prior": 100,
+        "num_steps_posterior": 900,
+        "num_extra_rl_steps_posterior": 0,
+        "embedding_batch_size": 1024,
+        "dense_critic": True,
+        "sac": {"reward_scale": 100.0, "gamma": 0.9},
+        "encoder": {"kl_weight": 1.0},
+    },
+    "cheetah-vel": {
+        "num_initial_steps": 2000,
+        "num_steps_prior": 400,
+        "num_extra_rl_steps_posterior": 600,
+        "embedding_batch_size": 100,
+        "exploration_episodes": 2,
+    },
+    "cheetah-dir": {
+        "num_initial_steps": 2000,
+        "num_steps_prior": 1000,
+        "num_extra_rl_steps_posterior": 1000,
+        "embedding_batch_size": 256,
+        "exploration_episodes": 2,
+        "meta_batch": 4,
+        "num_tasks_sample": 2,  # the authors draw 5 of their 2 tasks with replacement
+    },
+}
+"""The authors' per-task settings that differ from :class:`~quickstudy.algorithms.pearl.
+PEARLConfig`'s defaults (their ``default.py`` and each task's JSON)."""
+
+
+def task_defaults(tasks: Any) -> dict[str, Any]:
+    """The authors' settings for ``tasks`` (none for a task they did not run)."""
+    return _TASKS.get(getattr(tasks, "name", ""), {})
