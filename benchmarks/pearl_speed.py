@@ -10,7 +10,8 @@ Polyak update of the targets. Rows:
 
 * **paper sizes**: M = 16, B = 256, Nc = 100, actor and critics [300, 300, 300], encoder
   [200, 200, 200] (Rakelly et al. 2019, the authors' configs);
-* **CPU default**: the library's default PEARL config, [128, 128, 128] networks.
+* **CPU default**: the library's default PEARL config: M = 16, B = 64, Nc = 64, [128, 128, 128]
+  networks and encoder.
 
 Both sides get the same pre-drawn batches (sampling is not timed). PyTorch gets its best
 settings: eager and ``torch.compile``, each with 1 thread and with all cores; the fastest counts.
@@ -46,7 +47,7 @@ from quickstudy.learners.sac import SACConfig, Transitions, make_sac  # noqa: E4
 OBS, ACT, LATENT = 20, 6, 5
 ROWS = {
     "paper sizes": dict(m=16, b=256, nc=100, hidden=(300, 300, 300), enc=(200, 200, 200)),
-    "CPU default": dict(m=16, b=256, nc=64, hidden=(128, 128, 128), enc=(128, 128, 128)),
+    "CPU default": dict(m=16, b=64, nc=64, hidden=(128, 128, 128), enc=(128, 128, 128)),
 }
 
 

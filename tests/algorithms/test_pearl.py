@@ -138,3 +138,22 @@ def test_the_sparse_robots_critic_reads_the_dense_reward_like_the_authors():
     rl, enc = state.rl_replay, state.enc_replay
     assert float(rl.reward[:, :200].max()) <= 0.0  # dense: minus the distance
     assert float(enc.reward[:, :200].min()) >= 0.0  # sparse: 0 outside the goal radius
+
+
+def test_the_exploration_pictures_draw_from_a_trained_run(tmp_path):
+    from quickstudy.evaluation import pearl_pictures
+
+    settings = runner.RunSettings(seed=0, chunk_updates=1, checkpoint_every=1)
+    config = _config(total_steps=16_000 + 2300)
+    runner.train(runner.create_run("pearl", "point-robot", config, settings, tmp_path / "r"))
+    args = [str(tmp_path / "r"), "--out", str(tmp_path / "pics"), "--tasks", "2"]
+    assert pearl_pictures.main([*args, "--episodes", "3"]) == 0
+    for name in ("exploration.png", "posterior.png"):
+        assert (tmp_path / "pics" / name).stat().st_size > 10_000
+    run = runner.open_run(tmp_path / "r")
+    params = runner.load_state(run, runner.latest_checkpoint(run.path / "checkpoints")).params
+    paths, returns, pool = pearl_pictures.exploration_episodes(
+        run, params, run.algo.tasks.test_tasks(2), 3
+    )
+    assert paths.shape == (2, 3, 21, 2) and returns.shape == (2, 3) and pool.shape[:2] == (2, 60)
+    np.testing.assert_allclose(paths[:, :, 0], 0.0)  # every episode starts at the origin

@@ -19,7 +19,7 @@ from quickstudy.algorithms.maml import MAMLConfig, make_maml
 from quickstudy.algorithms.maml_rl import MAMLRLConfig, make_maml_rl
 from quickstudy.algorithms.pearl import PEARLConfig, make_pearl
 from quickstudy.algorithms.rl2 import RL2Config, make_rl2
-from quickstudy.envs.base import Box, is_host
+from quickstudy.envs.base import Box
 from quickstudy.errors import ConfigError, UnknownNameError
 from quickstudy.presets import maml as maml_presets
 from quickstudy.presets import pearl as pearl_presets
@@ -103,8 +103,8 @@ def _bounded_continuous_rl(tasks: Any) -> bool:
     return isinstance(space, Box) and bool(np.isfinite([space.low, space.high]).all())
 
 
-def _continuous_jax_rl(tasks: Any) -> bool:
-    if not isinstance(tasks, TaskDistribution) or is_host(tasks.env):
+def _continuous_rl(tasks: Any) -> bool:
+    if not isinstance(tasks, TaskDistribution):
         return False
     return isinstance(tasks.env.action_space(tasks.sample_one(jax.random.key(0))), Box)
 
@@ -143,7 +143,7 @@ ALGORITHMS: dict[str, AlgorithmSpec] = {
             migrate=legacy.maml_rl,
             chunk_updates=5,
             checkpoint_every=1,
-            suits=_continuous_jax_rl,
+            suits=_continuous_rl,
         ),
         AlgorithmSpec(
             "pearl",

@@ -14,12 +14,14 @@ from quickstudy.types import Preset
 
 PAPER = Preset(
     description=(
-        "the authors' networks and schedule (Rakelly et al. 2019): actor and critics [300, 300, "
-        "300], encoder [200, 200, 200], meta-batch 16, 2000 gradient steps per iteration; one "
+        "the authors' networks and schedule (Rakelly and others, 2019): actor and critics [300, "
+        "300, 300], encoder [200, 200, 200], meta-batch 16 x 256 transitions, 2000 gradient "
+        "steps per iteration; one "
         "step is ~0.18 s on 2 CPU cores (benchmarks/pearl_speed.py): for an accelerator"
     ),
     overrides={
         "meta_batch": 16,
+        "batch_size": 256,
         "num_train_steps_per_itr": 2000,
         "sac": {"hidden_sizes": (300, 300, 300)},
         "encoder": {"encoder_hidden": (200, 200, 200)},

@@ -29,13 +29,14 @@ PEARL_FIGURE = TableSpec(
             "point-robot",
             "point robot",
             {},
-            budgets={"pearl": 200_000, "rl2": 10_000_000, "maml": 5_000_000},
+            budgets={"pearl": 100_000, "rl2": 10_000_000, "maml": 5_000_000},
         ),
         Cell(
             "sparse-point-robot",
             "sparse point robot",
             {},
-            budgets={"pearl": 500_000, "rl2": 10_000_000, "maml": 5_000_000},
+            # each iteration collects 10 x 1000 steps with 1024-transition contexts: ~2.5 min
+            budgets={"pearl": 216_000, "rl2": 10_000_000, "maml": 5_000_000},
         ),
         Cell(
             "cheetah-vel",
