@@ -141,7 +141,7 @@ def test_the_sparse_robots_critic_reads_the_dense_reward_like_the_authors():
 
 
 def test_the_exploration_pictures_draw_from_a_trained_run(tmp_path):
-    from quickstudy.evaluation import pearl_pictures
+    from quickstudy.reproduce import pearl_pictures
 
     settings = runner.RunSettings(seed=0, chunk_updates=1, checkpoint_every=1)
     config = _config(total_steps=16_000 + 2300)

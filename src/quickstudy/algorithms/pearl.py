@@ -38,6 +38,7 @@ import jax
 import jax.numpy as jnp
 import numpy as np
 
+from quickstudy.algorithms.pearl_host import Episodes, host_episodes
 from quickstudy.algorithms.pearl_update import (
     PEARLParams,
     PEARLUpdateConfig,
@@ -56,7 +57,6 @@ from quickstudy.rollout.replay import (
     replay_extend,
     replay_init,
     replay_sample,
-    replay_transitions,
 )
 from quickstudy.tasks.distribution import TaskDistribution
 from quickstudy.tasks.trial import task_features
@@ -172,44 +172,6 @@ class PEARLState(NamedTuple):
     env_steps: jax.Array
 
 
-class Episodes(NamedTuple):
-    """Fixed-length episodes ``[..., H]`` (steps after the end are not ``valid``).
-
-    Attributes:
-        obs: Observations ``[..., H, D]``.
-        action: Actions in ``[-1, 1]`` ``[..., H, A]``.
-        reward: The task's rewards ``[..., H]``.
-        critic_reward: What the critics regress on (``reward`` or the dense reward) ``[..., H]``.
-        next_obs: Next observations ``[..., H, D]``.
-        done: Terminal (not truncated) steps ``[..., H]``.
-        valid: Steps inside the episode ``[..., H]``.
-        success: The task's success flag at each step ``[..., H]``.
-    """
-
-    obs: jax.Array
-    action: jax.Array
-    reward: jax.Array
-    critic_reward: jax.Array
-    next_obs: jax.Array
-    done: jax.Array
-    valid: jax.Array
-    success: jax.Array
-
-    def returns(self) -> jax.Array:
-        """Each episode's return ``[...]``."""
-        return (self.reward * self.valid).sum(-1)
-
-    def flat(self, axes: int) -> Episodes:
-        """Merges the last ``axes`` batch axes with the step axis (``[S, E, H]`` → ``[S, E·H]``)."""
-
-        def merge(x):
-            lead = x.shape[: self.valid.ndim - axes]
-            rest = x.shape[self.valid.ndim :]
-            return x.reshape(*lead, -1, *rest)
-
-        return jax.tree.map(merge, self)
-
-
 def episodes_per(steps: int, horizon: int) -> int:
     """Whole episodes that collect at least ``steps`` steps."""
     return -(-steps // horizon)
@@ -261,9 +223,11 @@ def make_pearl(config: PEARLConfig, tasks: TaskDistribution) -> Algorithm:
     replay_need = replay_bytes(num_train, capacity + enc_capacity, obs_dim, act_dim)
     if replay_need > REPLAY_BUDGET:
         raise ConfigError(
-            f"replay buffers of {num_train} tasks x {capacity:,} transitions need "
-            f"{replay_need / 2**30:.2f} GiB, over the {REPLAY_BUDGET / 2**30:.0f} GiB budget; "
-            "lower replay_size"
+            f"replay buffers of {num_train} tasks x ({capacity:,} RL + {enc_capacity:,} "
+            f"encoder) transitions need {replay_need / 2**30:.2f} GiB, over the "
+            f"{REPLAY_BUDGET / 2**30:.0f} GiB budget; lower replay_size, num_train_tasks or the "
+            "steps collected per task (num_initial_steps, num_steps_prior, "
+            "num_steps_posterior, num_extra_rl_steps_posterior)"
         )
 
     sac = make_sac(config.sac, obs_dim + latent, act_dim)
@@ -328,8 +292,6 @@ def make_pearl(config: PEARLConfig, tasks: TaskDistribution) -> Algorithm:
         return jax.vmap(jax.vmap(z_prior, in_axes=(None, 0)))(task_batch, keys)
 
     if is_host(env):
-        from quickstudy.algorithms.pearl_host import host_episodes
-
         run_eps = host_episodes(env, act, config.dense_critic)
         choose_z, test_z, write = jax.jit(choose_z), jax.jit(test_z), jax.jit(write)
         prior_z_batch, jit = jax.jit(prior_z_batch), jax.jit
@@ -548,6 +510,11 @@ def _store(rl: TaskReplay, enc: TaskReplay, idx, eps: Episodes, to_encoder: bool
             enc, idx, eps.obs, eps.action, eps.reward, eps.next_obs, eps.done, eps.valid
         )
     return rl, enc
+
+
+def replay_transitions(sample: TaskReplay) -> Transitions:
+    """A replay sample ``[M, B, ...]`` as SAC's ``Transitions``."""
+    return Transitions(sample.obs, sample.action, sample.reward, sample.next_obs, sample.done)
 
 
 def _split_each(keys: jax.Array) -> tuple[jax.Array, jax.Array]:

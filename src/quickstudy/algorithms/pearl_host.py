@@ -10,7 +10,7 @@ steps: every environment's keys are split the same way, so on a host twin of a J
 from __future__ import annotations
 
 from collections.abc import Callable
-from typing import Any
+from typing import Any, NamedTuple
 
 import jax
 import jax.numpy as jnp
@@ -19,6 +19,44 @@ import numpy as np
 from quickstudy.rollout.host import numpy_rng
 
 PyTree = Any
+
+
+class Episodes(NamedTuple):
+    """Fixed-length episodes ``[..., H]`` (steps after the end are not ``valid``).
+
+    Attributes:
+        obs: Observations ``[..., H, D]``.
+        action: Actions in ``[-1, 1]`` ``[..., H, A]``.
+        reward: The task's rewards ``[..., H]``.
+        critic_reward: What the critics regress on (``reward`` or the dense reward) ``[..., H]``.
+        next_obs: Next observations ``[..., H, D]``.
+        done: Terminal (not truncated) steps ``[..., H]``.
+        valid: Steps inside the episode ``[..., H]``.
+        success: The task's success flag at each step ``[..., H]``.
+    """
+
+    obs: jax.Array
+    action: jax.Array
+    reward: jax.Array
+    critic_reward: jax.Array
+    next_obs: jax.Array
+    done: jax.Array
+    valid: jax.Array
+    success: jax.Array
+
+    def returns(self) -> jax.Array:
+        """Each episode's return ``[...]``."""
+        return (self.reward * self.valid).sum(-1)
+
+    def flat(self, axes: int) -> Episodes:
+        """Merges the last ``axes`` batch axes with the step axis (``[S, E, H]`` → ``[S, E·H]``)."""
+
+        def merge(x):
+            lead = x.shape[: self.valid.ndim - axes]
+            rest = x.shape[self.valid.ndim :]
+            return x.reshape(*lead, -1, *rest)
+
+        return jax.tree.map(merge, self)
 
 
 def host_episodes(env: Any, act: Callable, dense_critic: bool) -> Callable:
@@ -33,8 +71,6 @@ def host_episodes(env: Any, act: Callable, dense_critic: bool) -> Callable:
     Returns:
         The episode runner.
     """
-    from quickstudy.algorithms.pearl import Episodes
-
     horizon = env.horizon
     act_batch = jax.jit(jax.vmap(act, in_axes=(None, 0, 0, 0, None)), static_argnums=4)
 

@@ -10,7 +10,7 @@ from typing import Any
 import numpy as np
 from matplotlib.backends.backend_agg import FigureCanvasAgg
 from matplotlib.figure import Figure
-from matplotlib.ticker import MaxNLocator
+from matplotlib.ticker import MaxNLocator, NullFormatter
 
 
 def adaptation_curve_figure(
@@ -188,7 +188,10 @@ def learning_curves_figure(
         published = asymptotes[i] if asymptotes is not None else {}
         for j, (method, (steps, values)) in enumerate(curves.items()):
             color = f"C{j}"
-            ax.plot(np.asarray(steps, float), np.asarray(values, float), color=color, label=method)
+            x, y = np.asarray(steps, float), np.asarray(values, float)
+            if log_x:  # step 0 (before training) has no place on a log axis
+                x, y = x[x > 0], y[x > 0]
+            ax.plot(x, y, color=color, marker="." if len(x) <= 30 else None, label=method)
             if published.get(method) is not None:
                 ax.axhline(
                     published[method],
@@ -200,6 +203,7 @@ def learning_curves_figure(
         ax.set_xlabel(xlabel)
         if log_x:
             ax.set_xscale("log")
+            ax.xaxis.set_minor_formatter(NullFormatter())
         if i % cols == 0:
             ax.set_ylabel(ylabel)
         ax.set_title(name, fontsize=10)

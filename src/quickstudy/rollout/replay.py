@@ -16,7 +16,6 @@ import jax
 import jax.numpy as jnp
 
 from quickstudy.errors import ConfigError
-from quickstudy.learners.sac import Transitions
 
 
 class TaskReplay(NamedTuple):
@@ -211,8 +210,3 @@ def replay_extend(
 def replay_clear(buffer: TaskReplay, tasks: jax.Array) -> TaskReplay:
     """Empties the buffers of ``tasks`` ``[S]`` (their old rows are overwritten as new come)."""
     return buffer._replace(added=buffer.added.at[tasks].set(0))
-
-
-def replay_transitions(sample: TaskReplay) -> Transitions:
-    """A sample ``[M, B, ...]`` of :func:`replay_sample` as SAC's ``Transitions``."""
-    return Transitions(sample.obs, sample.action, sample.reward, sample.next_obs, sample.done)

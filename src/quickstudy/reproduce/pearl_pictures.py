@@ -2,7 +2,7 @@
 
 Two figures from a trained run::
 
-    python -m quickstudy.evaluation.pearl_pictures RUN_DIR --out DIR [--episodes K] [--tasks N]
+    python -m quickstudy.reproduce.pearl_pictures RUN_DIR --out DIR [--episodes K] [--tasks N]
 
 * ``exploration.png``: on each of ``N`` held-out tasks, the paths of ``K`` successive meta-test
   episodes (the first with z from the prior, then z sampled from the posterior of everything
