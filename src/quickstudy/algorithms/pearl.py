@@ -182,8 +182,8 @@ def make_pearl(config: PEARLConfig, tasks: TaskDistribution) -> Algorithm:
 
     ``parts``: ``sac``, ``posterior`` (``posterior(encoder, context, mask)``),
     ``scale_action``, ``run_episodes`` (``(actor, tasks [n], z [n, Z], keys [n],
-    deterministic) -> Episodes [n, H]``), ``features`` (episodes to context features) and
-    ``as_context`` (context features back to transitions).
+    deterministic) -> Episodes [n, H]``) and ``features`` (episodes to context features, which
+    ``posterior`` reads as they are).
 
     Raises:
         ConfigError: ``tasks`` is not an RL distribution with a bounded continuous action
@@ -261,7 +261,7 @@ def make_pearl(config: PEARLConfig, tasks: TaskDistribution) -> Algorithm:
         k_idx, k_z = jax.random.split(key)
         logits = jnp.where(mask > 0, 0.0, -jnp.inf)
         idx = jax.random.categorical(k_idx, logits, shape=(config.embedding_batch_size,))
-        mean, var = posterior(encoder, _as_context(pool[idx], obs_dim, act_dim, config))
+        mean, var = posterior(encoder, pool[idx])
         return sample_z(k_z, mean, var)
 
     def choose_z(params, task_batch, pool, mask, j, keys):
@@ -278,7 +278,7 @@ def make_pearl(config: PEARLConfig, tasks: TaskDistribution) -> Algorithm:
         k_z, k_ep = _split_each(keys)
         if oracle:
             return prior, jnp.zeros(prior.shape[:1]), k_ep
-        mean, var = posterior(params.encoder, _as_context(pool, obs_dim, act_dim, config), mask)
+        mean, var = posterior(params.encoder, pool, mask)
         use_prior = j < config.exploration_episodes
         z = jnp.where(use_prior, prior, jax.vmap(sample_z)(k_z, mean, var))
         return z, jnp.where(use_prior, 1.0, jnp.sqrt(var).mean(-1)), k_ep
@@ -336,7 +336,7 @@ def make_pearl(config: PEARLConfig, tasks: TaskDistribution) -> Algorithm:
         both = []
         if eps_prior:
             prior = prior_episodes(params.sac.actor, task_batch, k_prior, eps_prior)
-            pool, mask = write(pool, mask, prior.flat(2), 0)
+            pool, mask = write(pool, mask, prior.flat(), 0)
             both.append(prior)
         if eps_post:
             pool, mask, post = posterior_phase(
@@ -365,7 +365,7 @@ def make_pearl(config: PEARLConfig, tasks: TaskDistribution) -> Algorithm:
         steps = jnp.zeros((), jnp.int32)
         if eps_init:
             eps = prior_episodes(params.sac.actor, train_tasks, k_collect, eps_init)
-            rl, enc = store(rl, enc, jnp.arange(num_train), eps.flat(2), to_encoder=True)
+            rl, enc = store(rl, enc, jnp.arange(num_train), eps.flat(), to_encoder=True)
             steps = eps.valid.sum().astype(jnp.int32)
         zero = jnp.zeros((), jnp.int32)
         return PEARLState(params, rl, enc, train_tasks, key, zero, steps)
@@ -398,10 +398,10 @@ def make_pearl(config: PEARLConfig, tasks: TaskDistribution) -> Algorithm:
         rl, enc = state.rl_replay, clear(state.enc_replay, idx)
         steps = jnp.zeros((), jnp.int32)
         for eps in both:
-            rl, enc = _store(rl, enc, idx, eps.flat(2), to_encoder=True)
+            rl, enc = _store(rl, enc, idx, eps.flat(), to_encoder=True)
             steps += eps.valid.sum().astype(jnp.int32)
         if extra is not None:
-            rl, enc = _store(rl, enc, idx, extra.flat(2), to_encoder=False)
+            rl, enc = _store(rl, enc, idx, extra.flat(), to_encoder=False)
             steps += extra.valid.sum().astype(jnp.int32)
         params, metrics = gradient_steps(state.params, rl, enc, state.train_tasks, k_train)
         env_steps = state.env_steps + steps
@@ -469,7 +469,6 @@ def make_pearl(config: PEARLConfig, tasks: TaskDistribution) -> Algorithm:
             "scale_action": scale_action,
             "run_episodes": run_eps,
             "features": features,
-            "as_context": lambda pool: _as_context(pool, obs_dim, act_dim, config),
         },
         watch=(Watch("critic_loss", growth=1e4),),
     )
@@ -489,15 +488,6 @@ def _info_keys(env: Any, task: PyTree) -> set[str]:
         return set(env.reset(np.random.default_rng(0), one)[1].info)
     _, ts = jax.eval_shape(env.reset, jax.random.key(0), task)
     return set(ts.info)
-
-
-def _as_context(features: jax.Array, obs_dim: int, act_dim: int, config: PEARLConfig):
-    """Context features ``[..., N, C]`` back as transitions (what the encoder's reader takes)."""
-    obs = features[..., :obs_dim]
-    action = features[..., obs_dim : obs_dim + act_dim]
-    reward = features[..., obs_dim + act_dim]
-    nxt = features[..., obs_dim + act_dim + 1 :] if config.encoder.use_next_obs else obs
-    return Transitions(obs, action, reward, nxt, jnp.zeros_like(reward))
 
 
 def _store(rl: TaskReplay, enc: TaskReplay, idx, eps: Episodes, to_encoder: bool):

@@ -48,15 +48,9 @@ class Episodes(NamedTuple):
         """Each episode's return ``[...]``."""
         return (self.reward * self.valid).sum(-1)
 
-    def flat(self, axes: int) -> Episodes:
-        """Merges the last ``axes`` batch axes with the step axis (``[S, E, H]`` → ``[S, E·H]``)."""
-
-        def merge(x):
-            lead = x.shape[: self.valid.ndim - axes]
-            rest = x.shape[self.valid.ndim :]
-            return x.reshape(*lead, -1, *rest)
-
-        return jax.tree.map(merge, self)
+    def flat(self) -> Episodes:
+        """Merges the episode axis with the step axis (``[S, E, H]`` → ``[S, E·H]``)."""
+        return jax.tree.map(lambda x: x.reshape(x.shape[0], -1, *x.shape[3:]), self)
 
 
 def host_episodes(env: Any, act: Callable, dense_critic: bool) -> Callable:

@@ -91,7 +91,8 @@ def make_pearl_update(
 
     ``init(key) -> PEARLParams``; ``update(params, context, rl_batch, key) -> (params,
     metrics)`` with ``[M, Nc]`` context and ``[M, B]`` RL transitions of ``M`` tasks;
-    ``posterior(encoder, context, mask) -> (mean, variance)`` ``[M, Z]``.
+    ``posterior(encoder, context, mask) -> (mean, variance)`` ``[M, Z]``, where ``context`` is
+    transitions or their features (:func:`context_features`).
 
     Returns:
         The three functions.
@@ -104,8 +105,10 @@ def make_pearl_update(
         enc = encoder.init(k_enc, jnp.zeros((1, 1, context_dim)))
         return PEARLParams(sac.init(k_sac), enc, opt.init(enc))
 
-    def posterior(enc: PyTree, context: Transitions, mask: jax.Array | None = None):
-        return encoder.apply(enc, context_features(context, config.use_next_obs), mask)
+    def posterior(enc: PyTree, context: Transitions | jax.Array, mask: jax.Array | None = None):
+        if not isinstance(context, jax.Array):  # transitions, not yet their features
+            context = context_features(context, config.use_next_obs)
+        return encoder.apply(enc, context, mask)
 
     def update(params: PEARLParams, context: Transitions, rl_batch: Transitions, key: jax.Array):
         k_z, k_sac = jax.random.split(key)

@@ -55,7 +55,7 @@ def exploration_episodes(run: Any, params: Any, tasks: PyTree, episodes: int, se
     paths, returns, pool = [], [], None
     for j in range(episodes):
         if j >= config.exploration_episodes:
-            mean, var = post(params.encoder, algo.parts["as_context"](pool))
+            mean, var = post(params.encoder, pool)
             z = mean + jnp.sqrt(var) * jax.vmap(lambda k, m: jax.random.normal(k, m.shape))(
                 keys[j + 1], mean
             )
@@ -103,7 +103,7 @@ def posterior_figure(run: Any, params: Any, pool: jax.Array, max_context: int):
     means, stds = [], []
     for m in sizes:
         mask = (jnp.arange(pool.shape[0]) < m).astype(jnp.float32)
-        mean, var = post(params.encoder, run.algo.parts["as_context"](pool), mask)
+        mean, var = post(params.encoder, pool, mask)
         means.append(np.asarray(mean))
         stds.append(float(jnp.sqrt(var).mean()))
     means = np.stack(means)
