@@ -695,6 +695,13 @@ def _cmd_evaluate(argv: list[str]) -> int:
         ("--out", "DIR", str, None, "output folder (default: a new one in RUN_DIR/evaluations/)"),
     )  # fmt: skip
     parser.add_argument("--replace", action="store_true", help="overwrite a meta-test in --out")
+    parser.add_argument(
+        "--all-checkpoints",
+        action="store_true",
+        help="meta-test every checkpoint on disk (the same tasks and seed): return against "
+        "training steps in curve.jsonl and curve.png (default --out: "
+        "RUN_DIR/evaluations/checkpoints-...)",
+    )
     parser.add_argument("--tasks", dest="eval_tasks", type=_nonneg_int, help=argparse.SUPPRESS)
     official = parser.add_argument_group(
         "Meta-World's official meta-learning evaluation (RL², MAML-RL on ml1-<env>, ml10, ml45)"
@@ -722,6 +729,8 @@ def _cmd_evaluate(argv: list[str]) -> int:
     if args.test_steps if episodic else args.episodes:
         raise UsageError(f"{run.algo_name} adapts by {run.algo.axis}s: use {right}, not {wrong}")
     points = args.episodes if episodic else args.test_steps
+    if args.all_checkpoints:
+        return _evaluate_checkpoints(run, args, points)
     ckpt = runner.latest_checkpoint(run.path / "checkpoints")
     if ckpt is None:
         raise runner.CheckpointError(f"{run.path} has no checkpoint to evaluate")
@@ -749,6 +758,36 @@ def _cmd_evaluate(argv: list[str]) -> int:
         test_task=args.task,
     )
     _report_eval(run, summary, out)
+    return 0
+
+
+def _evaluate_checkpoints(run: Any, args: argparse.Namespace, points: int) -> int:
+    from quickstudy import runner
+
+    runner.test_distribution(run.algo, args.task)  # a bad --task fails before any loading
+    console = _console()
+    total = len(runner.list_checkpoints(run.path / "checkpoints"))
+    console.print(f"meta-testing {total} checkpoint{'s' * (total != 1)} of {run.path}")
+    t0 = time.perf_counter()
+
+    def show(row: dict[str, Any]) -> None:
+        mean = ", ".join(f"{m:.3f}" for m in row["mean"])
+        console.print(
+            f"  update {row['update']:>6} ({row['step']:,} {run.algo.step_unit}): "
+            f"{row['metric']} per {row['axis']} {mean}  [{time.perf_counter() - t0:.0f} s]"
+        )
+
+    rows, out = runner.evaluate_checkpoints(
+        run,
+        points,
+        args.eval_tasks,
+        args.seed,
+        out=args.out,
+        replace=args.replace,
+        test_task=args.task,
+        on_row=show,
+    )
+    console.print(f"curve.jsonl and curve.png of {len(rows)} checkpoint(s) in {out}")
     return 0
 
 

@@ -688,21 +688,26 @@ class _Curve:
     def write(self, update: int, state: PyTree) -> None:
         settings = self.run.settings
         result = self.tester(state.params, settings.eval_episodes, settings.eval_tasks, 0)
-        values = np.asarray(result.values, np.float64)
-        row = {
-            "update": update,
-            "step": self.run.steps_at(update),
-            "metric": result.metric,
-            "axis": result.axis,
-            "mean": values.mean(0).tolist(),
-            "se": (values.std(0, ddof=1) / np.sqrt(len(values))).tolist()
-            if len(values) > 1
-            else [0.0] * values.shape[1],
-        }
-        if result.success is not None:
-            row["success"] = np.asarray(result.success, np.float64).mean(0).tolist()
         with self.path.open("a") as f:
-            f.write(json.dumps(row) + "\n")
+            f.write(json.dumps(_curve_row(self.run, update, result)) + "\n")
+
+
+def _curve_row(run: Run, update: int, result: MetaTestResult) -> dict[str, Any]:
+    """One row of a learning curve: the meta-test of the parameters after ``update`` updates."""
+    values = np.asarray(result.values, np.float64)
+    row = {
+        "update": update,
+        "step": run.steps_at(update),
+        "metric": result.metric,
+        "axis": result.axis,
+        "mean": values.mean(0).tolist(),
+        "se": (values.std(0, ddof=1) / np.sqrt(len(values))).tolist()
+        if len(values) > 1
+        else [0.0] * values.shape[1],
+    }
+    if result.success is not None:
+        row["success"] = np.asarray(result.success, np.float64).mean(0).tolist()
+    return row
 
 
 def _read_curve(path: Path) -> list[dict[str, Any]]:
@@ -861,3 +866,109 @@ def evaluate(
     if reference:  # the same tasks and seed, untrained
         before = ("before meta-training", tester(initial_state(run).params, *args))
     return write_meta_test(result, out, label, title, before, **record)
+
+
+CHECKPOINT_BATCH = 8
+"""Checkpoints a jittable algorithm meta-tests at once in one ``vmap``-ed program."""
+
+
+def evaluate_checkpoints(
+    run: Run,
+    episodes: int = 0,
+    num_tasks: int = 0,
+    seed: int = 0,
+    out: str | Path | None = None,
+    replace: bool = False,
+    test_task: str | None = None,
+    on_row: Callable[[dict[str, Any]], None] | None = None,
+) -> tuple[list[dict[str, Any]], Path]:
+    """Meta-tests every checkpoint of a run, after the fact: return against training steps.
+
+    Every checkpoint on disk is meta-tested on the same held-out tasks with the same seed. A
+    jittable algorithm meta-tests up to :data:`CHECKPOINT_BATCH` checkpoints at once, in one
+    compiled program ``vmap``-ed over their parameters; a host-stepped one meta-tests them one
+    after another with one compiled policy.
+
+    Writes ``<out>/curve.jsonl`` (rows as the run's own ``curve.jsonl``: ``update``, ``step``,
+    ``metric``, ``axis``, ``mean`` and ``se`` at each point, ``success``) and
+    ``<out>/curve.png``.
+
+    Args:
+        run: The run.
+        episodes: Points of the meta-test (0: the run's setting, else the algorithm's default).
+        num_tasks: Held-out tasks (0: the run's setting, else the task's default).
+        seed: Seed of the evaluation key.
+        out: Output directory (default: ``RUN/evaluations/checkpoints-...``).
+        replace: Overwrite curves already in ``out``; if ``False`` that is an error.
+        test_task: Meta-test on the held-out tasks of this registered distribution of the
+            same environment instead (see :func:`test_distribution`).
+        on_row: Called with each row as it is written (progress).
+
+    Returns:
+        The rows, oldest checkpoint first, and the output directory.
+
+    Raises:
+        CheckpointError: The run has no checkpoint, or one is corrupt.
+        ConfigError: ``out`` holds curves and ``replace`` is false, or a bad argument.
+    """
+    found = list_checkpoints(run.path / CHECKPOINTS)
+    if not found:
+        raise CheckpointError(f"{run.path} has no checkpoint to evaluate")
+    for name, value in (("episodes", episodes), ("num_tasks", num_tasks), ("seed", seed)):
+        if not (isinstance(value, int) and not isinstance(value, bool) and value >= 0):
+            raise ConfigError(f"{name} must be a non-negative integer, got {value!r}")
+    points = episodes or run.settings.eval_episodes or run.algo.default_points
+    num_tasks = num_tasks or run.settings.eval_tasks
+    if out is None:
+        name = f"checkpoints-tasks{num_tasks or 'default'}-points{points}-seed{seed}"
+        out = run.path / "evaluations" / (f"{test_task}-{name}" if test_task else name)
+    out = Path(out)
+    if (out / "curve.jsonl").exists() and not replace:
+        raise ConfigError(f"{out} already holds curves; choose another --out or --replace")
+    tasks = test_distribution(run.algo, test_task).test_tasks(num_tasks or None)
+    key = jax.random.key(seed)
+    if run.algo.jittable:
+        batched = jax.jit(jax.vmap(run.algo.meta_test, (0, None, None, None)), static_argnums=3)
+
+        def test(params_list: list[PyTree]) -> list[MetaTestResult]:
+            stacked = jax.tree.map(lambda *x: jnp.stack(x), *params_list)
+            result = jax.device_get(batched(stacked, key, tasks, points))
+            return [jax.tree.map(lambda x, i=i: x[i], result) for i in range(len(params_list))]
+    else:
+
+        def test(params_list: list[PyTree]) -> list[MetaTestResult]:
+            return [jax.device_get(run.algo.meta_test(p, key, tasks, points)) for p in params_list]
+
+    out.mkdir(parents=True, exist_ok=True)
+    rows: list[dict[str, Any]] = []
+    size = CHECKPOINT_BATCH if run.algo.jittable else 1
+    for start in range(0, len(found), size):
+        group = found[start : start + size]
+        results = test([load_state(run, path).params for _, path in group])
+        for (update, _), result in zip(group, results, strict=True):
+            rows.append(_curve_row(run, update, result))
+            if on_row is not None:
+                on_row(rows[-1])
+    write_bytes_atomic(out / "curve.jsonl", "".join(json.dumps(r) + "\n" for r in rows).encode())
+    _plot_checkpoint_curve(run, rows, out / "curve.png", test_task)
+    return rows, out
+
+
+def _plot_checkpoint_curve(
+    run: Run, rows: list[dict[str, Any]], path: Path, test_task: str | None
+) -> None:
+    from quickstudy.evaluation.plots import plot_learning_curves
+
+    first = 1 if rows[0]["axis"] == "episode" else 0
+    curves = {
+        f"{rows[0]['axis']} {first + k}": ([r["step"] for r in rows], [r["mean"][k] for r in rows])
+        for k in range(len(rows[0]["mean"]))
+    }
+    where = test_task or run.task_name
+    plot_learning_curves(
+        [(f"{run.algo_name} on {where}", curves)],
+        path,
+        xlabel=run.algo.step_unit,
+        ylabel=f"meta-test {rows[0]['metric']}",
+        title="every checkpoint, meta-tested after training",
+    )

@@ -85,6 +85,25 @@ def test_evaluate_command_with_other_episodes(tmp_path):
     assert main(["evaluate", str(run_dir), "--test-steps", "2"]) == 2  # RL² adapts over episodes
 
 
+def test_every_checkpoint_is_meta_tested_after_the_fact_like_the_runs_own_curve(tmp_path):
+    run_dir = tmp_path / "run"
+    flags = ["--chunk-updates", "2", "--checkpoint-every", "1", "--keep-checkpoints", "10"]
+    flags += ["--eval-every", "2"]
+    assert main(["train", "rl2", "--run-dir", str(run_dir), *flags, *TINY]) == 0
+    assert main(["evaluate", str(run_dir), "--all-checkpoints"]) == 0
+    out = run_dir / "evaluations" / "checkpoints-tasksdefault-points10-seed0"
+    rows = [json.loads(line) for line in (out / "curve.jsonl").read_text().splitlines()]
+    assert [r["update"] for r in rows] == [2, 4, 6]  # one vmapped program for the three
+    assert [r["step"] for r in rows] == [160, 320, 480]
+    # the same tasks and seed as the run's own curve, written during training
+    own = {r["update"]: r for r in runner.read_curve(run_dir)}
+    for row in rows:
+        np.testing.assert_allclose(row["mean"], own[row["update"]]["mean"], rtol=1e-5)
+    assert (out / "curve.png").stat().st_size > 1000
+    assert main(["evaluate", str(run_dir), "--all-checkpoints"]) == 2  # kept unless --replace
+    assert main(["evaluate", str(run_dir), "--all-checkpoints", "--replace"]) == 0
+
+
 def test_unknown_task_and_algorithm(tmp_path, capsys):
     assert main(["train", "rl2", "--task", "bandit-k7", "--run-dir", str(tmp_path / "x")]) == 2
     err = capsys.readouterr().err

@@ -351,3 +351,25 @@ def test_mdp_uses_the_task_tables():
         # Rewards are R(s,a) + N(0,1): rows of R are 10 apart, so |noise| < 5 identifies R(s,a).
         assert abs(float(ts.reward) - R[s, a]) < 5.0
         s = expected
+
+
+def test_the_authors_point_robot_starts_anywhere_in_the_square_each_episode():
+    from quickstudy import tasks
+    from quickstudy.tasks.trial import Trial
+
+    dist = tasks.make("point-robot-random-start")
+    origin = tasks.make("point-robot")
+    goal = jax.tree.map(lambda x: x[0], dist.train_set)
+    np.testing.assert_array_equal(goal.goal, jax.tree.map(lambda x: x[0], origin.train_set).goal)
+    keys = jax.random.split(jax.random.key(7), 500)
+    starts = jax.vmap(lambda k: dist.env.reset(k, goal)[1].obs)(keys)
+    assert float(jnp.abs(starts).max()) <= 1.0 and float(jnp.abs(starts).min()) >= 0.0
+    assert float(starts.std(0).min()) > 0.5  # U[-1, 1]: sd 0.58
+    assert float(jnp.abs(origin.env.reset(jax.random.key(7), goal)[1].obs).max()) == 0.0
+    # in a trial, every episode starts afresh at a new random point
+    trial = Trial(dist.env, 2)
+    state, ts = trial.reset(jax.random.key(7), goal)
+    first = ts.obs[:2]
+    for t in range(20):
+        state, ts = trial.step(jax.random.fold_in(jax.random.key(7), t), state, jnp.zeros(2), goal)
+    assert bool(ts.info["episode_done"]) and not np.allclose(ts.obs[:2], first)

@@ -256,8 +256,25 @@ def _tiny_slopes(monkeypatch):
         "maml": {"meta_batch_size": 2, "episodes_per_task": 2, "test_episodes": 2},
     }
     tiny["non-adaptive"] = tiny["oracle"] = tiny["maml"]
+    tiny["pearl"] = {
+        "num_train_tasks": 2,
+        "num_initial_steps": 200,
+        "num_steps_prior": 200,
+        "num_extra_rl_steps_posterior": 0,
+        "num_tasks_sample": 1,
+        "num_train_steps_per_itr": 2,
+        "meta_batch": 2,
+        "batch_size": 8,
+        "embedding_batch_size": 8,
+        "replay_size": 2000,
+        "sac": {"hidden_sizes": (8,)},
+        "encoder": {"encoder_hidden": (8,)},
+    }
+    budget = {"pearl": 600}  # the initial collection (2 x 200 steps) and one iteration
     methods = {
-        name: dataclasses.replace(m, overrides={**m.overrides, **tiny[name]}, budget=1600)
+        name: dataclasses.replace(
+            m, overrides={**m.overrides, **tiny[name]}, budget=budget.get(name, 1600)
+        )
         for name, m in table.methods.items()
     }
     monkeypatch.setitem(TABLES, "slopes", dataclasses.replace(table, methods=methods))
@@ -269,11 +286,13 @@ def test_slopes_train_once_on_level_ground_and_test_on_each_slope(tmp_path, monk
     settings = ReproduceSettings("slopes", tmp_path, cells=cells, trials=2)
     records = reproduce(settings)
     up = records[1]["methods"]
-    assert records[1]["x"] == 10.0 and list(up) == ["rl2", "maml", "non-adaptive", "oracle"]
+    assert records[1]["x"] == 10.0
+    assert list(up) == ["rl2", "maml", "non-adaptive", "pearl", "oracle"]
     assert up["maml"]["train_task"] == "cheetah-slope"  # trained on level ground
     assert up["oracle"]["train_task"] == "cheetah-slope-up10"  # trained on the slope
     assert up["maml"]["point"] == 2 and up["non-adaptive"]["point"] == 0  # k = 2; no adaptation
     assert up["rl2"]["point"] == 1  # the second episode of the trial
+    assert up["pearl"]["point"] == 2  # the third episode, after two with the prior's z
     assert up["maml"]["run_dir"] == records[0]["methods"]["maml"]["run_dir"]  # one shared run
     runs = sorted(p.name.rsplit("-", 1)[0] for p in (tmp_path / "runs").iterdir() if p.is_dir())
     assert runs == [
@@ -281,6 +300,7 @@ def test_slopes_train_once_on_level_ground_and_test_on_each_slope(tmp_path, monk
         "non-adaptive-cheetah-slope-steps1600-seed0",
         "oracle-cheetah-slope-steps1600-seed0",
         "oracle-cheetah-slope-up10-steps1600-seed0",
+        "pearl-cheetah-slope-steps600-seed0",
         "rl2-cheetah-slope-steps1600-seed0",
     ]
     shared = tmp_path / "runs" / up["maml"]["run_dir"].rsplit("/", 1)[1]
@@ -321,15 +341,25 @@ def test_pearl_figure_meta_tests_along_training_and_states_sample_efficiency(tmp
         },
         "rl2": {"num_envs": 4},
         "maml": {"meta_batch_size": 2, "episodes_per_task": 2, "test_episodes": 2},
+        "rsac": {
+            "num_envs": 4,
+            "memory_size": 8,
+            "train_ratio": 0.01,
+            "batch_segments": 2,
+            "batch_steps": 4,
+            "replay_size": 600,
+            "sac": {"hidden_sizes": (8,)},
+        },
     }
     methods = {n: dataclasses.replace(m, overrides=tiny[n]) for n, m in table.methods.items()}
     budgets = {"pearl": 16_000 + 4 * 2000, "rl2": 4 * 4 * 60, "maml": 4 * 2 * 2 * 2 * 20}
+    budgets["rsac"] = 4 * 4 * 60
     cells = tuple(dataclasses.replace(c, budgets=budgets) for c in table.cells)
     monkeypatch.setitem(TABLES, "pearl", dataclasses.replace(table, methods=methods, cells=cells))
     records = reproduce(ReproduceSettings("pearl", tmp_path, cells=("point-robot",), trials=3))
     res = records[0]["methods"]
     assert res["pearl"]["steps"] == 24_000 and res["rl2"]["steps"] == 960
-    for name, points in (("pearl", 3), ("rl2", 3), ("maml", 4)):
+    for name, points in (("pearl", 3), ("rl2", 3), ("maml", 4), ("rsac", 3)):
         curve = res[name]["curve"]
         assert curve["meta_test"] and res[name]["point"] == points - 1
         # meta-tested before training and after every update: the curve ends at the budget

@@ -556,7 +556,7 @@ def _unchanged(fn, **kwargs):
 
 
 def _return_metrics(both: list[Episodes], extra: Episodes | None, eps_prior: int):
-    """Mean episode return with prior z and with posterior z in this iteration's collection."""
+    """Mean episode return with prior z and (where collected) posterior z in an iteration."""
     prior, post = [], []
     if eps_prior:
         prior.append(both[0].returns().ravel())
@@ -567,5 +567,7 @@ def _return_metrics(both: list[Episodes], extra: Episodes | None, eps_prior: int
         r = eps.returns()
         prior.append(r[:, 0])
         post.append(r[:, 1:].ravel())
-    mean = lambda xs: jnp.concatenate(xs).mean() if xs else jnp.asarray(jnp.nan)  # noqa: E731
-    return {"return_prior": mean(prior), "return_posterior": mean(post)}
+    out = {"return_prior": jnp.concatenate(prior).mean()}
+    if post:  # a schedule of prior-z steps only has no posterior returns to report
+        out["return_posterior"] = jnp.concatenate(post).mean()
+    return out

@@ -19,6 +19,7 @@ from quickstudy.algorithms.maml import MAMLConfig, make_maml
 from quickstudy.algorithms.maml_rl import MAMLRLConfig, make_maml_rl
 from quickstudy.algorithms.pearl import PEARLConfig, make_pearl
 from quickstudy.algorithms.rl2 import RL2Config, make_rl2
+from quickstudy.algorithms.rl2_sac import RL2SACConfig, make_rl2_sac
 from quickstudy.envs.base import Box
 from quickstudy.errors import ConfigError, UnknownNameError
 from quickstudy.presets import maml as maml_presets
@@ -153,6 +154,17 @@ ALGORITHMS: dict[str, AlgorithmSpec] = {
             "point-robot",
             pearl_presets.PRESETS,
             task_defaults=pearl_presets.task_defaults,
+            chunk_updates=5,
+            checkpoint_every=1,
+            suits=_bounded_continuous_rl,
+        ),
+        AlgorithmSpec(
+            "rl2-sac",
+            "RL²'s recurrent policy trained off-policy with SAC from replayed trials",
+            RL2SACConfig,
+            make_rl2_sac,
+            "point-robot",
+            task_defaults=pearl_presets.rl2_sac_task_defaults,
             chunk_updates=5,
             checkpoint_every=1,
             suits=_bounded_continuous_rl,

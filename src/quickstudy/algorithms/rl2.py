@@ -201,18 +201,7 @@ def make_rl2(config: RL2Config, tasks: TaskDistribution) -> Algorithm:
         params, opt_state, metrics = learner.update(key, params, opt_state, traj, carry0)
         return params, opt_state, {**metrics, **trial_metrics(traj)}
 
-    if host:  # a Python loop steps the environments: jit the other pieces one by one
-        jit = jax.jit
-        actor = make_host_actor(policy)
-        sample = jax.jit(tasks.sample, static_argnums=1)
-        start = functools.partial(init_host_rollout, env=env, sample_tasks=sample)
-        collect = functools.partial(host_unroll, actor=actor, env=env, sample_tasks=sample)
-        play = functools.partial(host_run_trials, policy=policy, actor=actor)
-    else:  # pure JAX: the runner jits the whole update (and scans chunks of them)
-        jit = _unchanged
-        start = functools.partial(init_rollout, env=env, sample_tasks=tasks.sample)
-        collect = functools.partial(unroll, policy=policy, env=env, sample_tasks=tasks.sample)
-        play = functools.partial(run_trials, policy=policy)
+    jit, start, collect, play = trial_collectors(tasks, env, policy)
     learn, init_params = jit(learn), jit(policy.init)
     split3 = jit(lambda key: tuple(jax.random.split(key, 3)))
 
@@ -249,6 +238,43 @@ def make_rl2(config: RL2Config, tasks: TaskDistribution) -> Algorithm:
         derived={"episodes": episodes, "rollout_len": rollout_len},
         parts={"policy": policy, "network": network, "env": env, "learner": learner},
         watch=learner.watch,
+    )
+
+
+class TrialCollectors(NamedTuple):
+    """How a trial learner steps its task: the JAX collectors or the host ones.
+
+    Attributes:
+        jit: ``jax.jit`` for host-stepped tasks (each piece compiled on its own); the identity
+            for pure-JAX tasks, whose whole update the runner compiles.
+        start: ``start(key, policy=, batch=) -> RolloutState``.
+        collect: ``collect(key, rollout, params, num_steps=) -> (rollout, Transition)``.
+        play: ``play(key, tasks, params, trial_env=, episodes=, max_steps=, deterministic=)
+            -> TrialResults``, the meta-test's trials.
+    """
+
+    jit: Any
+    start: Any
+    collect: Any
+    play: Any
+
+
+def trial_collectors(tasks: TaskDistribution, env: Any, policy: Any) -> TrialCollectors:
+    """The collectors of ``policy`` on the trial environment ``env`` of ``tasks``."""
+    if is_host(tasks.env):  # a Python loop steps the environments: jit the other pieces
+        actor = make_host_actor(policy)
+        sample = jax.jit(tasks.sample, static_argnums=1)
+        return TrialCollectors(
+            jax.jit,
+            functools.partial(init_host_rollout, env=env, sample_tasks=sample),
+            functools.partial(host_unroll, actor=actor, env=env, sample_tasks=sample),
+            functools.partial(host_run_trials, policy=policy, actor=actor),
+        )
+    return TrialCollectors(  # pure JAX: the runner jits the whole update (and scans chunks)
+        _unchanged,
+        functools.partial(init_rollout, env=env, sample_tasks=tasks.sample),
+        functools.partial(unroll, policy=policy, env=env, sample_tasks=tasks.sample),
+        functools.partial(run_trials, policy=policy),
     )
 
 

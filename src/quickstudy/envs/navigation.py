@@ -37,7 +37,9 @@ class PointState(NamedTuple):
 class PointNavigation:
     """A point that moves by its (clipped) action: ``s' = s + clip(a, -max_action, max_action)``.
 
-    Starts at the origin; observation is the position ``[2]``. Rewards, on the new position:
+    Starts at the origin, or with ``start_range`` anywhere in ``[-start_range, start_range]^2``
+    (PEARL's authors' point robot); observation is the position ``[2]``. Rewards, on the new
+    position:
 
     * dense (``sparse=False``): ``-||s' - g||_2``;
     * sparse: ``1 - ||s' - g||_2`` when ``||s' - g||_2 <= goal_radius``, else 0; the dense
@@ -53,6 +55,7 @@ class PointNavigation:
         sparse: Use the sparse reward.
         goal_radius: Success (and sparse reward) radius.
         terminate_at_goal: End the episode on reaching the goal (|dx|, |dy| < 0.01).
+        start_range: Start uniformly in ``[-start_range, start_range]^2`` (0: the origin).
     """
 
     horizon: int = 100
@@ -60,11 +63,16 @@ class PointNavigation:
     sparse: bool = False
     goal_radius: float = 0.2
     terminate_at_goal: bool = False
+    start_range: float = 0.0
 
     def reset(self, key: jax.Array, params: GoalParams) -> tuple[PointState, TimeStep]:
-        """Starts at the origin."""
-        del key, params
-        state = PointState(jnp.zeros((2,), jnp.float32), jnp.zeros((), jnp.int32))
+        """Starts at the origin (or uniformly within ``start_range``)."""
+        del params
+        pos = jnp.zeros((2,), jnp.float32)
+        if self.start_range:
+            r = self.start_range
+            pos = jax.random.uniform(key, (2,), jnp.float32, minval=-r, maxval=r)
+        state = PointState(pos, jnp.zeros((), jnp.int32))
         extra = {"dense_reward": jnp.float32(0.0)} if self.sparse else {}
         return state, timestep(state.pos, success=jnp.float32(0.0), **extra)
 
@@ -130,10 +138,16 @@ class HostPointNavigation:
         return self.spec.action_space(params)
 
     def reset(self, rng: np.random.Generator, params: GoalParams) -> tuple[PointState, TimeStep]:
-        """Starts ``n`` points at the origin (``params.goal`` is ``[n, 2]``)."""
-        del rng
+        """Starts ``n`` points at the origin or within ``start_range`` (``goal`` is ``[n, 2]``).
+
+        Random starts come from ``rng``, so they differ from the JAX version's.
+        """
         n = np.shape(params.goal)[0]
-        state = PointState(np.zeros((n, 2), np.float32), np.zeros((n,), np.int32))
+        pos = np.zeros((n, 2), np.float32)
+        if self.spec.start_range:
+            r = self.spec.start_range
+            pos = rng.uniform(-r, r, size=(n, 2)).astype(np.float32)
+        state = PointState(pos, np.zeros((n,), np.int32))
         false = np.zeros((n,), bool)
         info = {"success": np.zeros((n,), np.float32)}
         if self.spec.sparse:

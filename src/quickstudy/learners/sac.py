@@ -122,6 +122,9 @@ class SAC(NamedTuple):
             observations)``, for callers whose observations carry trainable parts (PEARL's z).
         update_with_obs_grad: ``update`` that also returns the critic loss's gradient w.r.t.
             the observations ``[B, D]`` (taken before the step, from the same computation).
+        actor_apply: ``actor_apply(actor_params, obs [..., D]) -> [..., 2A]``: the Gaussian's
+            mean and log standard deviation before squashing (a
+            :class:`~quickstudy.networks.distributions.TanhGaussian`'s parameters).
     """
 
     init: Any
@@ -130,6 +133,7 @@ class SAC(NamedTuple):
     q_values: Any
     critic_grad: Any
     update_with_obs_grad: Any
+    actor_apply: Any
 
 
 class _Actor(nn.Module):
@@ -249,4 +253,7 @@ def make_sac(config: SACConfig, obs_dim: int, act_dim: int) -> SAC:
         }
         return new, metrics, obs_grads
 
-    return SAC(init, update, act, q_values, critic_grad, update_with_obs_grad)
+    def actor_apply(actor_params: PyTree, obs: jax.Array) -> jax.Array:
+        return jnp.concatenate(actor.apply(actor_params, obs), axis=-1)
+
+    return SAC(init, update, act, q_values, critic_grad, update_with_obs_grad, actor_apply)

@@ -7,6 +7,13 @@ import dataclasses
 import jax
 import jax.numpy as jnp
 
+from quickstudy.objectives.sac import (
+    LOG_STD_MAX,
+    LOG_STD_MIN,
+    squashed_gaussian_log_prob,
+    squashed_gaussian_sample,
+)
+
 
 @dataclasses.dataclass(frozen=True)
 class Categorical:
@@ -94,4 +101,50 @@ class DiagGaussian:
         return u * scale
 
 
-Distribution = Categorical | DiagGaussian
+@dataclasses.dataclass(frozen=True)
+class TanhGaussian:
+    """SAC's squashed Gaussian over ``dim`` actions, rescaled from ``(-1, 1)`` to ``[low, high]``.
+
+    Parameters are ``concat([mean, log_std], -1)`` of the Gaussian before the ``tanh``; the log
+    standard deviation is clipped to SAC's bounds, as the learner's own sampler does
+    (:func:`~quickstudy.objectives.sac.squashed_gaussian_sample`).
+
+    Attributes:
+        dim: Action dimension.
+        low: Lower bound of every action dimension.
+        high: Upper bound of every action dimension.
+    """
+
+    dim: int
+    low: float = -1.0
+    high: float = 1.0
+
+    def _split(self, params: jax.Array) -> tuple[jax.Array, jax.Array]:
+        log_std = jnp.clip(params[..., self.dim :], LOG_STD_MIN, LOG_STD_MAX)
+        return params[..., : self.dim], log_std
+
+    def _scale(self, unit: jax.Array) -> jax.Array:
+        return self.low + (unit + 1.0) * 0.5 * (self.high - self.low)
+
+    def unit(self, action: jax.Array) -> jax.Array:
+        """An action of ``[low, high]`` mapped back to ``[-1, 1]`` ``[..., dim]``."""
+        return 2.0 * (action - self.low) / (self.high - self.low) - 1.0
+
+    def sample(self, key: jax.Array, params: jax.Array) -> jax.Array:
+        """Samples actions ``[..., dim]`` in ``(low, high)``."""
+        mean, log_std = self._split(params)
+        return self._scale(squashed_gaussian_sample(key, mean, log_std)[0])
+
+    def mode(self, params: jax.Array) -> jax.Array:
+        """The squashed mean ``[..., dim]`` (what SAC acts with deterministically)."""
+        return self._scale(jnp.tanh(self._split(params)[0]))
+
+    def log_prob(self, params: jax.Array, action: jax.Array) -> jax.Array:
+        """``log pi(a)`` with the Jacobians of the ``tanh`` and of the rescaling, ``[...]``."""
+        mean, log_std = self._split(params)
+        y = jnp.clip(self.unit(action), -1.0 + 1e-6, 1.0 - 1e-6)
+        log_scale = self.dim * jnp.log(0.5 * (self.high - self.low))
+        return squashed_gaussian_log_prob(mean, log_std, jnp.arctanh(y)) - log_scale
+
+
+Distribution = Categorical | DiagGaussian | TanhGaussian

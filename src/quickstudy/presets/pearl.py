@@ -32,6 +32,7 @@ PRESETS = {"paper": PAPER}
 
 _TASKS: dict[str, dict[str, Any]] = {
     "point-robot": {"num_train_steps_per_itr": 1000, "sac": {"reward_scale": 100.0}},
+    "point-robot-random-start": {"num_train_steps_per_itr": 1000, "sac": {"reward_scale": 100.0}},
     "sparse-point-robot": {
         "num_train_steps_per_itr": 1000,
         "num_tasks_sample": 10,
@@ -67,3 +68,20 @@ PEARLConfig`'s defaults (their ``default.py`` and each task's JSON)."""
 def task_defaults(tasks: Any) -> dict[str, Any]:
     """The authors' settings for ``tasks`` (none for a task they did not run)."""
     return _TASKS.get(getattr(tasks, "name", ""), {})
+
+
+_RL2_SAC_TASKS: dict[str, dict[str, Any]] = {
+    "point-robot": {"sac": {"reward_scale": 100.0}},
+    "point-robot-numpy": {"sac": {"reward_scale": 100.0}},
+    "point-robot-random-start": {"sac": {"reward_scale": 100.0}},
+    "sparse-point-robot": {"sac": {"reward_scale": 100.0}},
+    "cheetah-vel": {"train_ratio": 0.2},
+    "cheetah-dir": {"train_ratio": 0.2},
+}
+"""The recurrent SAC baseline on PEARL's tasks: PEARL's reward scales and its ratio of gradient
+steps to environment steps (1000 per 2000 steps on the point robot, per 5000 on the cheetahs)."""
+
+
+def rl2_sac_task_defaults(tasks: Any) -> dict[str, Any]:
+    """PEARL's reward scale and update ratio on ``tasks`` for ``rl2-sac``."""
+    return _RL2_SAC_TASKS.get(getattr(tasks, "name", ""), {})

@@ -2,11 +2,11 @@
 
 The seed's example of out-of-distribution adaptation: a half-cheetah meta-trained on level ground
 only (random target velocities and body masses, ``cheetah-slope``) must run at its target velocity
-on ground tilted up or down by 5 to 20 degrees (``cheetah-slope-up<N>`` / ``-down<N>``). Beside the
-meta-learners (RL², MAML-RL) stand a non-adaptive policy trained on the same level-ground tasks
-and, per slope, an oracle trained on that slope that also sees the task's parameters (target
-velocity, masses, gravity) — where even the oracle fails, the slope is no test of adaptation.
-No paper has these numbers: the experiment exists in no other library.
+on ground tilted up or down by 5 to 20 degrees (``cheetah-slope-up<N>`` / ``-down<N>``). Beside
+the meta-learners (RL², MAML-RL, PEARL) stand a non-adaptive policy trained on the same
+level-ground tasks and, per slope, an oracle trained on that slope that also sees the task's
+parameters (target velocity, masses, gravity) — where even the oracle fails, the slope is no
+test of adaptation. No paper has these numbers: the experiment exists in no other library.
 """
 
 from __future__ import annotations
@@ -38,6 +38,20 @@ SLOPE_METHODS = {
         overrides={**_MAML_RL, "variant": "pretrained", "test_steps": 0},
         budget=4_000_000,
     ),
+    # PEARL with the authors' cheetah-vel schedule; s' in the context, as the masses vary.
+    "pearl": Method(
+        "PEARL",
+        algo="pearl",
+        overrides={
+            "num_initial_steps": 2000,
+            "num_steps_prior": 400,
+            "num_extra_rl_steps_posterior": 600,
+            "embedding_batch_size": 100,
+            "exploration_episodes": 2,
+            "encoder": {"use_next_obs": True},
+        },
+        budget=1_000_000,
+    ),
     "oracle": Method(
         "oracle (per slope)",
         algo="maml-rl",
@@ -47,7 +61,8 @@ SLOPE_METHODS = {
     ),
 }
 """The methods of the slopes figure: each reports its last point (RL²: the second episode of
-the trial; MAML-RL: after 2 gradient steps; the others: their policy as trained)."""
+the trial; MAML-RL: after 2 gradient steps; PEARL: the third episode, after two with z from the
+prior; the others: their policy as trained)."""
 
 
 def _cell(robot: str, degrees: int) -> Cell:
@@ -71,14 +86,15 @@ SLOPES = TableSpec(
         "Entries: mean episode return (200 steps, −|v − v*| − 0.05‖a‖² per step) over 30 held-out "
         "tasks of each slope (v* ~ U[0, 2], masses × U[0.75, 1.25]), ± s.e. over tasks. RL²: the "
         "second episode of a 2-episode trial; MAML-RL: after 2 policy-gradient steps (α = 0.1, "
-        "then α/2) of 20 episodes each; non-adaptive: MAML-RL's pretrained baseline, no "
+        "then α/2) of 20 episodes each; PEARL: the third episode, z sampled from the posterior of "
+        "two prior-z episodes; non-adaptive: MAML-RL's pretrained baseline, no "
         "adaptation; oracle: trained on that slope's own tasks with the task's parameters in its "
         "observation. Every method but the oracle trained on level ground only. Budgets: "
         "environment steps of training per method."
     ),
     decimals=1,
     x_label="slope (degrees; + uphill)",
-    checks=(("maml", "non-adaptive"), ("rl2", "non-adaptive")),
+    checks=(("maml", "non-adaptive"), ("rl2", "non-adaptive"), ("pearl", "non-adaptive")),
 )
 
 TABLES = {SLOPES.name: SLOPES}

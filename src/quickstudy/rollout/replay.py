@@ -210,3 +210,117 @@ def replay_extend(
 def replay_clear(buffer: TaskReplay, tasks: jax.Array) -> TaskReplay:
     """Empties the buffers of ``tasks`` ``[S]`` (their old rows are overwritten as new come)."""
     return buffer._replace(added=buffer.added.at[tasks].set(0))
+
+
+class SequenceReplay(NamedTuple):
+    """A ring buffer of fixed-length segments of experience, for recurrent off-policy learners.
+
+    Each segment is ``L`` consecutive steps of one environment as the collector produced them
+    (trials may start inside it: ``start``), with the ``L + 1``-th observation that follows its
+    last step and the policy's memory before its first (a stored carry, as in R2D2), so a
+    learner can recompute the memory at every step with its current weights.
+
+    Attributes:
+        obs: Observations ``[C, L + 1, D]`` (the last one follows the segment).
+        start: The memory is reset before this step ``[C, L + 1]`` (bool).
+        carry: The memory before the first step ``[C, H]``.
+        action: Actions ``[C, L, A]``.
+        reward: Rewards ``[C, L]``.
+        done: Termination flags ``[C, L]``.
+        added: Segments ever added (int32 scalar); the next write is at ``added % C``.
+    """
+
+    obs: jax.Array
+    start: jax.Array
+    carry: jax.Array
+    action: jax.Array
+    reward: jax.Array
+    done: jax.Array
+    added: jax.Array
+
+    @property
+    def capacity(self) -> int:
+        """Segments kept."""
+        return self.reward.shape[0]
+
+    def size(self) -> jax.Array:
+        """Segments held (int32 scalar)."""
+        return jnp.minimum(self.added, self.capacity)
+
+
+def sequence_replay_bytes(
+    capacity: int, length: int, obs_dim: int, act_dim: int, carry_dim: int
+) -> int:
+    """Bytes :func:`sequence_replay_init` allocates."""
+    per_segment = 4 * ((length + 1) * obs_dim + carry_dim + length * (act_dim + 2))
+    return capacity * (per_segment + (length + 1)) + 4
+
+
+def sequence_replay_init(
+    capacity: int, length: int, obs_dim: int, act_dim: int, carry_dim: int
+) -> SequenceReplay:
+    """An empty buffer of ``capacity`` segments of ``length`` steps.
+
+    Raises:
+        ConfigError: A non-positive size.
+    """
+    if min(capacity, length, obs_dim, act_dim, carry_dim) <= 0:
+        raise ConfigError(
+            f"replay sizes must be positive, got capacity={capacity}, length={length}, "
+            f"obs_dim={obs_dim}, act_dim={act_dim}, carry_dim={carry_dim}"
+        )
+    c, n = capacity, length
+    return SequenceReplay(
+        obs=jnp.zeros((c, n + 1, obs_dim), jnp.float32),
+        start=jnp.zeros((c, n + 1), bool),
+        carry=jnp.zeros((c, carry_dim), jnp.float32),
+        action=jnp.zeros((c, n, act_dim), jnp.float32),
+        reward=jnp.zeros((c, n), jnp.float32),
+        done=jnp.zeros((c, n), jnp.float32),
+        added=jnp.zeros((), jnp.int32),
+    )
+
+
+def sequence_replay_add(buffer: SequenceReplay, segments: SequenceReplay) -> SequenceReplay:
+    """Appends ``N`` segments (a :class:`SequenceReplay` whose fields lead with ``[N]``).
+
+    The oldest segments are overwritten when the buffer is full; ``segments.added`` is
+    ignored.
+
+    Raises:
+        ConfigError: More segments than the capacity, or segments of another length.
+    """
+    n = segments.reward.shape[0]
+    if n > buffer.capacity:
+        raise ConfigError(f"cannot add {n} segments to a buffer of {buffer.capacity}")
+    if segments.reward.shape[1:] != buffer.reward.shape[1:]:
+        raise ConfigError(
+            f"segments of {segments.reward.shape[1]} steps do not fit a buffer of "
+            f"{buffer.reward.shape[1]}-step segments"
+        )
+    slots = (buffer.added + jnp.arange(n)) % buffer.capacity
+    fields = {
+        name: getattr(buffer, name).at[slots].set(getattr(segments, name).astype(dtype))
+        for name, dtype in (
+            ("obs", jnp.float32),
+            ("start", bool),
+            ("carry", jnp.float32),
+            ("action", jnp.float32),
+            ("reward", jnp.float32),
+            ("done", jnp.float32),
+        )
+    }
+    return SequenceReplay(**fields, added=buffer.added + n)
+
+
+def sequence_replay_sample(buffer: SequenceReplay, key: jax.Array, batch: int) -> SequenceReplay:
+    """``batch`` segments drawn uniformly with replacement from those held (at least one).
+
+    Returns:
+        A :class:`SequenceReplay` of the samples (fields ``[batch, ...]``; ``added`` is the
+        number of segments the draw was made from).
+    """
+    held = buffer.size()
+    idx = jax.random.randint(key, (batch,), 0, jnp.maximum(held, 1))
+    rows = {name: getattr(buffer, name)[idx] for name in SequenceReplay._fields[:-1]}
+    return SequenceReplay(**rows, added=held)

@@ -114,16 +114,24 @@ def _split(goals: np.ndarray, num_train: int) -> tuple[GoalParams, GoalParams]:
     return GoalParams(goals[:num_train]), GoalParams(goals[num_train:])
 
 
-def _point_robot(host: bool = False) -> TaskDistribution:
+def _point_robot(host: bool = False, random_start: bool = False) -> TaskDistribution:
     # 100 goals ~ U[-1,1]^2 drawn (x, y per task) from a NumPy RandomState seeded 1337.
     goals = np.random.RandomState(1337).uniform(-1.0, 1.0, size=(100, 2))
     train, test = _split(goals, 80)
-    env = PointNavigation(horizon=20, max_action=0.1, goal_radius=0.2)
+    env = PointNavigation(
+        horizon=20, max_action=0.1, goal_radius=0.2, start_range=1.0 if random_start else 0.0
+    )
     where = " Stepped on the host in NumPy (the host collector's reference)." if host else ""
+    name = "point-robot-numpy" if host else "point-robot"
+    start = "start at the origin"
+    if random_start:
+        name, start = "point-robot-random-start", "start ~ U[-1,1]^2 each episode (the authors')"
     return TaskDistribution(
-        name="point-robot-numpy" if host else "point-robot",
+        name=name,
         env=HostPointNavigation(env) if host else env,
-        description="PEARL point robot: goal ~ U[-1,1]^2, 80 train / 20 test goals, H=20." + where,
+        description=(
+            f"PEARL point robot: goal ~ U[-1,1]^2, {start}, 80 train / 20 test goals, H=20." + where
+        ),
         reward="-||s' - g||_2; s' = s + clip(a, -0.1, 0.1)",
         episodes=3,
         train_set=train,
@@ -156,6 +164,7 @@ register("nav2d", _nav2d)
 register("nav2d-numpy", functools.partial(_nav2d, host=True))
 register("point-robot", _point_robot)
 register("point-robot-numpy", functools.partial(_point_robot, host=True))
+register("point-robot-random-start", functools.partial(_point_robot, random_start=True))
 register("sparse-point-robot", _sparse_point_robot)
 
 
