@@ -213,7 +213,9 @@ def make_rl2_sac(config: RL2SACConfig, tasks: TaskDistribution) -> Algorithm:
         raise ConfigError(
             f"a replay of {capacity:,} segments x {rollout_len} steps needs "
             f"{replay_need / 2**30:.2f} GiB, over the {REPLAY_BUDGET / 2**30:.0f} GiB budget; "
-            "lower replay_size, or the segment length (rollout_len, or episodes x the horizon)"
+            "lower replay_size, num_envs (the replay holds at least one iteration), "
+            "memory_size (each segment stores its carry) or the segment length (rollout_len, "
+            "or episodes x the horizon)"
         )
 
     gru = GRU(H)
