@@ -830,10 +830,7 @@ def evaluate(
         ConfigError: A negative or oversized argument (``MAX_POINTS``, ``MAX_TASKS``), or
             ``out`` holds a meta-test and ``replace`` is false.
     """
-    limits = {"episodes": (episodes, MAX_POINTS), "num_tasks": (num_tasks, MAX_TASKS)}
-    for name, (value, limit) in {**limits, "seed": (seed, INT_LIMIT)}.items():
-        if not (isinstance(value, int) and not isinstance(value, bool) and 0 <= value <= limit):
-            raise ConfigError(f"{name} must be an integer in [0, {limit}], got {value!r}")
+    _check_meta_test_args(episodes, num_tasks, seed)
     out = Path(out) if out is not None else run.path / EVAL
     if not replace and (out / "summary.json").exists():
         raise ConfigError(f"{out} already holds a meta-test; choose another --out or --replace")
@@ -866,6 +863,14 @@ def evaluate(
     if reference:  # the same tasks and seed, untrained
         before = ("before meta-training", tester(initial_state(run).params, *args))
     return write_meta_test(result, out, label, title, before, **record)
+
+
+def _check_meta_test_args(episodes: int, num_tasks: int, seed: int) -> None:
+    """Refuses a negative or oversized point count, task count or seed by name."""
+    limits = {"episodes": (episodes, MAX_POINTS), "num_tasks": (num_tasks, MAX_TASKS)}
+    for name, (value, limit) in {**limits, "seed": (seed, INT_LIMIT)}.items():
+        if not (isinstance(value, int) and not isinstance(value, bool) and 0 <= value <= limit):
+            raise ConfigError(f"{name} must be an integer in [0, {limit}], got {value!r}")
 
 
 CHECKPOINT_BATCH = 8
@@ -914,9 +919,7 @@ def evaluate_checkpoints(
     found = list_checkpoints(run.path / CHECKPOINTS)
     if not found:
         raise CheckpointError(f"{run.path} has no checkpoint to evaluate")
-    for name, value in (("episodes", episodes), ("num_tasks", num_tasks), ("seed", seed)):
-        if not (isinstance(value, int) and not isinstance(value, bool) and value >= 0):
-            raise ConfigError(f"{name} must be a non-negative integer, got {value!r}")
+    _check_meta_test_args(episodes, num_tasks, seed)
     points = episodes or run.settings.eval_episodes or run.algo.default_points
     num_tasks = num_tasks or run.settings.eval_tasks
     if out is None:
@@ -935,9 +938,10 @@ def evaluate_checkpoints(
             result = jax.device_get(batched(stacked, key, tasks, points))
             return [jax.tree.map(lambda x, i=i: x[i], result) for i in range(len(params_list))]
     else:
+        tester = _meta_tester(run.algo, test_task)
 
         def test(params_list: list[PyTree]) -> list[MetaTestResult]:
-            return [jax.device_get(run.algo.meta_test(p, key, tasks, points)) for p in params_list]
+            return [tester(p, points, num_tasks, seed) for p in params_list]
 
     out.mkdir(parents=True, exist_ok=True)
     rows: list[dict[str, Any]] = []

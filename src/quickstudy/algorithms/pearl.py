@@ -50,6 +50,7 @@ from quickstudy.envs.base import Box, is_host
 from quickstudy.errors import ConfigError
 from quickstudy.learners.sac import SACConfig, Transitions, make_sac
 from quickstudy.networks.context import sample_z
+from quickstudy.networks.distributions import TanhGaussian
 from quickstudy.rollout.replay import (
     TaskReplay,
     replay_bytes,
@@ -233,10 +234,7 @@ def make_pearl(config: PEARLConfig, tasks: TaskDistribution) -> Algorithm:
     sac = make_sac(config.sac, obs_dim + latent, act_dim)
     context_dim = obs_dim + act_dim + 1 + (obs_dim if config.encoder.use_next_obs else 0)
     init_learner, pearl_update, posterior = make_pearl_update(config.encoder, sac, context_dim)
-    low, high = float(space.low), float(space.high)
-
-    def scale_action(a: jax.Array) -> jax.Array:
-        return low + (a + 1.0) * 0.5 * (high - low)
+    scale_action = TanhGaussian(act_dim, float(space.low), float(space.high)).scale
 
     def features(ep: Episodes) -> jax.Array:
         batch = Transitions(ep.obs, ep.action, ep.reward, ep.next_obs, ep.done)

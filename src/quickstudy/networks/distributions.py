@@ -123,7 +123,8 @@ class TanhGaussian:
         log_std = jnp.clip(params[..., self.dim :], LOG_STD_MIN, LOG_STD_MAX)
         return params[..., : self.dim], log_std
 
-    def _scale(self, unit: jax.Array) -> jax.Array:
+    def scale(self, unit: jax.Array) -> jax.Array:
+        """An action of ``[-1, 1]`` mapped to ``[low, high]`` ``[..., dim]``."""
         return self.low + (unit + 1.0) * 0.5 * (self.high - self.low)
 
     def unit(self, action: jax.Array) -> jax.Array:
@@ -133,11 +134,11 @@ class TanhGaussian:
     def sample(self, key: jax.Array, params: jax.Array) -> jax.Array:
         """Samples actions ``[..., dim]`` in ``(low, high)``."""
         mean, log_std = self._split(params)
-        return self._scale(squashed_gaussian_sample(key, mean, log_std)[0])
+        return self.scale(squashed_gaussian_sample(key, mean, log_std)[0])
 
     def mode(self, params: jax.Array) -> jax.Array:
         """The squashed mean ``[..., dim]`` (what SAC acts with deterministically)."""
-        return self._scale(jnp.tanh(self._split(params)[0]))
+        return self.scale(jnp.tanh(self._split(params)[0]))
 
     def log_prob(self, params: jax.Array, action: jax.Array) -> jax.Array:
         """``log pi(a)`` with the Jacobians of the ``tanh`` and of the rescaling, ``[...]``."""

@@ -28,6 +28,7 @@ from matplotlib.figure import Figure
 from matplotlib.patches import Circle
 
 from quickstudy.evaluation.plots import save_png
+from quickstudy.networks.context import sample_z
 
 PyTree = Any
 
@@ -55,10 +56,7 @@ def exploration_episodes(run: Any, params: Any, tasks: PyTree, episodes: int, se
     paths, returns, pool = [], [], None
     for j in range(episodes):
         if j >= config.exploration_episodes:
-            mean, var = post(params.encoder, pool)
-            z = mean + jnp.sqrt(var) * jax.vmap(lambda k, m: jax.random.normal(k, m.shape))(
-                keys[j + 1], mean
-            )
+            z = jax.vmap(sample_z)(keys[j + 1], *post(params.encoder, pool))
         ep = run_eps(params.sac.actor, tasks, z, keys[j + 1], config.deterministic_eval)
         start = ep.obs[:, :1]
         paths.append(np.asarray(jnp.concatenate([start, ep.next_obs], axis=1)))

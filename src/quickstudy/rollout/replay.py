@@ -300,15 +300,10 @@ def sequence_replay_add(buffer: SequenceReplay, segments: SequenceReplay) -> Seq
         )
     slots = (buffer.added + jnp.arange(n)) % buffer.capacity
     fields = {
-        name: getattr(buffer, name).at[slots].set(getattr(segments, name).astype(dtype))
-        for name, dtype in (
-            ("obs", jnp.float32),
-            ("start", bool),
-            ("carry", jnp.float32),
-            ("action", jnp.float32),
-            ("reward", jnp.float32),
-            ("done", jnp.float32),
-        )
+        name: getattr(buffer, name)
+        .at[slots]
+        .set(jnp.asarray(getattr(segments, name), getattr(buffer, name).dtype))
+        for name in SequenceReplay._fields[:-1]
     }
     return SequenceReplay(**fields, added=buffer.added + n)
 
