@@ -226,6 +226,8 @@ def _add_config_options(parser: _Parser, spec: Any, config: Any) -> list[_Option
         elif origin is typing.Literal:
             kwargs["choices"] = typing.get_args(hint)
             kwargs["metavar"] = "{" + ",".join(typing.get_args(hint)) + "}"
+        elif origin is tuple and typing.get_args(hint)[0] is str:
+            kwargs.update(nargs="+", metavar="NAME")
         elif origin is tuple:
             kwargs.update(nargs="+", type=_int, metavar="N")
         elif hint is int:

@@ -3,17 +3,15 @@ import dataclasses
 import jax
 import numpy as np
 import pytest
-from support import nav2d_return_bound
+from support import nav2d_return_bound, two_armed_bandit
 
 from quickstudy import tasks
 from quickstudy.algorithms.rl2 import RL2_PPO, RL2Config, make_rl2
-from quickstudy.envs.bandit import BernoulliBandit, sample_bandit
 from quickstudy.errors import ConfigError
 from quickstudy.learners.base import AuxLoss, sequence_batch
 from quickstudy.learners.ppo import ppo_loss
 from quickstudy.objectives.auxiliary import reward_prediction_loss
 from quickstudy.runner import meta_test, train_program
-from quickstudy.tasks.distribution import TaskDistribution
 from quickstudy.types import Transition
 
 TINY = RL2Config(
@@ -128,20 +126,9 @@ def test_trpo_needs_a_separate_critic_and_no_auxiliary_loss():
         make_rl2(cfg, tasks.make("bandit-k5-n10"))
 
 
-def _two_armed():
-    return TaskDistribution(
-        name="bandit-k2-n10",
-        env=BernoulliBandit(2),
-        description="test",
-        reward="",
-        episodes=10,
-        sampler=lambda key, n: sample_bandit(key, n, 2),
-    )
-
-
 def test_learns_two_armed_bandit():
     """(f) RL² beats a random policy on a 2-armed bandit with 10 pulls per trial."""
-    dist = _two_armed()
+    dist = two_armed_bandit()
     cfg = RL2Config(
         total_steps=150_000,
         num_envs=64,

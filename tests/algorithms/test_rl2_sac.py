@@ -4,6 +4,7 @@ import jax
 import jax.numpy as jnp
 import numpy as np
 import pytest
+from support import leaves, train_on_both_collectors
 
 from quickstudy import runner
 from quickstudy.algorithms import registry
@@ -35,13 +36,6 @@ SETTINGS = runner.RunSettings(
 
 def _config(task="point-robot", **overrides):
     return registry.get("rl2-sac").config(task, overrides={**TINY, **overrides})
-
-
-def _leaves(tree):
-    for x in jax.tree.leaves(tree):
-        if jax.dtypes.issubdtype(x.dtype, jax.dtypes.prng_key):
-            x = jax.random.key_data(x)
-        yield np.asarray(x)
 
 
 def test_the_squashed_gaussian_is_sacs_sampler_rescaled_to_the_action_bounds():
@@ -132,19 +126,10 @@ def test_replayed_segments_line_up_with_what_the_policy_saw():
 
 
 def test_host_and_jax_collectors_train_the_same_recurrent_sac():
-    out = {}
-    for task in ("point-robot", "point-robot-numpy"):
-        algo = registry.build("rl2-sac", task, _config(task))
-        init = jax.jit(algo.init) if algo.jittable else algo.init
-        update = jax.jit(algo.update) if algo.jittable else algo.update
-        state = init(jax.random.key(0))
-        for _ in range(2):
-            state, _ = update(state)
-        test = jax.jit(algo.meta_test, static_argnums=3) if algo.jittable else algo.meta_test
-        out[task] = state, test(state.params, jax.random.key(1), algo.tasks.test_tasks(5), 3)
+    out = train_on_both_collectors("rl2-sac", _config, points=3)
     (s_jax, r_jax), (s_host, r_host) = out["point-robot"], out["point-robot-numpy"]
     for a, b in zip(
-        _leaves((s_jax.params, s_jax.replay)), _leaves((s_host.params, s_host.replay)), strict=True
+        leaves((s_jax.params, s_jax.replay)), leaves((s_host.params, s_host.replay)), strict=True
     ):
         np.testing.assert_allclose(a, b, rtol=1e-4, atol=1e-5)
     np.testing.assert_allclose(r_jax.values, r_host.values, rtol=1e-4, atol=1e-4)
@@ -158,7 +143,7 @@ def test_an_interrupted_run_resumes_bit_exactly_replay_included(tmp_path):
     part = runner.create_run("rl2-sac", "point-robot", config, SETTINGS, tmp_path / "b")
     runner.train(part, stop_after_updates=1)
     resumed = runner.train(runner.open_run(tmp_path / "b"))
-    for a, b in zip(_leaves(full), _leaves(resumed), strict=True):
+    for a, b in zip(leaves(full), leaves(resumed), strict=True):
         np.testing.assert_array_equal(a, b)
     assert int(full.replay.added) == 3 * 4
     rows = [(tmp_path / d / "metrics.jsonl").read_text() for d in ("a", "b")]

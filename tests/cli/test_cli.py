@@ -231,7 +231,7 @@ def test_tasks_shows_the_algorithms_of_each_task(capsys):
     row = next(line for line in lines if "sinusoid-k10 " in line)
     assert "maml" in row and "rl2" not in row
     row = next(line for line in lines if " nav2d " in line)
-    assert "rl2, maml-rl" in row
+    assert "rl2, snail, maml-rl" in row
 
 
 def test_evaluate_on_another_distribution_of_the_same_environment(tmp_path, capsys):

@@ -20,6 +20,7 @@ from quickstudy.algorithms.maml_rl import MAMLRLConfig, make_maml_rl
 from quickstudy.algorithms.pearl import PEARLConfig, make_pearl
 from quickstudy.algorithms.rl2 import RL2Config, make_rl2
 from quickstudy.algorithms.rl2_sac import RL2SACConfig, make_rl2_sac
+from quickstudy.algorithms.snail import SNAILConfig, make_snail
 from quickstudy.envs.base import Box
 from quickstudy.errors import ConfigError, UnknownNameError
 from quickstudy.presets import maml as maml_presets
@@ -122,6 +123,14 @@ ALGORITHMS: dict[str, AlgorithmSpec] = {
             rl2_presets.PRESETS,
             migrate=legacy.rl2,
             migrate_state=legacy.rl2_state,
+            suits=lambda tasks: isinstance(tasks, TaskDistribution),
+        ),
+        AlgorithmSpec(
+            "snail",
+            "SNAIL: temporal convolutions and causal attention over K-episode trials, PPO/TRPO/A2C",
+            SNAILConfig,
+            make_snail,
+            "bandit-k5-n10",
             suits=lambda tasks: isinstance(tasks, TaskDistribution),
         ),
         AlgorithmSpec(

@@ -14,6 +14,7 @@ from __future__ import annotations
 import dataclasses
 import functools
 import math
+from collections.abc import Callable
 from typing import Any, Literal, NamedTuple
 
 import jax
@@ -36,6 +37,7 @@ from quickstudy.tasks.trial import HostTrial, Trial, WithTaskFeatures
 from quickstudy.types import (
     Algorithm,
     MetaTestResult,
+    Policy,
     Transition,
     check_choice,
     check_fields,
@@ -99,14 +101,9 @@ class RL2Config:
             nonneg=("reward_coef",),
         )
         check_choice(self, "cell", ("gru", "lstm"))
-        check_choice(self, "learner", LEARNERS)
         if self.ppo.clip_per_network and not self.separate_critic:
             raise ConfigError("clip_per_network needs separate_critic (a shared core is in both)")
-        if self.learner != "a2c" and self.num_envs % self.ppo.num_minibatches:
-            raise ConfigError(
-                f"num_envs ({self.num_envs}) must be divisible by num_minibatches "
-                f"({self.ppo.num_minibatches})"
-            )
+        check_trial_config(self)
 
 
 class RL2State(NamedTuple):
@@ -139,6 +136,39 @@ def trial_metrics(traj: Transition) -> dict[str, jax.Array]:
     }
 
 
+class TrialShape(NamedTuple):
+    """What a trial learner's network is built for.
+
+    Attributes:
+        action_dim: Number of discrete actions, or the continuous action dimension.
+        discrete: Discrete actions.
+        obs_dim: Width of the observations the policy is given (task features included).
+        policy_obs_dim: Width of the trial's own observations when task features follow them
+            (``task_critic``), else 0.
+        max_len: Steps of the longest training trial (episodes x horizon).
+    """
+
+    action_dim: int
+    discrete: bool
+    obs_dim: int
+    policy_obs_dim: int
+    max_len: int
+
+
+def check_trial_config(config: Any) -> None:
+    """The checks every trial learner's config shares (learner, minibatches).
+
+    Raises:
+        ConfigError: A bad field.
+    """
+    check_choice(config, "learner", LEARNERS)
+    if config.learner != "a2c" and config.num_envs % config.ppo.num_minibatches:
+        raise ConfigError(
+            f"num_envs ({config.num_envs}) must be divisible by num_minibatches "
+            f"({config.ppo.num_minibatches})"
+        )
+
+
 def make_rl2(config: RL2Config, tasks: TaskDistribution) -> Algorithm:
     """Builds RL² for ``tasks``.
 
@@ -148,10 +178,57 @@ def make_rl2(config: RL2Config, tasks: TaskDistribution) -> Algorithm:
     Raises:
         ConfigError: ``tasks`` is not an RL task distribution, or the config does not suit it.
     """
+
+    def build(shape: TrialShape) -> tuple[Any, Policy, list[AuxLoss]]:
+        network = RecurrentActorCritic(
+            action_dim=shape.action_dim,
+            discrete=shape.discrete,
+            hidden_size=config.hidden_size,
+            cell=config.cell,
+            separate_critic=config.separate_critic,
+            policy_obs_dim=shape.policy_obs_dim,
+            critic_hidden_size=config.critic_hidden_size,
+            head_hidden_size=config.head_hidden_size,
+            reward_head=config.reward_coef > 0,
+            custom_backward=config.learner != "trpo",  # TRPO's Fisher product: forward mode
+        )
+        aux = []
+        if config.reward_coef > 0:
+
+            def reward_loss(out, batch):
+                return reward_prediction_loss(
+                    out.aux["reward"], batch.action, batch.reward, shape.discrete
+                )
+
+            aux.append(AuxLoss("reward_loss", config.reward_coef, reward_loss))
+        return network, recurrent_policy(network, shape.obs_dim), aux
+
+    return make_trial_learner(config, tasks, build)
+
+
+def make_trial_learner(
+    config: Any,
+    tasks: TaskDistribution,
+    build: Callable[[TrialShape], tuple[Any, Policy, list[AuxLoss]]],
+) -> Algorithm:
+    """An in-context learner: a memory-based policy over K-episode trials, trained on-policy.
+
+    RL² and SNAIL differ only in the network ``build`` makes; the trials, the collectors, the
+    learner (PPO, TRPO or A2C) and the meta-test are these.
+
+    Args:
+        config: Reads ``total_steps``, ``episodes``, ``num_envs``, ``rollout_len``,
+            ``task_critic``, ``learner``, ``ppo`` and ``trust_region``.
+        tasks: The task distribution.
+        build: ``build(shape) -> (network, policy, auxiliary losses)``.
+
+    Raises:
+        ConfigError: ``tasks`` is not an RL task distribution, or the config does not suit it.
+    """
     if not isinstance(tasks, TaskDistribution):
         raise ConfigError(
-            f"rl2 trains on RL task distributions; {tasks.name} is a supervised few-shot task "
-            f"(use maml)"
+            f"{type(config).__name__.removesuffix('Config').lower()} trains on RL task "
+            f"distributions; {tasks.name} is a supervised few-shot task (use maml)"
         )
     host = is_host(tasks.env)
     if host and config.task_critic:
@@ -170,26 +247,15 @@ def make_rl2(config: RL2Config, tasks: TaskDistribution) -> Algorithm:
 
     env = trial_env(episodes)
     trial_dim = Trial(tasks.env, episodes).observation_space(example).shape[0]
-    network = RecurrentActorCritic(
-        action_dim=space.n if discrete else math.prod(space.shape),
-        discrete=discrete,
-        hidden_size=config.hidden_size,
-        cell=config.cell,
-        separate_critic=config.separate_critic,
-        policy_obs_dim=trial_dim if config.task_critic else 0,
-        critic_hidden_size=config.critic_hidden_size,
-        head_hidden_size=config.head_hidden_size,
-        reward_head=config.reward_coef > 0,
-        custom_backward=config.learner != "trpo",  # TRPO's Fisher product needs forward mode
+    network, policy, aux = build(
+        TrialShape(
+            action_dim=space.n if discrete else math.prod(space.shape),
+            discrete=discrete,
+            obs_dim=env.observation_space(example).shape[0],
+            policy_obs_dim=trial_dim if config.task_critic else 0,
+            max_len=episodes * tasks.env.horizon,
+        )
     )
-    policy = recurrent_policy(network, env.observation_space(example).shape[0])
-    aux = []
-    if config.reward_coef > 0:
-
-        def reward_loss(out, batch):
-            return reward_prediction_loss(out.aux["reward"], batch.action, batch.reward, discrete)
-
-        aux.append(AuxLoss("reward_loss", config.reward_coef, reward_loss))
     if config.learner == "trpo":
         learner = make_trpo(config.trust_region, config.ppo, policy, num_updates, aux)
     elif config.learner == "a2c":

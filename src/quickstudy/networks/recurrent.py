@@ -289,33 +289,45 @@ class RecurrentActorCritic(nn.Module):
         return new_carry, PolicyOutput(out, value[..., 0], aux)
 
 
-def param_groups(params: dict) -> dict:
-    """Label each parameter of a :class:`RecurrentActorCritic` ``"critic"`` or ``"actor"``.
+def param_groups(params: dict, critic_modules: frozenset[str] = CRITIC_MODULES) -> dict:
+    """Label each parameter of an actor-critic ``"critic"`` or ``"actor"``.
 
-    With ``separate_critic`` the two groups share no parameters, so clipping each by its own
+    With a separate critic the two groups share no parameters, so clipping each by its own
     norm (:func:`~quickstudy.learners.base.clip_by_group_norm`) keeps the critic's gradients
     from setting the size of the policy's step.
 
     Args:
         params: The network's variables, ``{"params": {module: ...}}``, or a gradient of the
             same structure.
+        critic_modules: The top-level modules only the value estimate uses (those of
+            :class:`RecurrentActorCritic` by default).
     """
     return jax.tree_util.tree_map_with_path(
-        lambda path, _: "critic" if path[1].key in CRITIC_MODULES else "actor", params
+        lambda path, _: "critic" if path[1].key in critic_modules else "actor", params
     )
 
 
-def recurrent_policy(network: RecurrentActorCritic, obs_dim: int) -> Policy:
-    """The :class:`~quickstudy.types.Policy` of a recurrent actor-critic on ``obs_dim`` inputs."""
+def recurrent_policy(
+    network: nn.Module, obs_dim: int, critic_modules: frozenset[str] = CRITIC_MODULES
+) -> Policy:
+    """The :class:`~quickstudy.types.Policy` of a memory-based actor-critic on ``obs_dim`` inputs.
+
+    Args:
+        network: A :class:`RecurrentActorCritic`, or any module with its ``initial_state``,
+            ``distribution``, ``separate_critic`` and ``__call__(carry, obs, start)``.
+        obs_dim: Width of the observations.
+        critic_modules: The network's modules that only the value estimate uses.
+    """
 
     def init(key: jax.Array) -> dict:
         obs = jnp.zeros((1, 1, obs_dim))
         return network.init(key, network.initial_state(1), obs, jnp.ones((1, 1), bool))
 
+    groups = functools.partial(param_groups, critic_modules=critic_modules)
     return Policy(
         init=init,
         init_carry=network.initial_state,
         apply=network.apply,
         distribution=network.distribution,
-        param_groups=param_groups if network.separate_critic else None,
+        param_groups=groups if network.separate_critic else None,
     )
