@@ -412,6 +412,8 @@ def _report_eval(run: Any, summary: dict[str, Any], out: Path) -> None:
             table.add_row(f"return of episode {xs[k]}", pm(per[k]))
         for k in shown if "success_per_index" in summary else ():
             table.add_row(f"success of episode {xs[k]}", pm(summary["success_per_index"][k]))
+        for k in shown if "success_per_index" in summary and "length_per_index" in summary else ():
+            table.add_row(f"steps of episode {xs[k]}", pm(summary["length_per_index"][k]))
     else:
         metric = summary["metric"]
         name = "return" if metric == "return" else f"query {metric}"

@@ -46,7 +46,8 @@ def summarize_result(result: MetaTestResult) -> dict[str, Any]:
     Returns:
         A JSON-able dict: ``metric``, ``axis``, ``higher_is_better``, ``num_tasks``, ``xs``
         (the axis position of each column), ``per_index`` (a summary per column), and where
-        defined ``success_per_index``, ``mean_length_per_index`` and
+        defined ``success_per_index``, ``mean_length_per_index``, ``length_per_index`` (steps
+        per episode; an episode that failed counts its cap) and
         ``trial_return`` (episodes only: the summary of each trial's total).
 
     Raises:
@@ -68,7 +69,9 @@ def summarize_result(result: MetaTestResult) -> dict[str, Any]:
     if result.success is not None:
         out["success_per_index"] = per_index_summary(np.asarray(result.success, np.float64))
     if "lengths" in result.extras:
-        out["mean_length_per_index"] = np.asarray(result.extras["lengths"]).mean(0).tolist()
+        lengths = np.asarray(result.extras["lengths"], np.float64)
+        out["mean_length_per_index"] = lengths.mean(0).tolist()
+        out["length_per_index"] = per_index_summary(lengths)
     return out
 
 

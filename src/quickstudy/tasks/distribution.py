@@ -21,8 +21,9 @@ class TaskDistribution:
 
     Either ``sampler`` draws from a continuous distribution (then the meta-train split is fresh
     draws from the caller's key and the meta-test split is a fixed set drawn from ``test_seed``,
-    disjoint from training with probability one), or ``train_set``/``test_set`` hold a finite,
-    seeded split as batched pytrees (then ``sample`` draws uniformly from ``train_set``).
+    disjoint from training with probability one, or the given ``test_set``), or
+    ``train_set``/``test_set`` hold a finite, seeded split as batched pytrees (then ``sample``
+    draws uniformly from ``train_set``).
 
     Attributes:
         name: Registry name, e.g. ``"bandit-k10-n100"``; a changed definition gets a new name.
@@ -32,7 +33,8 @@ class TaskDistribution:
         episodes: Default number of episodes ``K`` per trial (adaptation budget).
         sampler: ``sampler(key, n) -> params`` with leaves ``[n, ...]`` (continuous p(M)).
         train_set: Finite meta-train tasks, leaves ``[N_train, ...]``.
-        test_set: Finite meta-test tasks, leaves ``[N_test, ...]``.
+        test_set: Finite meta-test tasks, leaves ``[N_test, ...]`` (with ``sampler``: held-out
+            tasks the sampler cannot draw, such as mazes outside its fixed training set).
         test_seed: Seed of the held-out set for continuous distributions.
         num_test: Default number of held-out tasks for meta-testing.
     """
@@ -51,7 +53,7 @@ class TaskDistribution:
     def __post_init__(self):
         if (self.sampler is None) == (self.train_set is None):
             raise ValueError(f"{self.name}: give exactly one of `sampler` or `train_set`.")
-        if (self.train_set is None) != (self.test_set is None):
+        if self.train_set is not None and self.test_set is None:
             raise ValueError(f"{self.name}: a finite split needs both `train_set` and `test_set`.")
 
     @property
@@ -93,6 +95,8 @@ class TaskDistribution:
             "episodes_per_trial": self.episodes,
             "split": "finite" if self.finite else "continuous",
             "num_test": (
-                int(jax.tree.leaves(self.test_set)[0].shape[0]) if self.finite else self.num_test
+                int(jax.tree.leaves(self.test_set)[0].shape[0])
+                if self.test_set is not None
+                else self.num_test
             ),
         }

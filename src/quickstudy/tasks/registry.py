@@ -21,6 +21,7 @@ from quickstudy.tasks.distribution import TaskDistribution
 from quickstudy.tasks.fewshot import FewShotTasks, glyphs, sinusoid
 from quickstudy.tasks.gymnasium_import import from_gymnasium
 from quickstudy.tasks.locomotion import FACTORIES as LOCOMOTION
+from quickstudy.tasks.mazes import FACTORIES as MAZES
 from quickstudy.tasks.metaworld_tasks import FACTORIES as METAWORLD
 from quickstudy.tasks.omniglot import omniglot
 
@@ -193,6 +194,8 @@ register("pendulum-gravity", _pendulum_gravity)
 for _name, _factory in LOCOMOTION.items():
     register(_name, _factory)
 for _name, _factory in METAWORLD.items():
+    register(_name, _factory)
+for _name, _factory in MAZES.items():
     register(_name, _factory)
 for _shots in (5, 10, 20):
     register(f"sinusoid-k{_shots}", functools.partial(sinusoid, _shots))
