@@ -43,8 +43,8 @@ def test_presets_apply_nested_overrides_and_unknown_names_are_listed():
     assert config.ppo.gae_lambda == spec.config_cls().ppo.gae_lambda  # untouched fields stay
     with pytest.raises(UnknownNameError, match="Valid presets: mdp"):
         spec.config("mdp-s10-a5-n10", "mdps")
-    with pytest.raises(UnknownNameError, match="Valid algorithms: rl2, maml, maml-rl, pearl"):
-        registry.get("snail")
+    with pytest.raises(UnknownNameError, match="Valid algorithms: rl2, snail, maml, maml-rl"):
+        registry.get("varibad")
 
 
 def test_task_defaults_live_in_the_algorithms_presets():
