@@ -141,3 +141,26 @@ def test_small_and_large_mazes_share_one_environment_and_test_on_unseen_mazes():
     sym = tasks.make("maze-small-symbolic")
     assert sym.env.observation_space(None).shape == (50,)
     assert small.env.observation_space(None).shape == (30 * 40 * 3,)
+
+
+def test_the_frame_encoder_reads_the_image_and_passes_the_rest_through():
+    from quickstudy.algorithms import registry
+    from quickstudy.networks.conv import FrameEncoder
+
+    enc = FrameEncoder((30, 40, 3))
+    obs = jax.random.uniform(jax.random.key(0), (4, 2, 30 * 40 * 3 + 6))
+    params = enc.init(jax.random.key(1), obs)
+    out = enc.apply(params, obs)
+    assert out.shape == (4, 2, 64 + 6)
+    np.testing.assert_array_equal(out[..., 64:], obs[..., -6:])
+    moved = enc.apply(params, obs.at[..., :10].add(1.0))
+    assert np.abs(moved[..., :64] - out[..., :64]).max() > 0
+    # RL² and SNAIL on the first-person mazes put the encoder in front of their memory
+    for name in ("rl2", "snail"):
+        algo = registry.build(name, "maze-small", registry.get(name).config("maze-small"))
+        params = algo.parts["policy"].init(jax.random.key(0))
+        assert "encoder" in params["params"]
+    symbolic = registry.build(
+        "rl2", "maze-small-symbolic", registry.get("rl2").config("maze-small")
+    )
+    assert "encoder" not in symbolic.parts["policy"].init(jax.random.key(0))["params"]

@@ -27,6 +27,7 @@ from quickstudy.learners.a2c import make_a2c
 from quickstudy.learners.base import AuxLoss
 from quickstudy.learners.ppo import PPOConfig, make_ppo
 from quickstudy.learners.trpo import TrustRegionConfig, make_trpo
+from quickstudy.networks.explore import two_phase_policy
 from quickstudy.networks.recurrent import RecurrentActorCritic, recurrent_policy
 from quickstudy.objectives.auxiliary import reward_prediction_loss
 from quickstudy.rollout.base import RolloutState
@@ -73,6 +74,9 @@ class RL2Config:
         reward_coef: Weight of an auxiliary reward-prediction loss (0: off). It trains a head
             on the policy's features to predict each step's reward from the history and the
             action taken.
+        explore_episodes: Episodes at the start of a trial acted by an exploration head that
+            is trained only for the return of the episodes after them (0: one policy). Both
+            heads read the same memory (E-RL², Stadie and others, 2018).
         learner: ``ppo``, ``trpo`` (the RL² paper's; needs ``separate_critic``) or ``a2c``.
         ppo: The learner's settings (PPO reads all; A2C and TRPO's critic read some).
         trust_region: TRPO's step (``learner="trpo"``).
@@ -89,6 +93,7 @@ class RL2Config:
     separate_critic: bool = True
     task_critic: bool = False
     reward_coef: float = 0.0
+    explore_episodes: int = 0
     learner: Literal["ppo", "trpo", "a2c"] = "ppo"
     ppo: PPOConfig = RL2_PPO
     trust_region: TrustRegionConfig = TrustRegionConfig()
@@ -97,7 +102,13 @@ class RL2Config:
         check_fields(
             self,
             positive_int=("total_steps", "num_envs", "hidden_size"),
-            nonneg_int=("episodes", "rollout_len", "critic_hidden_size", "head_hidden_size"),
+            nonneg_int=(
+                "episodes",
+                "rollout_len",
+                "critic_hidden_size",
+                "head_hidden_size",
+                "explore_episodes",
+            ),
             nonneg=("reward_coef",),
         )
         check_choice(self, "cell", ("gru", "lstm"))
@@ -136,6 +147,17 @@ def trial_metrics(traj: Transition) -> dict[str, jax.Array]:
     }
 
 
+def without_exploration_rewards(traj: Transition, explore_episodes: int) -> Transition:
+    """``traj`` with the rewards of a trial's first ``explore_episodes`` episodes zeroed.
+
+    The learner's objective for E-RL² (Stadie et al. 2018): an exploration step's return is
+    then the (discounted) reward of the task episodes after it, so the exploration policy is
+    trained only for what its exploration earns later.
+    """
+    exploring = traj.info["episode"] < explore_episodes
+    return traj._replace(reward=jnp.where(exploring, 0.0, traj.reward))
+
+
 class TrialShape(NamedTuple):
     """What a trial learner's network is built for.
 
@@ -146,6 +168,8 @@ class TrialShape(NamedTuple):
         policy_obs_dim: Width of the trial's own observations when task features follow them
             (``task_critic``), else 0.
         max_len: Steps of the longest training trial (episodes x horizon).
+        image_shape: ``(H, W, C)`` of an image at the front of the observation (the
+            environment's ``image_shape``, e.g. a maze's frame), else ``None``.
     """
 
     action_dim: int
@@ -153,6 +177,7 @@ class TrialShape(NamedTuple):
     obs_dim: int
     policy_obs_dim: int
     max_len: int
+    image_shape: tuple[int, int, int] | None = None
 
 
 def check_trial_config(config: Any) -> None:
@@ -191,6 +216,8 @@ def make_rl2(config: RL2Config, tasks: TaskDistribution) -> Algorithm:
             head_hidden_size=config.head_hidden_size,
             reward_head=config.reward_coef > 0,
             custom_backward=config.learner != "trpo",  # TRPO's Fisher product: forward mode
+            image_shape=shape.image_shape,
+            explore_head=config.explore_episodes > 0,
         )
         aux = []
         if config.reward_coef > 0:
@@ -218,7 +245,7 @@ def make_trial_learner(
 
     Args:
         config: Reads ``total_steps``, ``episodes``, ``num_envs``, ``rollout_len``,
-            ``task_critic``, ``learner``, ``ppo`` and ``trust_region``.
+            ``task_critic``, ``explore_episodes``, ``learner``, ``ppo`` and ``trust_region``.
         tasks: The task distribution.
         build: ``build(shape) -> (network, policy, auxiliary losses)``.
 
@@ -245,6 +272,11 @@ def make_trial_learner(
             return HostTrial(tasks.env, k)
         return WithTaskFeatures(Trial(tasks.env, k)) if config.task_critic else Trial(tasks.env, k)
 
+    if config.explore_episodes >= episodes:
+        raise ConfigError(
+            f"explore_episodes ({config.explore_episodes}) must be fewer than the episodes of a "
+            f"trial ({episodes})"
+        )
     env = trial_env(episodes)
     trial_dim = Trial(tasks.env, episodes).observation_space(example).shape[0]
     network, policy, aux = build(
@@ -254,8 +286,12 @@ def make_trial_learner(
             obs_dim=env.observation_space(example).shape[0],
             policy_obs_dim=trial_dim if config.task_critic else 0,
             max_len=episodes * tasks.env.horizon,
+            image_shape=getattr(tasks.env, "image_shape", None),
         )
     )
+    explore = config.explore_episodes
+    if explore:  # the trial observation ends with the done flag
+        policy = two_phase_policy(policy, explore, done_index=trial_dim - 1)
     if config.learner == "trpo":
         learner = make_trpo(config.trust_region, config.ppo, policy, num_updates, aux)
     elif config.learner == "a2c":
@@ -264,7 +300,8 @@ def make_trial_learner(
         learner = make_ppo(config.ppo, policy, num_updates, aux)
 
     def learn(key, params, opt_state, traj, carry0):
-        params, opt_state, metrics = learner.update(key, params, opt_state, traj, carry0)
+        taught = without_exploration_rewards(traj, explore) if explore else traj
+        params, opt_state, metrics = learner.update(key, params, opt_state, taught, carry0)
         return params, opt_state, {**metrics, **trial_metrics(traj)}
 
     jit, start, collect, play = trial_collectors(tasks, env, policy)

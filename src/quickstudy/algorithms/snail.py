@@ -39,6 +39,9 @@ class SNAILConfig:
             ``tc attention tc attention``.
         separate_critic: Give the value function its own torso (twice the compute).
         task_critic: Asymmetric critic that also reads the true task parameters (training only).
+        explore_episodes: Episodes at the start of a trial acted by an exploration head that
+            is trained only for the return of the episodes after them (0: one policy). Both
+            heads read the same memory (E-RL²).
         learner: ``ppo``, ``trpo`` or ``a2c``.
         ppo: The learner's settings (PPO reads all; A2C and TRPO's critic read some).
         trust_region: TRPO's step (``learner="trpo"``).
@@ -54,6 +57,7 @@ class SNAILConfig:
     blocks: tuple[str, ...] = ("tc", "attention", "tc", "attention")
     separate_critic: bool = False
     task_critic: bool = False
+    explore_episodes: int = 0
     learner: Literal["ppo", "trpo", "a2c"] = "ppo"
     ppo: PPOConfig = RL2_PPO
     trust_region: TrustRegionConfig = TrustRegionConfig()
@@ -62,7 +66,7 @@ class SNAILConfig:
         check_fields(
             self,
             positive_int=("total_steps", "num_envs", "filters", "key_size", "value_size"),
-            nonneg_int=("episodes", "rollout_len"),
+            nonneg_int=("episodes", "rollout_len", "explore_episodes"),
         )
         if not self.blocks or any(b not in BLOCKS for b in self.blocks):
             raise ConfigError(
@@ -90,6 +94,8 @@ def make_snail(config: SNAILConfig, tasks: TaskDistribution) -> Algorithm:
             blocks=tuple(config.blocks),
             separate_critic=config.separate_critic,
             policy_obs_dim=shape.policy_obs_dim,
+            image_shape=shape.image_shape,
+            explore_head=config.explore_episodes > 0,
         )
         return network, snail_policy(network, shape.obs_dim), []
 

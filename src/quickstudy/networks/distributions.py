@@ -3,7 +3,9 @@
 from __future__ import annotations
 
 import dataclasses
+from typing import Any
 
+import flax.linen as nn
 import jax
 import jax.numpy as jnp
 
@@ -149,3 +151,24 @@ class TanhGaussian:
 
 
 Distribution = Categorical | DiagGaussian | TanhGaussian
+
+
+def action_head(
+    module: Any, y: jax.Array, action_dim: int, discrete: bool, init_log_std: float, prefix=""
+) -> jax.Array:
+    """An actor-critic's action head, built inside ``module``'s compact ``__call__``.
+
+    A linear layer ``{prefix}policy`` (orthogonal init, scale 0.01) gives logits, or Gaussian
+    means followed by a state-independent log standard deviation ``{prefix}log_std``.
+
+    Returns:
+        The :class:`Categorical` or :class:`DiagGaussian` parameters ``[..., P]``.
+    """
+    small = nn.initializers.orthogonal(0.01)
+    out = nn.Dense(action_dim, kernel_init=small, name=f"{prefix}policy")(y)
+    if not discrete:
+        log_std = module.param(
+            f"{prefix}log_std", nn.initializers.constant(init_log_std), (action_dim,)
+        )
+        out = jnp.concatenate([out, jnp.broadcast_to(log_std, out.shape)], -1)
+    return out

@@ -8,7 +8,13 @@ import flax.linen as nn
 import jax
 import jax.numpy as jnp
 
-from quickstudy.networks.distributions import Categorical, DiagGaussian, Distribution
+from quickstudy.networks.conv import FrameEncoder
+from quickstudy.networks.distributions import (
+    Categorical,
+    DiagGaussian,
+    Distribution,
+    action_head,
+)
 from quickstudy.types import Policy, PolicyOutput
 
 CRITIC_MODULES = frozenset({"critic_core", "value_hidden", "value"})
@@ -209,6 +215,11 @@ class RecurrentActorCritic(nn.Module):
             estimates), a product a linear head cannot form.
         custom_backward: The GRU cores' hand-written backward pass (see :class:`GRU`); off for
             a learner that differentiates the policy in forward mode (TRPO).
+        image_shape: ``(H, W, C)`` when the observation starts with an image: a
+            :class:`~quickstudy.networks.conv.FrameEncoder` (shared by the policy and the critic
+            cores) encodes it before the cores.
+        explore_head: A second action head on the same features, ``aux["explore_dist"]``,
+            for :func:`~quickstudy.networks.explore.two_phase_policy`.
         reward_head: Add a head on the policy's features that predicts rewards for the
             auxiliary loss :func:`~quickstudy.objectives.auxiliary.reward_prediction_loss`:
             the reward of every action ``[T, B, A]`` (discrete), or the coefficients of a
@@ -226,6 +237,8 @@ class RecurrentActorCritic(nn.Module):
     head_hidden_size: int = 0
     reward_head: bool = False
     custom_backward: bool = True
+    image_shape: tuple[int, int, int] | None = None
+    explore_head: bool = False
 
     @property
     def critic_width(self) -> int:
@@ -263,6 +276,8 @@ class RecurrentActorCritic(nn.Module):
         privileged = None
         if self.policy_obs_dim:
             obs, privileged = obs[..., : self.policy_obs_dim], obs[..., self.policy_obs_dim :]
+        if self.image_shape:
+            obs = FrameEncoder(self.image_shape, name="encoder")(obs)
         h, y = core(self.hidden_size, name="core")(carry["core"], obs, start)
         new_carry = {"core": h}
         y_v = y
@@ -271,18 +286,16 @@ class RecurrentActorCritic(nn.Module):
             new_carry["critic_core"] = h_v
         if self.head_hidden_size:
             y = nn.relu(nn.Dense(self.head_hidden_size, name="head_hidden")(y))
-        small = nn.initializers.orthogonal(0.01)
-        out = nn.Dense(self.action_dim, kernel_init=small, name="policy")(y)
-        if not self.discrete:
-            log_std = self.param(
-                "log_std", nn.initializers.constant(self.init_log_std), (self.action_dim,)
-            )
-            out = jnp.concatenate([out, jnp.broadcast_to(log_std, out.shape)], -1)
+        out = action_head(self, y, self.action_dim, self.discrete, self.init_log_std)
         if privileged is not None:
             y_v = jnp.concatenate([y_v, privileged], -1)
             y_v = nn.relu(nn.Dense(self.hidden_size, name="value_hidden")(y_v))
         value = nn.Dense(1, kernel_init=nn.initializers.orthogonal(1.0), name="value")(y_v)
         aux = {}
+        if self.explore_head:
+            aux["explore_dist"] = action_head(
+                self, y, self.action_dim, self.discrete, self.init_log_std, "explore_"
+            )
         if self.reward_head:
             width = self.action_dim if self.discrete else 1 + 2 * self.action_dim
             aux["reward"] = nn.Dense(width, name="reward")(y)

@@ -26,7 +26,13 @@ import flax.linen as nn
 import jax
 import jax.numpy as jnp
 
-from quickstudy.networks.distributions import Categorical, DiagGaussian, Distribution
+from quickstudy.networks.conv import FrameEncoder
+from quickstudy.networks.distributions import (
+    Categorical,
+    DiagGaussian,
+    Distribution,
+    action_head,
+)
 from quickstudy.networks.recurrent import recurrent_policy
 from quickstudy.types import Policy, PolicyOutput
 
@@ -260,6 +266,11 @@ class SNAILActorCritic(nn.Module):
         policy_obs_dim: When positive, only ``obs[..., :policy_obs_dim]`` enters the torsos;
             the rest (privileged task features) reaches only the value head.
         init_log_std: Initial log standard deviation of a Gaussian policy.
+        image_shape: ``(H, W, C)`` when the observation starts with an image: a
+            :class:`~quickstudy.networks.conv.FrameEncoder` (shared by both torsos) encodes
+            it first.
+        explore_head: A second action head on the same features, ``aux["explore_dist"]``,
+            for :func:`~quickstudy.networks.explore.two_phase_policy`.
     """
 
     action_dim: int
@@ -272,6 +283,8 @@ class SNAILActorCritic(nn.Module):
     separate_critic: bool = False
     policy_obs_dim: int = 0
     init_log_std: float = 0.0
+    image_shape: tuple[int, int, int] | None = None
+    explore_head: bool = False
 
     @property
     def distribution(self) -> Distribution:
@@ -311,25 +324,25 @@ class SNAILActorCritic(nn.Module):
         privileged = None
         if self.policy_obs_dim:
             obs, privileged = obs[..., : self.policy_obs_dim], obs[..., self.policy_obs_dim :]
+        if self.image_shape:
+            obs = FrameEncoder(self.image_shape, name="encoder")(obs)
         state, y = self._torso("torso")(carry["torso"], obs, start)
         new_carry, y_v = {"torso": state}, y
         if self.separate_critic:
             new_carry["critic_torso"], y_v = self._torso("critic_torso")(
                 carry["critic_torso"], obs, start
             )
-        out = nn.Dense(
-            self.action_dim, kernel_init=nn.initializers.orthogonal(0.01), name="policy"
-        )(y)
-        if not self.discrete:
-            log_std = self.param(
-                "log_std", nn.initializers.constant(self.init_log_std), (self.action_dim,)
+        out = action_head(self, y, self.action_dim, self.discrete, self.init_log_std)
+        aux = {}
+        if self.explore_head:
+            aux["explore_dist"] = action_head(
+                self, y, self.action_dim, self.discrete, self.init_log_std, "explore_"
             )
-            out = jnp.concatenate([out, jnp.broadcast_to(log_std, out.shape)], -1)
         if privileged is not None:
             y_v = jnp.concatenate([y_v, privileged], -1)
             y_v = nn.relu(nn.Dense(self.filters, name="value_hidden")(y_v))
         value = nn.Dense(1, kernel_init=nn.initializers.orthogonal(1.0), name="value")(y_v)
-        return new_carry, PolicyOutput(out, value[..., 0], {})
+        return new_carry, PolicyOutput(out, value[..., 0], aux)
 
 
 def snail_policy(network: SNAILActorCritic, obs_dim: int) -> Policy:
