@@ -858,6 +858,9 @@ Reproduce a paper's table beside the published numbers.
     trained on each slope, on half-cheetah slopes of -20..20 degrees (return vs angle).
   pearl: PEARL, RL² and MAML-RL on the point robots and half-cheetah velocity: meta-test
     return against environment steps of meta-training, and PEARL's sample efficiency.
+  snail-mazes / snail-mazes-symbolic: random play, RL², SNAIL and E-RL² trained on small
+    mazes (first-person RGB or a symbolic window), steps to the goal in episodes 1 and 2 of
+    unseen small and large mazes (SNAIL's Table 5).
 
 Writes OUT/table.md, OUT/table.json, OUT/figure.png and OUT/learning.png; an interrupted
 reproduction resumes where it stopped when run again."""

@@ -369,3 +369,18 @@ def test_pearl_figure_meta_tests_along_training_and_states_sample_efficiency(tmp
     text = (tmp_path / "table.md").read_text()
     assert "Sample efficiency" in text and "| point robot | RL² |" in text
     assert (tmp_path / "figure.png").stat().st_size > 0
+
+
+def test_maze_table_reports_steps_per_episode_and_trains_on_small_mazes_only(tmp_path):
+    settings = ReproduceSettings(
+        "snail-mazes-symbolic", tmp_path, budget=8000, trials=4, methods=("random", "rl2", "erl2")
+    )
+    small, large = reproduce(settings)
+    assert small["methods"]["rl2"]["run_dir"] == large["methods"]["rl2"]["run_dir"]
+    assert large["methods"]["erl2"]["train_task"] == "maze-small-symbolic"
+    steps = np.load(tmp_path / "cells" / "maze-large-symbolic.npz")["random"]
+    assert steps.shape == (4, 2) and steps.max() <= 500 and steps.min() >= 1
+    assert len(small["methods"]["random"]["per_step"]) == 2  # episodes 1 and 2
+    table = (tmp_path / "table.md").read_text()
+    assert "| method | episode 1 | episode 2 |" in table and "(188.6)" in table
+    assert "(105.9)" not in table  # SNAIL was not run

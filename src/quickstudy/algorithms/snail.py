@@ -38,6 +38,10 @@ class SNAILConfig:
             convolutions over the trial) or ``attention``. The paper's bandit and MDP network is
             ``tc attention tc attention``.
         separate_critic: Give the value function its own torso (twice the compute).
+        memory_len: Trial length the network is sized for (0: the longest trial, episodes x
+            horizon). It sets the TC blocks' depth (their receptive field) and the attention
+            cache, which keeps a trial's first ``memory_len`` steps; later steps are not
+            attended to. A task whose episodes usually end early (at a maze's goal) needs less.
         task_critic: Asymmetric critic that also reads the true task parameters (training only).
         explore_episodes: Episodes at the start of a trial acted by an exploration head that
             is trained only for the return of the episodes after them (0: one policy). Both
@@ -56,6 +60,7 @@ class SNAILConfig:
     value_size: int = 32
     blocks: tuple[str, ...] = ("tc", "attention", "tc", "attention")
     separate_critic: bool = False
+    memory_len: int = 0
     task_critic: bool = False
     explore_episodes: int = 0
     learner: Literal["ppo", "trpo", "a2c"] = "ppo"
@@ -66,7 +71,7 @@ class SNAILConfig:
         check_fields(
             self,
             positive_int=("total_steps", "num_envs", "filters", "key_size", "value_size"),
-            nonneg_int=("episodes", "rollout_len", "explore_episodes"),
+            nonneg_int=("episodes", "rollout_len", "memory_len", "explore_episodes"),
         )
         if not self.blocks or any(b not in BLOCKS for b in self.blocks):
             raise ConfigError(
@@ -87,7 +92,7 @@ def make_snail(config: SNAILConfig, tasks: TaskDistribution) -> Algorithm:
         network = SNAILActorCritic(
             action_dim=shape.action_dim,
             discrete=shape.discrete,
-            max_len=shape.max_len,
+            max_len=config.memory_len or shape.max_len,
             filters=config.filters,
             key_size=config.key_size,
             value_size=config.value_size,

@@ -134,6 +134,11 @@ class TableSpec:
             per cell; ``Cell.paper`` holds each method's published asymptote).
         efficiency: A ``curve`` table's sample-efficiency check: the training steps this
             method needs to reach each other method's final meta-test metric, as a ratio.
+        measure: The meta-test array the table reads: ``"values"`` (the metric) or the name
+            of one of its extras, e.g. ``"lengths"`` (steps per episode).
+        point_label: An ``adaptation`` table's column header, ``{k}`` the point.
+        first_point: The axis position of the meta-test's first column (1 for episodes).
+        point_axis: An ``adaptation`` figure's x-axis label.
     """
 
     name: str
@@ -155,6 +160,10 @@ class TableSpec:
     checks: tuple[tuple[str, str], ...] = ()
     curve_points: int = 0
     efficiency: str | None = None
+    measure: str = "values"
+    point_label: str = "{k} steps"
+    first_point: int = 0
+    point_axis: str = "gradient steps at meta-test"
 
     @property
     def tuned(self) -> bool:

@@ -33,18 +33,27 @@ from quickstudy import tasks as task_registry
 from quickstudy.algorithms import registry
 from quickstudy.errors import ConfigError, UnknownNameError
 from quickstudy.evaluation.protocol import load_result
+from quickstudy.evaluation.random_play import random_play
 from quickstudy.evaluation.stats import per_index_summary, summarize
 from quickstudy.evaluation.tables import not_worse_than_best
-from quickstudy.presets import maml_tables, pearl_tables, rl2_tables, slopes_tables
+from quickstudy.presets import (
+    maml_tables,
+    pearl_tables,
+    rl2_tables,
+    slopes_tables,
+    snail_tables,
+)
 from quickstudy.presets.tables import Cell, Method, TableSpec
 from quickstudy.reproduce import baselines, render
 from quickstudy.tracking import latest_checkpoint, read_json, read_metrics, write_json_atomic
+from quickstudy.types import MetaTestResult
 
 TABLES: dict[str, TableSpec] = {
     **rl2_tables.TABLES,
     **maml_tables.TABLES,
     **slopes_tables.TABLES,
     **pearl_tables.TABLES,
+    **snail_tables.TABLES,
 }
 """Every reproducible table by name."""
 
@@ -247,6 +256,12 @@ def run_baseline(
         best = grid[int(np.argmax(scores))]
     test_tasks = dist.test_tasks(settings.num_tasks)
     rng = _rng(settings.seed, "test", cell.task, name)
+    if settings.spec.measure != "values":  # a meta-test record: only the random player has one
+        if name != "random":
+            raise ValueError(f"{name}: a table of {settings.spec.measure!r} has no such baseline")
+        result = random_play(dist, settings.num_tasks, seed=settings.seed)
+        record = {"hyper": best, "tuning": tuning, "seconds": time.perf_counter() - t0}
+        return _measure(settings.spec, result), record
     values = baselines.play(dist, name, best, test_tasks, rng)
     record = {"hyper": best, "tuning": tuning, "seconds": time.perf_counter() - t0}
     return np.asarray(values, np.float64), record
@@ -396,7 +411,7 @@ def run_algorithm(
         result = runner.meta_test(
             algo, params, points, settings.num_tasks, settings.seed, test_task=test_task
         )
-        return np.asarray(result.values, np.float64), {"train_seconds": 0.0}
+        return _measure(spec, result), {"train_seconds": 0.0}
     stem = f"{name}-{train_task}-steps{budget}-seed{settings.seed}"
     path = config_run_dir(settings.run_cache, stem, config)
     spec_algo = registry.get(method.algo)
@@ -426,7 +441,7 @@ def run_algorithm(
         test_task=test_task,
         reference=False,
     )
-    values = np.asarray(load_result(out, summary).values, np.float64)
+    values = _measure(spec, load_result(out, summary))
     record = {
         "run_dir": str(path),
         "train_task": train_task,
@@ -436,6 +451,12 @@ def run_algorithm(
         "curve": learning_curve(run, -1 if method.point is None else method.point),
     }
     return values, record
+
+
+def _measure(spec: TableSpec, result: MetaTestResult) -> np.ndarray:
+    """The array of a meta-test that ``spec`` reports ``[tasks, points]``."""
+    array = result.values if spec.measure == "values" else result.extras[spec.measure]
+    return np.asarray(array, np.float64)
 
 
 def _cell_paths(settings: ReproduceSettings, cell: Cell) -> tuple[Path, Path]:

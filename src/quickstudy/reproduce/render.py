@@ -9,7 +9,7 @@ curve against its budget with the published value as a dashed line.
 
 from __future__ import annotations
 
-from collections.abc import Sequence
+from collections.abc import Callable, Sequence
 from pathlib import Path
 from typing import Any
 
@@ -47,11 +47,19 @@ def method_line(spec: TableSpec, cell: Cell, name: str, result: dict[str, Any]) 
             f"(point {result['point']}, trained on {result.get('train_task', cell.task)})"
         )
     per = result["per_step"]
-    shown = ", ".join(f"{k} steps {per[k]['mean']:.3f} ± {per[k]['se']:.3f}" for k in (0, 1))
+    point = _point_label(spec)
+    shown = ", ".join(
+        f"{point(k)} {per[k]['mean']:.3f} ± {per[k]['se']:.3f}" for k in range(min(2, len(per)))
+    )
     return (
-        f"{cell.task}: {label:17s} {shown}, {len(per) - 1} steps {per[-1]['mean']:.3f}"
+        f"{cell.task}: {label:17s} {shown}, {point(len(per) - 1)} {per[-1]['mean']:.3f}"
         f"  (published {cell.paper.get(name, {})})"
     )
+
+
+def _point_label(spec: TableSpec) -> Callable[[int], str]:
+    """Column ``k`` of an adaptation table's meta-test, as its header reads."""
+    return lambda k: spec.point_label.format(k=k + spec.first_point)
 
 
 def agrees_with_paper(mean: float, se: float, paper: float | None) -> bool:
@@ -177,6 +185,7 @@ def _adaptation_lines(
 ) -> list[str]:
     labels = spec.labels()
     decimals = spec.decimals
+    point = _point_label(spec)
     lines = [f"### {spec.title}", ""]
     for r in records:
         points = len(next(iter(r["methods"].values()))["per_step"]) - 1
@@ -184,7 +193,7 @@ def _adaptation_lines(
         lines += [
             f"**{r['label']}** ({r['trials']} held-out tasks)",
             "",
-            "| method | " + " | ".join(f"{k} steps" for k in steps) + " | training (s) |",
+            "| method | " + " | ".join(point(k) for k in steps) + " | training (s) |",
             "|---" * (len(steps) + 2) + "|",
         ]
         for method in methods:
@@ -194,7 +203,7 @@ def _adaptation_lines(
             entries = []
             for k in steps:
                 row = res["per_step"][k]
-                ref = r["paper"].get(method, {}).get(str(k))
+                ref = r["paper"].get(method, {}).get(str(k + spec.first_point))
                 text = (
                     f"{row['mean']:.{decimals}f} ± {row['se']:.{decimals}f}"
                     if np.isfinite(row["mean"])
@@ -244,8 +253,8 @@ def _adaptation_figure(spec: TableSpec, records: list[dict[str, Any]], path: Pat
     plot_adaptation_panels(
         panels,
         path,
-        xs=np.arange(points + 1),
-        xlabel="gradient steps at meta-test",
+        xs=np.arange(points + 1) + spec.first_point,
+        xlabel=spec.point_axis,
         ylabel=spec.metric_label,
         title=f"{spec.title} (95% CI)",
         log_y=spec.log_y,
