@@ -51,10 +51,8 @@ def method_line(spec: TableSpec, cell: Cell, name: str, result: dict[str, Any]) 
     shown = ", ".join(
         f"{point(k)} {per[k]['mean']:.3f} ± {per[k]['se']:.3f}" for k in range(min(2, len(per)))
     )
-    return (
-        f"{cell.task}: {label:17s} {shown}, {point(len(per) - 1)} {per[-1]['mean']:.3f}"
-        f"  (published {cell.paper.get(name, {})})"
-    )
+    last = f", {point(len(per) - 1)} {per[-1]['mean']:.3f}" if len(per) > 2 else ""
+    return f"{cell.task}: {label:17s} {shown}{last}  (published {cell.paper.get(name, {})})"
 
 
 def _point_label(spec: TableSpec) -> Callable[[int], str]:
