@@ -74,8 +74,8 @@ class RL2Config:
         reward_coef: Weight of an auxiliary reward-prediction loss (0: off). It trains a head
             on the policy's features to predict each step's reward from the history and the
             action taken.
-        explore_episodes: Episodes at the start of a trial acted by an exploration head that
-            is trained only for the return of the episodes after them (0: one policy). Both
+        explore_episodes: Episodes a trial starts with, acted by an exploration head (0: one
+            policy). That head is trained only for the return of the episodes after them. Both
             heads read the same memory (E-RL², Stadie and others, 2018).
         learner: ``ppo``, ``trpo`` (the RL² paper's; needs ``separate_critic``) or ``a2c``.
         ppo: The learner's settings (PPO reads all; A2C and TRPO's critic read some).

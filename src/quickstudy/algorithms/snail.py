@@ -43,8 +43,8 @@ class SNAILConfig:
             cache, which keeps a trial's first ``memory_len`` steps; later steps are not
             attended to. A task whose episodes usually end early (at a maze's goal) needs less.
         task_critic: Asymmetric critic that also reads the true task parameters (training only).
-        explore_episodes: Episodes at the start of a trial acted by an exploration head that
-            is trained only for the return of the episodes after them (0: one policy). Both
+        explore_episodes: Episodes a trial starts with, acted by an exploration head (0: one
+            policy). That head is trained only for the return of the episodes after them. Both
             heads read the same memory (E-RL²).
         learner: ``ppo``, ``trpo`` or ``a2c``.
         ppo: The learner's settings (PPO reads all; A2C and TRPO's critic read some).
