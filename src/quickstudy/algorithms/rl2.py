@@ -322,10 +322,7 @@ def make_trial_learner(
         )
         return RL2State(params, opt_state, rollout, key, state.update + 1), metrics
 
-    def meta_test(params, key, test_tasks, points) -> MetaTestResult:
-        trial, steps = trial_env(points), points * tasks.env.horizon
-        res = play(key, test_tasks, params, trial_env=trial, episodes=points, max_steps=steps)
-        return MetaTestResult(res.returns, res.success, {"lengths": res.lengths})
+    meta_test = trial_meta_test(play, trial_env, tasks.env.horizon)
 
     return Algorithm(
         config=config,
@@ -379,6 +376,42 @@ def trial_collectors(tasks: TaskDistribution, env: Any, policy: Any) -> TrialCol
         functools.partial(unroll, policy=policy, env=env, sample_tasks=tasks.sample),
         functools.partial(run_trials, policy=policy),
     )
+
+
+def trial_meta_test(
+    play: Any,
+    trial_env: Callable[[int], Any],
+    horizon: int,
+    policy_params: Callable[[PyTree], PyTree] = lambda params: params,
+    deterministic: bool = False,
+) -> Callable[..., MetaTestResult]:
+    """The meta-test of a trial learner: one trial of ``points`` episodes per held-out task.
+
+    Args:
+        play: The collectors' ``play`` (see :class:`TrialCollectors`).
+        trial_env: ``trial_env(k)``, the trial environment of ``k`` episodes.
+        horizon: The task's episode horizon (a trial lasts at most ``k * horizon`` steps).
+        policy_params: Maps the algorithm's parameters to the policy's.
+        deterministic: Act with the distribution's mode.
+
+    Returns:
+        ``meta_test(params, key, test_tasks, points)``, with episode returns, successes and
+        ``extras["lengths"]``.
+    """
+
+    def meta_test(params, key, test_tasks, points) -> MetaTestResult:
+        res = play(
+            key,
+            test_tasks,
+            policy_params(params),
+            trial_env=trial_env(points),
+            episodes=points,
+            max_steps=points * horizon,
+            deterministic=deterministic,
+        )
+        return MetaTestResult(res.returns, res.success, {"lengths": res.lengths})
+
+    return meta_test
 
 
 def _unchanged(fn):

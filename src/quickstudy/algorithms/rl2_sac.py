@@ -43,7 +43,7 @@ import jax
 import jax.numpy as jnp
 import optax
 
-from quickstudy.algorithms.rl2 import trial_collectors, trial_metrics
+from quickstudy.algorithms.rl2 import trial_collectors, trial_meta_test, trial_metrics
 from quickstudy.envs.base import Box, is_host
 from quickstudy.errors import ConfigError
 from quickstudy.learners.sac import SACConfig, SACState, Transitions, make_sac
@@ -62,7 +62,6 @@ from quickstudy.tasks.distribution import TaskDistribution
 from quickstudy.tasks.trial import HostTrial, Trial
 from quickstudy.types import (
     Algorithm,
-    MetaTestResult,
     Policy,
     PolicyOutput,
     Transition,
@@ -318,18 +317,9 @@ def make_rl2_sac(config: RL2SACConfig, tasks: TaskDistribution) -> Algorithm:
         )
         return RL2SACState(params, replay, rollout, key, state.update + 1), metrics
 
-    def meta_test(params: RL2SACParams, key, test_tasks, points) -> MetaTestResult:
-        trial, steps = trial_env(points), points * tasks.env.horizon
-        res = play(
-            key,
-            test_tasks,
-            policy_params(params),
-            trial_env=trial,
-            episodes=points,
-            max_steps=steps,
-            deterministic=config.deterministic_eval,
-        )
-        return MetaTestResult(res.returns, res.success, {"lengths": res.lengths})
+    meta_test = trial_meta_test(
+        play, trial_env, tasks.env.horizon, policy_params, config.deterministic_eval
+    )
 
     return Algorithm(
         config=config,

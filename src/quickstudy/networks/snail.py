@@ -193,15 +193,12 @@ class SNAILTorso(nn.Module):
     value_size: int = 32
     blocks: Sequence[str] = ("tc", "attention", "tc", "attention")
 
-    def initial_state(self, batch: int) -> dict:
-        """The empty cache of ``batch`` trials."""
-        return snail_state(
-            batch, self.max_len, self.filters, self.key_size, self.value_size, self.blocks
-        )
-
     @nn.compact
     def __call__(self, carry: dict, x: jax.Array, start: jax.Array) -> tuple[dict, jax.Array]:
-        """Maps inputs ``[T, B, D]`` to features ``[T, B, C]`` (see :func:`snail_width`)."""
+        """Maps inputs ``[T, B, D]`` to features ``[T, B, C]`` (see :func:`snail_width`).
+
+        The carry is the cache :func:`snail_state` starts.
+        """
         pos, carried, final = trial_positions(carry["pos"], start)
         y = nn.relu(nn.Dense(self.filters, name="embed")(x))
         conv, attention = [], []
