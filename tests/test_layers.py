@@ -16,7 +16,7 @@ LAYERS = [
     {"presets"},
     {"algorithms"},
     {"evaluation", "tracking"},
-    {"runner"},
+    {"runner", "seeds", "sweep"},
     {"reproduce"},
     {"cli"},
 ]

@@ -291,8 +291,8 @@ def _progress_mode() -> str:
 class _Progress:
     """Training progress: a rich bar on a terminal, a log line every few seconds otherwise."""
 
-    def __init__(self, run: Any, start_update: int) -> None:
-        self.run, self.start_update = run, start_update
+    def __init__(self, run: Any, start_update: int, seeds: int = 1) -> None:
+        self.run, self.start_update, self.seeds = run, start_update, seeds
         self.key, self.label = run.progress_metric
         self.unit = "steps" if run.steps_per_update > 1 else "iters"
         self.mode = _progress_mode()
@@ -345,7 +345,8 @@ class _Progress:
             self.bar.__exit__(*exc)
 
     def _name(self) -> str:
-        return f"{self.run.algo_name} {self.run.task_name}"
+        seeds = f" ({self.seeds} seeds, steps/s summed)" if self.seeds > 1 else ""
+        return f"{self.run.algo_name} {self.run.task_name}{seeds}"
 
     def on_chunk(self, done: int, metrics: Any) -> None:
         import numpy as np
@@ -359,6 +360,8 @@ class _Progress:
             self.value = f"{finite[-1]:.3g}"
         steps = (done - self.start_update) * self.run.steps_per_update
         rate = steps / max(now - self.t0, 1e-9)
+        left = (self.run.algo.num_updates - done) * self.run.steps_per_update / max(rate, 1e-9)
+        rate *= self.seeds
         if self.bar is not None:
             self.bar.update(
                 self.task,
@@ -372,7 +375,6 @@ class _Progress:
         if self.mode != "plain" or (now - self.last_print < PLAIN_EVERY_S and done < total):
             return
         self.last_print = now
-        left = (total - done) * self.run.steps_per_update / max(rate, 1e-9)
         self.console.print(
             f"{self._name()}: {self.run.steps_at(done):,}/{self.run.total_steps:,} "
             f"{self.unit} ({100 * done / total:.0f}%), {rate:,.0f} {self.unit}/s, "
@@ -487,7 +489,12 @@ def _train_parser(spec: Any, task: str, preset: str | None) -> tuple[_Parser, An
         parser.add_argument_group("run options"),
         ("--task", "TASK", str, spec.default_task, "task distribution (see quickstudy tasks)"),
         ("--preset", "NAME", str, None, "a named recipe; flags still win"),
-        ("--seed", "N", _nonneg_int, 0, "seed of the run"),
+        ("--seed", "N", _nonneg_int, 0, "seed of the run (the first seed with --seeds)"),
+        ("--seeds", "N", _int, 1,
+         "train N seeds (SEED, SEED+1, ...) into one group directory, a run directory each"),
+        ("--seed-mode", "MODE", str, None,
+         "how seeds train: vmap (one program) or processes (one per core); default: vmap "
+         "where the algorithm is jittable"),
         ("--run-dir", "DIR", str, None, "run directory (default: RUNS_ROOT/ALGO-TASK-TIME)"),
         ("--runs-root", "DIR", str, "runs", "parent of generated run directories"),
         ("--eval-tasks", "N", _nonneg_int, 0, "tasks of the final meta-test (0: the task's)"),
@@ -560,6 +567,7 @@ def _cmd_train(argv: list[str]) -> int:
 
 RUN_FLAGS = (
     "seed",
+    "seeds",
     "eval_tasks",
     "eval_every",
     "chunk_updates",
@@ -600,6 +608,20 @@ def _train_parsed(spec: Any, args: argparse.Namespace) -> int:
         if note:
             console.print(f"note: {note}")
         return 0
+    if args.seeds > 1 or args.seed_mode is not None:
+        from quickstudy import seeds
+
+        group = seeds.create_group(
+            spec.name,
+            args.task,
+            config,
+            settings,
+            args.seeds,
+            mode=args.seed_mode,
+            run_dir=args.run_dir,
+            runs_root=args.runs_root,
+        )
+        return _train_group_and_evaluate(group)
     run = runner.create_run(
         spec.name, args.task, config, settings, run_dir=args.run_dir, runs_root=args.runs_root
     )
@@ -634,12 +656,7 @@ def _train_and_evaluate(run: Any, state: Any, done: int) -> int:
                     start=(state, done),
                 )
         except runner.Interrupted as stop:
-            name = "Ctrl-C" if stop.signum == 2 else f"signal {stop.signum}"
-            console.print(
-                f"stopped by {name}: the checkpoint of update {stop.update} and its metrics are "
-                f"kept. Continue with: quickstudy resume {run.path}"
-            )
-            return 128 + stop.signum
+            return _stopped(stop, "the checkpoint", "and its metrics are", run.path)
         except KeyboardInterrupt:
             console.print(f"interrupted. Continue with: quickstudy resume {run.path}")
             return 130
@@ -651,6 +668,81 @@ def _train_and_evaluate(run: Any, state: Any, done: int) -> int:
         summary = runner.evaluate(run, state.params)
     _report_eval(run, summary, run.path / "eval")
     return 0
+
+
+def _stopped(stop: Any, what: str, verb: str, path: Path) -> int:
+    """Says what a signal left behind and how to continue; returns the exit status."""
+    name = "Ctrl-C" if stop.signum == 2 else f"signal {stop.signum}"
+    _console().print(
+        f"stopped by {name}: {what} of update {stop.update} {verb} kept. "
+        f"Continue with: quickstudy resume {path}"
+    )
+    return 128 + stop.signum
+
+
+def _train_group_and_evaluate(group: Any) -> int:
+    from quickstudy import runner, seeds
+
+    console = _console()
+    first = group.runs[0]
+    size, note = _size(first.algo, first.algo.config)
+    console.print(
+        f"group directory: {group.path}  ({len(group.runs)} seeds "
+        f"{', '.join(map(str, group.seeds))} as {group.mode}; each {size})"
+    )
+    if note:
+        console.print(f"note: {note}")
+    if group.mode == "processes":
+        console.print(f"each seed trains in its own process; logs: {group.path}/seed-N.log")
+        failures = seeds.train_group(group)
+    else:
+        runs, _, done = seeds.restore_group(group)
+        progress = _Progress(runs[0], done, seeds=len(runs))
+        try:
+            with progress:
+                failures = seeds.train_group(
+                    group, on_chunk=progress.on_chunk, on_warning=progress.warning
+                )
+        except runner.Interrupted as stop:
+            return _stopped(stop, "every seed's checkpoint", "is", group.path)
+    for name, text in failures.items():
+        _error(f"{name}: {text}")
+    if len(failures) == len(group.runs):
+        return DIVERGED
+    summary = seeds.evaluate_group(group)
+    _report_group_eval(summary, group.path / "eval")
+    return DIVERGED if failures else 0
+
+
+def _report_group_eval(summary: dict[str, Any], out: Path) -> None:
+    from rich.table import Table
+
+    n = len(summary["seeds"])
+    table = Table(
+        title=f"meta-test of {summary['algo']} on {summary.get('test_task', summary['task'])}: "
+        f"mean over {n} seeds ({summary['num_tasks']} tasks each)"
+    )
+    table.add_column(summary["axis"] if summary["axis"] != "episode" else "metric")
+    table.add_column("mean over seeds")
+    table.add_column("95% bootstrap CI")
+    table.add_column("per seed")
+
+    def add(label: str, row: dict[str, Any]) -> None:
+        low, high = row["ci95_low"], row["ci95_high"]
+        ci = f"[{low:.3f}, {high:.3f}]" if math.isfinite(low) and math.isfinite(high) else "-"
+        per = " ".join(f"{v:.3f}" for v in row["per_seed"])
+        table.add_row(label, f"{row['mean']:.3f}", ci, per)
+
+    per, xs = summary["per_index"], summary["xs"]
+    if "trial_return" in summary:
+        add(f"trial return (sum of {len(per)} episodes)", summary["trial_return"])
+    shown = sorted({0, 1, len(per) - 1}) if len(per) > 3 else range(len(per))
+    for k in shown:
+        add(f"{summary['metric']} at {summary['axis']} {xs[k]}", per[k])
+    _console().print(table)
+    if summary.get("diverged"):
+        _console().print(f"left out (diverged): {', '.join(summary['diverged'])}")
+    _console().print(f"results: {out} (each seed's own meta-test: SEED_DIR/eval/)")
 
 
 def _cmd_resume(argv: list[str]) -> int:
@@ -668,6 +760,14 @@ def _cmd_resume(argv: list[str]) -> int:
         help="resume from the checkpoint of update N, not the latest (0: the start)",
     )
     args = parser.parse_args(argv)
+    from quickstudy import seeds
+
+    if seeds.is_group(args.run_dir):
+        if args.from_update is not None:
+            raise UsageError(
+                "--from-update rewinds one run: use it on a seed, RUN_DIR/seed-N, not the group"
+            )
+        return _train_group_and_evaluate(seeds.open_group(args.run_dir))
     run = runner.open_run(args.run_dir)
     with run.lock:
         if args.from_update is not None:
@@ -725,6 +825,10 @@ def _cmd_evaluate(argv: list[str]) -> int:
         "--deterministic", action="store_true", help="act with the mode in evaluation episodes"
     )
     args = parser.parse_args(argv)
+    from quickstudy import seeds
+
+    if seeds.is_group(args.run_dir):
+        return _evaluate_group(seeds.open_group(args.run_dir), args)
     run = runner.open_run(args.run_dir)
     if args.metaworld:
         return _metaworld_evaluation(run, args)
@@ -762,6 +866,43 @@ def _cmd_evaluate(argv: list[str]) -> int:
         test_task=args.task,
     )
     _report_eval(run, summary, out)
+    return 0
+
+
+def _evaluate_group(group: Any, args: argparse.Namespace) -> int:
+    from quickstudy import runner, seeds
+
+    if args.metaworld or args.all_checkpoints:
+        flag = "--metaworld" if args.metaworld else "--all-checkpoints"
+        raise UsageError(f"{flag} evaluates one run: use it on a seed, RUN_DIR/seed-N")
+    first = group.runs[0]
+    episodic = first.algo.axis == "episode"
+    wrong, right = ("--test-steps", "--episodes") if episodic else ("--episodes", "--test-steps")
+    if args.test_steps if episodic else args.episodes:
+        raise UsageError(
+            f"{first.algo_name} adapts by {first.algo.axis}s: use {right}, not {wrong}"
+        )
+    points = args.episodes if episodic else args.test_steps
+    runner.test_distribution(first.algo, args.task)  # a bad --task fails before any loading
+    name = (
+        f"tasks{args.eval_tasks or 'default'}-{'episodes' if episodic else 'steps'}"
+        f"{points or 'default'}-seed{args.seed}"
+    )
+    if args.task and args.task != first.task_name:
+        name = f"{args.task}-{name}"
+    out = Path(args.out) if args.out is not None else group.path / "evaluations" / name
+    if (out / "summary.json").exists() and not args.replace:
+        raise ConfigError(f"{out} already holds a meta-test; choose another --out or --replace")
+    summary = seeds.evaluate_group(
+        group,
+        episodes=points,
+        num_tasks=args.eval_tasks,
+        seed=args.seed,
+        out=out,
+        test_task=args.task,
+        each_out=f"evaluations/{name}",
+    )
+    _report_group_eval(summary, out)
     return 0
 
 
@@ -981,12 +1122,151 @@ def _cmd_tasks_argv(argv: list[str]) -> int:
     return _cmd_tasks(_parser("quickstudy tasks", "List the task distributions.").parse_args(argv))
 
 
+SWEEP_HELP = """Train one algorithm with several settings; rank them by the meta-test metric.
+
+  --grid FIELD=V1,V2,...  every combination of the listed values (repeat for more fields)
+  --sample FIELD=DIST     random search with --trials N; DIST is uniform:LOW:HIGH,
+                          loguniform:LOW:HIGH, int:LOW:HIGH or choice:A,B,...
+
+FIELD is an option of `quickstudy train ALGO` without its dashes (lr, hidden-size, ...). Every
+other option of `quickstudy train ALGO` goes to each trial (e.g. --task, --total-steps).
+
+Writes OUT/sweep.json, OUT/trial-NNN/ (a run directory each), OUT/summary.json and
+OUT/summary.md. Running the same command again continues an interrupted sweep."""
+
+
+def _cmd_sweep(argv: list[str]) -> int:
+    from quickstudy import runner, sweep
+    from quickstudy.algorithms import registry
+
+    parser = _parser("quickstudy sweep", SWEEP_HELP)
+    parser.usage = (
+        "quickstudy sweep ALGO (--grid FIELD=V1,V2 ... | --sample FIELD=DIST ... --trials N) "
+        "[--jobs N] [--out DIR] [options of quickstudy train ALGO]"
+    )
+    parser.add_argument("algo", metavar="ALGO", help="one of: " + ", ".join(registry.ALGORITHMS))
+    parser.add_argument(
+        "--grid", metavar="FIELD=V1,V2", action="append", default=[], help="values to try"
+    )
+    parser.add_argument(
+        "--sample", metavar="FIELD=DIST", action="append", default=[], help="a distribution"
+    )
+    _add_all(
+        parser,
+        ("--trials", "N", _nonneg_int, 0, "trials of a random search (with --sample)"),
+        ("--search-seed", "N", _nonneg_int, 0, "seed of the random search"),
+        ("--jobs", "N", _int, 1, "trials at once, each a process on its own core"),
+        ("--out", "DIR", str, None, "sweep folder (default: RUNS_ROOT/sweep-ALGO-TASK-TIME)"),
+    )  # fmt: skip
+    args, base = parser.parse_known_args(argv)
+    spec = registry.get(args.algo)
+    if bool(args.grid) == bool(args.sample):
+        raise UsageError("give --grid FIELD=V1,V2,... or --sample FIELD=DIST (not both)")
+    if args.sample and not args.trials:
+        raise UsageError("a random search needs --trials N")
+    for flag in ("--run-dir", "--seeds", "--seed-mode", "--dry-run"):
+        if any(a == flag or a.startswith(flag + "=") for a in base):
+            raise UsageError(f"{flag} does not apply to a sweep's trials")
+    pre = _Parser(add_help=False)
+    pre.add_argument("--task", default=spec.default_task)
+    pre.add_argument("--preset", default=None)
+    pre.add_argument("--runs-root", default="runs")
+    known, _ = pre.parse_known_args(base)
+    train_parser, _ = _train_parser(spec, known.task, known.preset)
+    if args.grid:
+        trials = sweep.grid_trials([sweep.parse_grid(g) for g in args.grid])
+        search = {"grid": args.grid}
+    else:
+        space = [sweep.parse_sample(x) for x in args.sample]
+        trials = sweep.random_trials(space, args.trials, args.search_seed)
+        search = {"sample": args.sample, "trials": args.trials, "seed": args.search_seed}
+    built = []
+    for flags in trials:  # every trial is checked before anything is written
+        ns = train_parser.parse_args([*base, *sweep.as_argv(flags)])
+        config = spec.config(known.task, known.preset, _overrides(ns))
+        registry.build(spec.name, known.task, config)
+        settings = runner.RunSettings(**{k: getattr(ns, k) for k in RUN_FLAGS if k != "seeds"})
+        built.append((flags, config, settings))
+    if args.out is not None:
+        out = Path(args.out)
+    else:
+        from quickstudy.tracking import make_run_dir
+
+        out = make_run_dir(known.runs_root, f"sweep-{spec.name}", known.task)
+        for empty in ("checkpoints", "eval"):
+            (out / empty).rmdir()
+    record = {"algo": spec.name, "task": known.task, "base": base, "search": search}
+    record["trials"] = trials
+    sweep.write_record(out, record)
+    console = _console()
+    console.print(f"sweep folder: {out}  ({len(trials)} trials)")
+    paths = [out / sweep.trial_name(i) for i in range(len(trials))]
+    for path, (_, config, settings) in zip(paths, built, strict=True):
+        if not (path / "config.json").exists():
+            runner.create_run(spec.name, known.task, config, settings, run_dir=path)
+    pending = [p for p in paths if not _trial_finished(p)]
+    if args.jobs > 1:
+        _sweep_in_workers(pending, out, args.jobs, console.print)
+    else:
+        for k, path in enumerate(pending):
+            flags = trials[paths.index(path)]
+            console.print(f"[{k + 1}/{len(pending)}] {path.name}: {' '.join(sweep.as_argv(flags))}")
+            run = runner.open_run(path)
+            state, done = runner.restore_latest(run)
+            if _train_and_evaluate(run, state, done) == DIVERGED:
+                (path / runner.DIVERGED).write_text("training diverged; see its metrics.jsonl\n")
+    rows = []
+    higher = True
+    for path, flags in zip(paths, trials, strict=True):
+        row: dict[str, Any] = {"trial": path.name, "flags": flags, "run_dir": str(path)}
+        summary_path = path / "eval" / "summary.json"
+        if _trial_finished(path):
+            from quickstudy.tracking import read_json
+
+            summary = read_json(summary_path)
+            higher = summary.get("higher_is_better", True)
+            row["score"], row["se"], row["what"] = sweep.trial_score(summary)
+        else:
+            row["status"] = "diverged" if (path / runner.DIVERGED).exists() else "not finished"
+        rows.append(row)
+    text = sweep.write_summary(out, record, sweep.rank(rows, higher))
+    console.print(text, markup=False)
+    console.print(f"results: {out / 'summary.md'}")
+    return 0 if all("score" in r for r in rows) else DIVERGED
+
+
+def _trial_finished(path: Path) -> bool:
+    """Whether a trial trained to its end and was meta-tested afterwards."""
+    from quickstudy import runner
+
+    summary = path / "eval" / "summary.json"
+    if not summary.exists():
+        return False
+    latest = runner.latest_checkpoint(path / "checkpoints")
+    return latest is not None and summary.stat().st_mtime >= latest.stat().st_mtime
+
+
+def _sweep_in_workers(paths: list[Path], out: Path, jobs: int, log: Callable) -> None:
+    """Each trial as ``quickstudy resume TRIAL`` in a pinned worker; logs in OUT/trial-NNN.log."""
+    from quickstudy import parallel
+
+    work = [
+        parallel.Job(p.name, parallel.module_command("quickstudy.cli", "resume", str(p)),
+                     out / f"{p.name}.log")
+        for p in paths
+    ]  # fmt: skip
+    for result in parallel.run_pinned(work, workers=jobs, on_event=log):
+        if result.returncode == DIVERGED:
+            (out / result.job.name / "diverged.txt").write_text(f"see {result.job.log}\n")
+
+
 COMMANDS: dict[str, tuple[Callable[[list[str]], int], str]] = {
     "tasks": (_cmd_tasks_argv, "list the task distributions and the algorithms that suit them"),
     "train": (_cmd_train, "meta-train an algorithm on a task distribution, then meta-test it"),
     "evaluate": (_cmd_evaluate, "meta-test a saved run on held-out tasks"),
     "resume": (_cmd_resume, "continue an interrupted run, then meta-test it"),
     "reproduce": (_cmd_reproduce, "reproduce a paper's table beside the published numbers"),
+    "sweep": (_cmd_sweep, "train over a grid or a random search of settings, ranked by meta-test"),
 }  # fmt: skip
 
 

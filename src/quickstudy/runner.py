@@ -10,6 +10,7 @@ state as an uninterrupted one and ends with the same parameters.
 
 from __future__ import annotations
 
+import contextlib
 import dataclasses
 import datetime
 import functools
@@ -237,16 +238,20 @@ def _scan_first_updates(algo: Algorithm, state: PyTree, n: jax.Array, size: int)
     return jax.lax.scan(body, state, jnp.arange(size))
 
 
-def _chunk_fn(algo: Algorithm, size: int) -> Callable:
+def _chunk_fn(algo: Algorithm, size: int, batched: bool = False) -> Callable:
     """``chunk(state, n, should_stop) -> (state, metrics [m])``: up to ``n <= size`` updates.
 
     A jittable algorithm runs them in one compiled program for every ``n`` (dispatched
     asynchronously; the metrics have ``size`` rows, of which the first ``n`` are real); a
     host-stepped one loops in Python and stops early, after ``m < n`` updates, once
-    ``should_stop()`` is true.
+    ``should_stop()`` is true. With ``batched`` the state holds several seeds' states along a
+    leading axis and the program is ``vmap``-ed over it (metrics ``[seeds, size]``).
     """
+    if batched and not algo.jittable:
+        raise ConfigError("a host-stepped algorithm cannot train seeds in one program")
     if algo.jittable:
-        compiled = jax.jit(functools.partial(_scan_first_updates, algo, size=size))
+        scanned = functools.partial(_scan_first_updates, algo, size=size)
+        compiled = jax.jit(jax.vmap(scanned, in_axes=(0, None)) if batched else scanned)
         return lambda state, n, should_stop: compiled(state, jnp.int32(n))
 
     def looped(state, n, should_stop):
@@ -591,74 +596,214 @@ def train(
         return _train_locked(run, state, done, on_chunk, stop_after_updates, on_warning)
 
 
+def train_stacked(
+    runs: list[Run],
+    state: PyTree,
+    done: int,
+    on_chunk: Callable[[int, dict[str, np.ndarray]], None] | None = None,
+    stop_after_updates: int | None = None,
+    on_warning: Callable[[str], None] | None = None,
+) -> tuple[PyTree, dict[int, str]]:
+    """Trains several seeds of one jittable configuration in one ``vmap``-ed program.
+
+    Every run must hold the same algorithm, task and settings but its seed, and be at update
+    ``done``. Each chunk is one compiled program over all seeds; each seed's rows, checkpoints
+    and learning curve go to its own run directory exactly as :func:`train` writes them, so
+    any seed can be evaluated or resumed alone. A seed that diverges keeps its last finite
+    checkpoint, gets a ``diverged.txt`` and drops out; the others train on.
+
+    Args:
+        runs: The seeds' runs, each locked by the caller.
+        state: Their states stacked along a leading axis, in the order of ``runs``.
+        done: Updates already done (the same for every seed).
+        on_chunk: As in :func:`train`; the metrics are averaged over the seeds still training.
+        stop_after_updates: As in :func:`train`.
+        on_warning: As in :func:`train`.
+
+    Returns:
+        The final stacked state and ``{index in runs: divergence message}`` of the seeds that
+        diverged.
+
+    Raises:
+        ConfigError: The algorithm is host-stepped.
+        Interrupted: A signal stopped training (every seed still training is saved).
+    """
+    state, failures = _train_members(
+        runs, state, done, on_chunk, stop_after_updates, on_warning, batched=True
+    )
+    for i, text in failures.items():
+        write_bytes_atomic(runs[i].path / DIVERGED, (text + "\n").encode())
+    return state, failures
+
+
 def _train_locked(run, state, done, on_chunk, stop_after_updates, on_warning) -> PyTree:
-    total = run.algo.num_updates
-    end = total if stop_after_updates is None else min(total, stop_after_updates)
-    chunk = run.settings.chunk_updates
-    progress_key = run.progress_metric[0]
-    chunk_fn = _chunk_fn(run.algo, chunk)
-    watcher = _Watcher(run.algo, on_warning or logger.warning)
-    saved = done
-    curve = _Curve(run) if run.settings.eval_every else None
-    with MetricsLogger(run.path) as metrics_log, _Signals() as signals:
-        metrics_log.truncate_after(run.steps_at(done))
-        if curve is not None:
-            curve.resume(done, state)
+    state, failures = _train_members(
+        [run], state, done, on_chunk, stop_after_updates, on_warning, batched=False
+    )
+    if failures:
+        raise DivergedError(failures[0])
+    return state
+
+
+DIVERGED = "diverged.txt"
+"""Written into a seed's run directory when that seed diverged while its group trained on."""
+
+
+@dataclasses.dataclass
+class _Member:
+    """One run trained in a chunk loop: its logger, guard, curve and last saved update."""
+
+    run: Run
+    log: MetricsLogger
+    watcher: _Watcher
+    curve: _Curve | None
+    saved: int
+    failure: str | None = None
+
+
+def _member_state(state: PyTree, i: int, batched: bool) -> PyTree:
+    return jax.tree.map(lambda x: x[i], state) if batched else state
+
+
+def _train_members(
+    runs: list[Run],
+    state: PyTree,
+    done: int,
+    on_chunk: Callable[[int, dict[str, np.ndarray]], None] | None,
+    stop_after_updates: int | None,
+    on_warning: Callable[[str], None] | None,
+    batched: bool,
+) -> tuple[PyTree, dict[int, str]]:
+    """The chunk loop of `train` for one run, or for seeds stacked along a leading axis.
+
+    With ``batched``, ``state`` holds one state per run (leading axis) and every chunk is one
+    ``vmap``-ed program. A member whose metrics or parameters turn non-finite keeps its last
+    finite checkpoint and is left out from then on (the others train on); the loop ends when
+    every member has failed. Returns the final state and ``{member index: divergence message}``.
+    """
+    algo, settings = runs[0].algo, runs[0].settings
+    end = (
+        algo.num_updates
+        if stop_after_updates is None
+        else min(algo.num_updates, stop_after_updates)
+    )
+    chunk = settings.chunk_updates
+    progress_key = algo.progress[0]
+    chunk_fn = _chunk_fn(algo, chunk, batched)
+    finite = jax.jit(jax.vmap(_finite)) if batched else _finite
+    every = settings.eval_every
+    with contextlib.ExitStack() as stack:
+        members = [
+            _Member(
+                run,
+                stack.enter_context(MetricsLogger(run.path)),
+                _Watcher(algo, on_warning or logger.warning),
+                _Curve(run) if every else None,
+                done,
+            )
+            for run in runs
+        ]
+        signals = stack.enter_context(_Signals())
+        for i, m in enumerate(members):
+            m.log.truncate_after(m.run.steps_at(done))
+            if m.curve is not None:
+                m.curve.resume(done, _member_state(state, i, batched))
         chunks_since_save = 0
+
+        def save_active() -> None:
+            for i, m in enumerate(members):
+                if m.failure is None and done > m.saved:
+                    _save(m.run, done, _member_state(state, i, batched))
+                    m.saved = done
+
         try:
-            while done < end and signals.received is None:
+            while (
+                done < end and signals.received is None and any(m.failure is None for m in members)
+            ):
                 length = min(chunk - done % chunk, end - done)
-                if curve is not None:  # chunks end where the learning curve has a point
-                    length = min(length, curve.every - done % curve.every)
+                if every:  # chunks end where the learning curve has a point
+                    length = min(length, every - done % every)
                 fn = functools.partial(
                     chunk_fn, state, length, lambda: signals.received is not None
                 )
-                result = _run_chunk(fn, signals, abandon=run.algo.jittable)
+                result = _run_chunk(fn, signals, abandon=algo.jittable)
                 if result is None:
                     break  # the chunk in flight is abandoned; the committed state is saved below
                 new_state, metrics = result
-                metrics = {k: np.asarray(v)[:length] for k, v in jax.device_get(metrics).items()}
-                length = len(next(iter(metrics.values())))  # a host loop may stop early
-                rows = [{k: float(v[i]) for k, v in metrics.items()} for i in range(length)]
-                bad = watcher.bad_rows(done + 1, rows)
-                params_finite = bool(_finite(new_state.params))
-                logged = []
-                for i, row in enumerate(rows):
-                    if math.isnan(row.get(progress_key, 0.0)):
-                        del row[progress_key]  # undefined in this update: no value to log
-                    logged.append((run.steps_at(done + i + 1), {**row, "update": done + i + 1}))
-                metrics_log.log_rows(logged)
-                if bad or not params_finite:
-                    if done > saved:
-                        _save(run, done, state)
-                        saved = done
-                    ckpt = (
-                        f"The last finite state is checkpoint update {saved}"
-                        if saved
-                        else "No update finished with finite values"
-                    )
-                    raise DivergedError(
-                        _describe_divergence(watcher, bad, params_finite, done + length, ckpt)
-                    )
-                watcher.warn(done + 1, rows)
+                metrics = {k: np.asarray(v) for k, v in jax.device_get(metrics).items()}
+                if not batched:
+                    metrics = {k: v[None] for k, v in metrics.items()}
+                metrics = {k: v[:, :length] for k, v in metrics.items()}
+                length = next(iter(metrics.values())).shape[1]  # a host loop may stop early
+                params_finite = np.atleast_1d(np.asarray(finite(new_state.params)))
+                for i, m in enumerate(members):
+                    if m.failure is None:
+                        _commit_rows(m, done, length, {k: v[i] for k, v in metrics.items()},
+                                     bool(params_finite[i]), _member_state(state, i, batched),
+                                     progress_key)  # fmt: skip
+                if not batched and members[0].failure is not None:
+                    return state, {0: members[0].failure}
                 state, done = new_state, done + length
                 chunks_since_save += 1
-                if chunks_since_save >= run.settings.checkpoint_every or done >= end:
-                    _save(run, done, state)
-                    saved, chunks_since_save = done, 0
-                if curve is not None:
-                    curve.after(done, state)
+                if chunks_since_save >= settings.checkpoint_every or done >= end:
+                    save_active()
+                    chunks_since_save = 0
+                for i, m in enumerate(members):
+                    if m.curve is not None and m.failure is None:
+                        m.curve.after(done, _member_state(state, i, batched))
                 if on_chunk is not None:
-                    on_chunk(done, metrics)
+                    active = [i for i, m in enumerate(members) if m.failure is None]
+                    on_chunk(done, _mean_over(metrics, active or [0]))
         except KeyboardInterrupt:  # a second signal, or Ctrl-C outside the main thread
-            if done > saved:
-                _save(run, done, state)
+            save_active()
             raise
         if signals.received is not None:
-            if done > saved:
-                _save(run, done, state)
+            save_active()
             raise Interrupted(signals.received, done)
-    return state
+    return state, {i: m.failure for i, m in enumerate(members) if m.failure is not None}
+
+
+def _commit_rows(
+    m: _Member,
+    done: int,
+    length: int,
+    metrics: dict[str, np.ndarray],
+    params_finite: bool,
+    last_state: PyTree,
+    progress_key: str,
+) -> None:
+    """Logs one member's rows of a chunk; on non-finite values saves its last finite state."""
+    rows = [{k: float(v[i]) for k, v in metrics.items()} for i in range(length)]
+    bad = m.watcher.bad_rows(done + 1, rows)
+    logged = []
+    for i, row in enumerate(rows):
+        if math.isnan(row.get(progress_key, 0.0)):
+            del row[progress_key]  # undefined in this update: no value to log
+        logged.append((m.run.steps_at(done + i + 1), {**row, "update": done + i + 1}))
+    m.log.log_rows(logged)
+    if bad or not params_finite:
+        if done > m.saved:
+            _save(m.run, done, last_state)
+            m.saved = done
+        ckpt = (
+            f"The last finite state is checkpoint update {m.saved}"
+            if m.saved
+            else "No update finished with finite values"
+        )
+        m.failure = _describe_divergence(m.watcher, bad, params_finite, done + length, ckpt)
+        return
+    m.watcher.warn(done + 1, rows)
+
+
+def _mean_over(metrics: dict[str, np.ndarray], members: list[int]) -> dict[str, np.ndarray]:
+    """Per-update metrics averaged over ``members`` (an undefined value is skipped)."""
+    out = {}
+    for k, v in metrics.items():
+        picked = v[members]
+        with np.errstate(all="ignore"):
+            counts = np.sum(~np.isnan(picked), axis=0)
+            out[k] = np.where(counts > 0, np.nansum(picked, axis=0) / np.maximum(counts, 1), np.nan)
+    return out
 
 
 class _Curve:
