@@ -7,7 +7,7 @@ SRC = Path(__file__).parent.parent / "src" / "quickstudy"
 
 # Lower layers never import higher ones; modules of one layer may import each other.
 LAYERS = [
-    {"errors", "types", "compilation_cache", "parallel"},
+    {"errors", "types", "compilation_cache", "parallel", "cluster"},
     {"envs"},
     {"tasks"},
     {"networks", "objectives"},

@@ -495,6 +495,8 @@ def _train_parser(spec: Any, task: str, preset: str | None) -> tuple[_Parser, An
         ("--seed-mode", "MODE", str, None,
          "how seeds train: vmap (one program) or processes (one per core); default: vmap "
          "where the algorithm is jittable"),
+        ("--ray", "ADDRESS", str, None,
+         "train the seeds as tasks on the Ray cluster at ADDRESS (auto, HOST:PORT or local)"),
         ("--run-dir", "DIR", str, None, "run directory (default: RUNS_ROOT/ALGO-TASK-TIME)"),
         ("--runs-root", "DIR", str, "runs", "parent of generated run directories"),
         ("--eval-tasks", "N", _nonneg_int, 0, "tasks of the final meta-test (0: the task's)"),
@@ -503,6 +505,8 @@ def _train_parser(spec: Any, task: str, preset: str | None) -> tuple[_Parser, An
         ("--chunk-updates", "N", _int, spec.chunk_updates, "updates per compiled chunk"),
         ("--checkpoint-every", "N", _int, spec.checkpoint_every, "chunks between checkpoints"),
         ("--keep-checkpoints", "N", _int, settings.keep_checkpoints, "checkpoints kept on disk"),
+        ("--devices", "N", _int, 1,
+         "data-parallel over N devices: environments or training tasks split over them"),
     )  # fmt: skip
     parser.add_argument("--dry-run", action="store_true", help="check the options, show the size")
     _add_config_options(parser, spec, config)
@@ -573,6 +577,7 @@ RUN_FLAGS = (
     "chunk_updates",
     "checkpoint_every",
     "keep_checkpoints",
+    "devices",
 )
 
 
@@ -588,6 +593,7 @@ def _train_parsed(spec: Any, args: argparse.Namespace) -> int:
         keep_checkpoints=args.keep_checkpoints,
         eval_tasks=args.eval_tasks,
         eval_every=args.eval_every,
+        devices=args.devices,
     )
     console = _console()
     plain, with_task = spec.config_cls(), spec.config(args.task)
@@ -608,8 +614,13 @@ def _train_parsed(spec: Any, args: argparse.Namespace) -> int:
         if note:
             console.print(f"note: {note}")
         return 0
+    if args.ray is not None and args.seeds < 2:
+        raise UsageError("--ray sends seeds to a cluster: give --seeds N (N >= 2)")
     if args.seeds > 1 or args.seed_mode is not None:
         from quickstudy import seeds
+
+        if args.ray is not None and args.seed_mode == "vmap":
+            raise UsageError("--ray trains seeds as processes, not one vmap-ed program")
 
         group = seeds.create_group(
             spec.name,
@@ -617,11 +628,11 @@ def _train_parsed(spec: Any, args: argparse.Namespace) -> int:
             config,
             settings,
             args.seeds,
-            mode=args.seed_mode,
+            mode="processes" if args.ray is not None else args.seed_mode,
             run_dir=args.run_dir,
             runs_root=args.runs_root,
         )
-        return _train_group_and_evaluate(group)
+        return _train_group_and_evaluate(group, args.ray)
     run = runner.create_run(
         spec.name, args.task, config, settings, run_dir=args.run_dir, runs_root=args.runs_root
     )
@@ -680,7 +691,7 @@ def _stopped(stop: Any, what: str, verb: str, path: Path) -> int:
     return 128 + stop.signum
 
 
-def _train_group_and_evaluate(group: Any) -> int:
+def _train_group_and_evaluate(group: Any, ray: str | None = None) -> int:
     from quickstudy import runner, seeds
 
     console = _console()
@@ -694,7 +705,7 @@ def _train_group_and_evaluate(group: Any) -> int:
         console.print(f"note: {note}")
     if group.mode == "processes":
         console.print(f"each seed trains in its own process; logs: {group.path}/seed-N.log")
-        failures = seeds.train_group(group)
+        failures = seeds.train_group(group, ray=ray, on_event=console.print)
     else:
         runs, _, done = seeds.restore_group(group)
         progress = _Progress(runs[0], done, seeds=len(runs))
@@ -776,6 +787,8 @@ def _cmd_resume(argv: list[str]) -> int:
                 _console().print(f"newer checkpoints moved to {moved}")
         state, done = runner.restore_latest(run)
         runner.check_resumable(run, done)
+        if done:
+            _console().print(f"resuming from the checkpoint of update {done}")
         return _train_and_evaluate(run, state, done)
 
 
@@ -1023,6 +1036,7 @@ def _cmd_reproduce(argv: list[str]) -> int:
         ("--seed", "N", _nonneg_int, 0, "seed of training and evaluation"),
         ("--cache-dir", "DIR", str, None, "where trained runs are kept (default: in OUT)"),
         ("--jobs", "N", _int, 1, "cells run at once, each a process on its own core"),
+        ("--ray", "ADDRESS", str, None, RAY_HELP),
     )  # fmt: skip
     parser.add_argument("--worker", action="store_true", help=argparse.SUPPRESS)
     args = parser.parse_args(argv)
@@ -1052,7 +1066,7 @@ def _cmd_reproduce(argv: list[str]) -> int:
 
     t0 = time.perf_counter()
     command = "quickstudy reproduce " + " ".join(argv)
-    if args.jobs > 1 and len(settings.selected) > 1:
+    if (args.jobs > 1 or args.ray) and len(settings.selected) > 1:
         status = _reproduce_in_workers(settings, args, console.print)
         if status:
             return status
@@ -1105,7 +1119,7 @@ def _reproduce_in_workers(settings: Any, args: argparse.Namespace, log: Callable
     ]  # fmt: skip
     t0 = time.perf_counter()
     try:
-        results = parallel.run_pinned(jobs, args.jobs, on_event=log)
+        results = _run_jobs(jobs, args.jobs, args.ray, log)
     except KeyboardInterrupt:
         log("interrupted; finished cells and checkpoints are kept. Run the same command again.")
         return 130
@@ -1121,6 +1135,8 @@ def _reproduce_in_workers(settings: Any, args: argparse.Namespace, log: Callable
 def _cmd_tasks_argv(argv: list[str]) -> int:
     return _cmd_tasks(_parser("quickstudy tasks", "List the task distributions.").parse_args(argv))
 
+
+RAY_HELP = "send the work to the Ray cluster at ADDRESS (auto, HOST:PORT, or local to start one)"
 
 SWEEP_HELP = """Train one algorithm with several settings; rank them by the meta-test metric.
 
@@ -1157,6 +1173,7 @@ def _cmd_sweep(argv: list[str]) -> int:
         ("--search-seed", "N", _nonneg_int, 0, "seed of the random search"),
         ("--jobs", "N", _int, 1, "trials at once, each a process on its own core"),
         ("--out", "DIR", str, None, "sweep folder (default: RUNS_ROOT/sweep-ALGO-TASK-TIME)"),
+        ("--ray", "ADDRESS", str, None, RAY_HELP),
     )  # fmt: skip
     args, base = parser.parse_known_args(argv)
     spec = registry.get(args.algo)
@@ -1205,8 +1222,8 @@ def _cmd_sweep(argv: list[str]) -> int:
         if not (path / "config.json").exists():
             runner.create_run(spec.name, known.task, config, settings, run_dir=path)
     pending = [p for p in paths if not _trial_finished(p)]
-    if args.jobs > 1:
-        _sweep_in_workers(pending, out, args.jobs, console.print)
+    if args.jobs > 1 or args.ray:
+        _sweep_in_workers(pending, out, args.jobs, args.ray, console.print)
     else:
         for k, path in enumerate(pending):
             flags = trials[paths.index(path)]
@@ -1246,8 +1263,22 @@ def _trial_finished(path: Path) -> bool:
     return latest is not None and summary.stat().st_mtime >= latest.stat().st_mtime
 
 
-def _sweep_in_workers(paths: list[Path], out: Path, jobs: int, log: Callable) -> None:
-    """Each trial as ``quickstudy resume TRIAL`` in a pinned worker; logs in OUT/trial-NNN.log."""
+def _run_jobs(jobs: list[Any], workers: int, ray: str | None, log: Callable) -> list[Any]:
+    """Runs commands as pinned local processes, or as Ray tasks where ``ray`` names a cluster."""
+    from quickstudy import parallel
+
+    if ray is None:
+        return parallel.run_pinned(jobs, workers=workers, on_event=log)
+    from quickstudy import cluster
+
+    log(f"sending {len(jobs)} jobs to the Ray cluster at {ray}")
+    return cluster.run_on_ray(jobs, ray, on_event=log)
+
+
+def _sweep_in_workers(
+    paths: list[Path], out: Path, jobs: int, ray: str | None, log: Callable
+) -> None:
+    """Each trial as ``quickstudy resume TRIAL`` in a worker; logs in OUT/trial-NNN.log."""
     from quickstudy import parallel
 
     work = [
@@ -1255,7 +1286,7 @@ def _sweep_in_workers(paths: list[Path], out: Path, jobs: int, log: Callable) ->
                      out / f"{p.name}.log")
         for p in paths
     ]  # fmt: skip
-    for result in parallel.run_pinned(work, workers=jobs, on_event=log):
+    for result in _run_jobs(work, jobs, ray, log):
         if result.returncode == DIVERGED:
             (out / result.job.name / "diverged.txt").write_text(f"see {result.job.log}\n")
 

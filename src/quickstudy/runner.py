@@ -74,6 +74,9 @@ class RunSettings:
         eval_every: Meta-test every this many updates during training, before the first and
             after the last too (0: never), appending the learning curve (meta-test metric
             against training steps) to ``curve.jsonl``.
+        devices: Data-parallel training over this many devices: the algorithm's data axes
+            (environments in flight, training tasks) are split over them and XLA partitions
+            each update (1: one device).
     """
 
     seed: int = 0
@@ -83,16 +86,18 @@ class RunSettings:
     eval_tasks: int = 0
     eval_episodes: int = 0
     eval_every: int = 0
+    devices: int = 1
 
     def __post_init__(self):
         check_fields(
             self,
-            positive_int=("chunk_updates", "checkpoint_every", "keep_checkpoints"),
+            positive_int=("chunk_updates", "checkpoint_every", "keep_checkpoints", "devices"),
             nonneg_int=("eval_tasks", "eval_episodes", "seed", "eval_every"),
         )
         limits = {"eval_tasks": MAX_TASKS, "eval_episodes": MAX_POINTS}
         for name in ("seed", "chunk_updates", "checkpoint_every", "keep_checkpoints", "eval_every"):
             limits[name] = INT_LIMIT
+        limits["devices"] = 4096
         for name, limit in limits.items():
             if getattr(self, name) > limit:
                 raise ConfigError(f"{name} must be at most {limit}, got {getattr(self, name)}")
@@ -147,6 +152,7 @@ def create_run(
         ConfigError: The config does not suit the task, or the directory already holds a run.
     """
     algo = registry.build(algo_name, task_name, config)
+    check_devices(algo, settings.devices)
     if run_dir is not None and Path(run_dir).exists() and not Path(run_dir).is_dir():
         raise ConfigError(f"--run-dir {run_dir} exists and is not a directory")
     if run_dir is not None and (Path(run_dir) / "config.json").exists():
@@ -195,6 +201,58 @@ def open_run(run_dir: str | Path) -> Run:
     except (KeyError, TypeError, ValueError) as err:
         raise CheckpointError(f"{cfg_path} is not a valid run configuration: {err!r}") from err
     return Run(path, record["algo"], record["task"], settings, algo)
+
+
+def check_devices(algo: Algorithm, devices: int) -> None:
+    """Checks that ``algo`` can train data-parallel over ``devices`` devices of this machine.
+
+    Raises:
+        ConfigError: The algorithm is host-stepped or declares no data axes, or fewer
+            devices are visible (the message says how to make more on a CPU).
+    """
+    if devices == 1:
+        return
+    if not algo.jittable or algo.data_axes is None:
+        why = "steps its environments on the host" if not algo.jittable else "has no data axes"
+        raise ConfigError(f"devices={devices}: data-parallel training needs a jittable "
+                          f"algorithm with data axes, and this one {why}")  # fmt: skip
+    have = len(jax.devices())
+    if have < devices:
+        raise ConfigError(
+            f"devices={devices}, but JAX sees {have} device(s) ({jax.devices()[0].platform}); "
+            "on a CPU, start with XLA_FLAGS=--xla_force_host_platform_device_count="
+            f"{devices} to split it into that many"
+        )
+
+
+def place_on_devices(algo: Algorithm, state: PyTree, devices: int) -> PyTree:
+    """``state`` placed for data-parallel training: data axes split, the rest replicated.
+
+    The leaves ``algo.data_axes`` marks (scalars aside, e.g. a buffer's write counter) are
+    split along their first axis over a 1-D mesh of the first ``devices`` devices (axis name
+    ``"data"``); every other leaf is replicated. A
+    jitted update then runs partitioned by XLA (GSPMD): each device steps its share of the
+    environments, and reductions over the batch (the losses' means, hence the gradients)
+    become all-reduces, so the result equals one device's up to the order of float sums.
+
+    Raises:
+        ConfigError: See :func:`check_devices`; or a data axis does not divide by ``devices``.
+    """
+    from jax.sharding import Mesh, NamedSharding, PartitionSpec
+
+    check_devices(algo, devices)
+    mesh = Mesh(np.array(jax.devices()[:devices]), ("data",))
+    mask = jax.tree.map(lambda m, x: bool(m) and np.ndim(x) > 0, algo.data_axes(state), state)
+    sizes = {int(np.shape(x)[0]) for m, x in zip(jax.tree.leaves(mask), jax.tree.leaves(state),
+                                                   strict=True) if m}  # fmt: skip
+    bad = sorted(n for n in sizes if n % devices)
+    if bad:
+        raise ConfigError(
+            f"devices={devices} must divide the data axes of the training state (sizes "
+            f"{', '.join(map(str, sorted(sizes)))}): e.g. num_envs or the training tasks"
+        )
+    split, whole = NamedSharding(mesh, PartitionSpec("data")), NamedSharding(mesh, PartitionSpec())
+    return jax.tree.map(lambda m, x: jax.device_put(x, split if m else whole), mask, state)
 
 
 def train_program(algo: Algorithm) -> Callable[[jax.Array], tuple[PyTree, dict[str, jax.Array]]]:
@@ -691,6 +749,10 @@ def _train_members(
     progress_key = algo.progress[0]
     chunk_fn = _chunk_fn(algo, chunk, batched)
     finite = jax.jit(jax.vmap(_finite)) if batched else _finite
+    if settings.devices > 1:
+        if batched:
+            raise ConfigError("seeds in one vmap-ed program train on one device each")
+        state = place_on_devices(algo, state, settings.devices)
     every = settings.eval_every
     with contextlib.ExitStack() as stack:
         members = [

@@ -107,6 +107,8 @@ def create_group(
     mode = mode or default_mode(algo)
     if mode not in MODES:
         raise ConfigError(f"seed mode must be one of {', '.join(MODES)}, got {mode!r}")
+    if mode == "vmap" and settings.devices > 1:
+        raise ConfigError("--devices splits one run over devices; vmap-ed seeds share one device")
     if mode == "vmap" and not algo.jittable:
         raise ConfigError(
             f"{algo_name} on {task_name} steps its environments on the host and cannot train "
@@ -191,6 +193,8 @@ def train_group(
     stop_after_updates: int | None = None,
     jobs: int = 0,
     logs: Path | None = None,
+    ray: str | None = None,
+    on_event: Callable[[str], None] = lambda _: None,
 ) -> dict[str, str]:
     """Trains every seed still training to the end of the run.
 
@@ -201,6 +205,9 @@ def train_group(
         stop_after_updates: Stop once this many updates are done (``vmap`` groups).
         jobs: Worker processes at once in ``processes`` mode (0: one per available core).
         logs: Folder of the workers' logs (default: the group directory).
+        ray: Send the seeds of a ``processes`` group to the Ray cluster at this address
+            (:mod:`quickstudy.cluster`) instead of local worker processes.
+        on_event: Receives a line as each worker process ends.
 
     Returns:
         ``{seed directory name: why it failed}`` of the seeds that diverged or failed.
@@ -209,7 +216,7 @@ def train_group(
         Interrupted: A signal stopped a ``vmap`` group (every seed is saved).
     """
     if group.mode == "processes":
-        return _train_processes(group, jobs, logs or group.path)
+        return _train_processes(group, jobs, logs or group.path, ray, on_event)
     runs, state, done = restore_group(group)
     with contextlib.ExitStack() as stack:
         for run in runs:
@@ -220,8 +227,10 @@ def train_group(
     return {runs[i].path.name: text for i, text in failures.items()}
 
 
-def _train_processes(group: Group, jobs: int, logs: Path) -> dict[str, str]:
-    """Each seed as ``quickstudy resume SEED_DIR`` in a pinned worker process."""
+def _train_processes(
+    group: Group, jobs: int, logs: Path, ray: str | None, on_event: Callable[[str], None]
+) -> dict[str, str]:
+    """Each seed as ``quickstudy resume SEED_DIR`` in a pinned worker process or Ray task."""
     jobs = jobs or len(parallel.available_cores())
     work = [
         parallel.Job(
@@ -231,7 +240,12 @@ def _train_processes(group: Group, jobs: int, logs: Path) -> dict[str, str]:
         )
         for run in group.active()
     ]
-    results = parallel.run_pinned(work, workers=jobs)
+    if ray is not None:
+        from quickstudy import cluster
+
+        results = cluster.run_on_ray(work, ray, on_event=on_event)
+    else:
+        results = parallel.run_pinned(work, workers=jobs, on_event=on_event)
     return {
         r.job.name: f"exit status {r.returncode}; see {r.job.log}"
         for r in results

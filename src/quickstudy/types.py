@@ -201,6 +201,10 @@ class Algorithm(NamedTuple):
             ``"gradient step"``.
         initial_steps: Budget units ``init`` spends before the first update (PEARL's initial
             collection); update ``u`` ends at ``initial_steps + u * steps_per_update``.
+        data_axes: ``data_axes(state)``: a pytree shaped like ``state`` with ``True`` where a
+            leaf's first axis is data (environments in flight, training tasks, stored
+            segments) that data-parallel training splits over devices; ``None`` where the
+            algorithm does not support it.
     """
 
     config: Any
@@ -221,6 +225,18 @@ class Algorithm(NamedTuple):
     watch: tuple[Watch, ...] = ()
     axis: str = "episode"
     initial_steps: int = 0
+    data_axes: Callable[[PyTree], PyTree] | None = None
+
+
+def leaves_of(state: PyTree, *fields: str) -> PyTree:
+    """A mask for ``Algorithm.data_axes``: ``True`` on the named fields' leaves.
+
+    Args:
+        state: A ``NamedTuple`` state.
+        *fields: The fields whose every leaf has a data axis first.
+    """
+    mask = jax.tree.map(lambda _: False, state)
+    return mask._replace(**{f: jax.tree.map(lambda _: True, getattr(state, f)) for f in fields})
 
 
 class Preset(NamedTuple):

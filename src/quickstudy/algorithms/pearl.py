@@ -61,7 +61,14 @@ from quickstudy.rollout.replay import (
 )
 from quickstudy.tasks.distribution import TaskDistribution
 from quickstudy.tasks.trial import task_features
-from quickstudy.types import Algorithm, MetaTestResult, Watch, check_choice, check_fields
+from quickstudy.types import (
+    Algorithm,
+    MetaTestResult,
+    Watch,
+    check_choice,
+    check_fields,
+    leaves_of,
+)
 
 PyTree = Any
 VARIANTS = ("pearl", "oracle")
@@ -469,6 +476,7 @@ def make_pearl(config: PEARLConfig, tasks: TaskDistribution) -> Algorithm:
             "features": features,
         },
         watch=(Watch("critic_loss", growth=1e4),),
+        data_axes=lambda state: leaves_of(state, "rl_replay", "enc_replay", "train_tasks"),
     )
 
 

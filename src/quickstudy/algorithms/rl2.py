@@ -42,6 +42,7 @@ from quickstudy.types import (
     Transition,
     check_choice,
     check_fields,
+    leaves_of,
 )
 
 PyTree = Any
@@ -338,6 +339,7 @@ def make_trial_learner(
         derived={"episodes": episodes, "rollout_len": rollout_len},
         parts={"policy": policy, "network": network, "env": env, "learner": learner},
         watch=learner.watch,
+        data_axes=lambda state: leaves_of(state, "rollout"),  # the environments in flight
     )
 
 

@@ -67,6 +67,7 @@ from quickstudy.types import (
     Transition,
     Watch,
     check_fields,
+    leaves_of,
 )
 
 PyTree = Any
@@ -347,4 +348,5 @@ def make_rl2_sac(config: RL2SACConfig, tasks: TaskDistribution) -> Algorithm:
             "policy_params": policy_params,
         },
         watch=(Watch("critic_loss", growth=1e4),),
+        data_axes=lambda state: leaves_of(state, "rollout", "replay"),
     )
