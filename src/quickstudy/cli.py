@@ -1034,6 +1034,7 @@ def _cmd_reproduce(argv: list[str]) -> int:
         ("--trials", "N", _int, None, "held-out trials or tasks per cell (default: the table's)"),
         ("--tune-trials", "N", _int, None, "trials per value to tune baselines (default: 500)"),
         ("--seed", "N", _nonneg_int, 0, "seed of training and evaluation"),
+        ("--seeds", "N", _int, 1, "seeds of each trained method (SEED, SEED+1, ...)"),
         ("--cache-dir", "DIR", str, None, "where trained runs are kept (default: in OUT)"),
         ("--jobs", "N", _int, 1, "cells run at once, each a process on its own core"),
         ("--ray", "ADDRESS", str, None, RAY_HELP),
@@ -1055,6 +1056,7 @@ def _cmd_reproduce(argv: list[str]) -> int:
         seed=args.seed,
         cache_dir=Path(args.cache_dir) if args.cache_dir else None,
         methods=tuple(args.methods),
+        seeds=args.seeds,
     )
 
     def train_hook(run: Any, start_update: int) -> Any:
@@ -1095,7 +1097,7 @@ def _reproduce_in_workers(settings: Any, args: argparse.Namespace, log: Callable
     from quickstudy.tracking import read_json, write_json_atomic
 
     out = Path(settings.out_dir)
-    forwarded = ["--seed", str(args.seed)]
+    forwarded = ["--seed", str(args.seed), "--seeds", str(args.seeds)]
     for flag, value in (
         ("--budget", args.budget),
         ("--trials", args.trials),

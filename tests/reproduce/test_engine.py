@@ -384,3 +384,33 @@ def test_maze_table_reports_steps_per_episode_and_trains_on_small_mazes_only(tmp
     table = (tmp_path / "table.md").read_text()
     assert "| method | episode 1 | episode 2 |" in table and "(188.6)" in table
     assert "(105.9)" not in table  # SNAIL was not run
+
+
+def test_seeds_average_each_trained_entry_and_give_its_spread(tmp_path):
+    settings = ReproduceSettings(
+        "rl2-bandits",
+        tmp_path,
+        cells=("bandit-k5-n10", "bandit-k5-n100"),
+        budget=ONE_UPDATE,
+        methods=("random", "gittins", "rl2"),
+        seeds=2,
+        seed=4,
+        **SMALL,
+    )
+    records = reproduce(settings)
+    for r in records:
+        rl2 = r["methods"]["rl2"]
+        seeds = rl2["seeds"]
+        assert seeds["seeds"] == [4, 5] and len(seeds["per_seed"]) == 2
+        assert len(set(rl2["run_dirs"])) == 2 and all("seed4" in d or "seed5" in d
+                                                       for d in rl2["run_dirs"])  # fmt: skip
+        assert rl2["mean"] == pytest.approx(np.mean(seeds["per_seed"]))
+        assert (
+            min(seeds["per_seed"]) <= seeds["ci_low"] <= seeds["ci_high"] <= max(seeds["per_seed"])
+        )
+        assert "seeds" not in r["methods"]["gittins"]  # baselines are not re-run per seed
+    text = (tmp_path / "table.md").read_text()
+    assert "Trained methods over 2 seeds" in text
+    assert "RL² over the 2 cells, normalized to Random = 0 and Gittins = 1" in text
+    with pytest.raises(ConfigError, match="seeds"):
+        ReproduceSettings("rl2-bandits", tmp_path, seeds=0)

@@ -80,6 +80,7 @@ RL2_BANDITS = TableSpec(
     name="rl2-bandits",
     title="Bernoulli bandits: total reward per trial of n pulls (RL², Table 1)",
     view="score",
+    normalize=("random", "gittins"),
     methods=_methods(
         BANDIT_BASELINES,
         {
@@ -117,6 +118,7 @@ RL2_MDPS = TableSpec(
     name="rl2-mdps",
     title="Tabular MDPs: total reward per trial of n episodes (RL², Table 2)",
     view="score",
+    normalize=("random", "psrl"),
     methods=_methods(
         MDP_BASELINES,
         {

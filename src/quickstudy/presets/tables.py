@@ -139,6 +139,8 @@ class TableSpec:
         point_label: An ``adaptation`` table's column header, ``{k}`` the point.
         first_point: The axis position of the meta-test's first column (1 for episodes).
         point_axis: An ``adaptation`` figure's x-axis label.
+        normalize: ``(low, high)`` methods of a ``score`` table: each cell's scores are mapped
+            to ``(x - low) / (high - low)`` for the table-wide interquartile mean over cells.
     """
 
     name: str
@@ -164,6 +166,7 @@ class TableSpec:
     point_label: str = "{k} steps"
     first_point: int = 0
     point_axis: str = "gradient steps at meta-test"
+    normalize: tuple[str, str] | None = None
 
     @property
     def tuned(self) -> bool:

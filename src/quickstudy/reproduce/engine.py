@@ -83,6 +83,9 @@ class ReproduceSettings:
         seed: Seed of training, of the baselines' randomness and of the meta-test.
         cache_dir: Where training runs are kept and reused (default: ``<out_dir>/runs``).
         methods: Methods to run (empty: all of the table's).
+        seeds: Seeds of every trained method: ``seed``, ``seed + 1``, ... Its entry is then
+            the mean over seeds (per held-out task, so comparisons stay paired), and the cell
+            record adds each seed's score and a bootstrap CI across seeds.
     """
 
     table: str
@@ -94,6 +97,7 @@ class ReproduceSettings:
     seed: int = 0
     cache_dir: Path | None = None
     methods: tuple[str, ...] = ()
+    seeds: int = 1
 
     def __post_init__(self):
         if self.table not in TABLES:
@@ -124,6 +128,8 @@ class ReproduceSettings:
                 raise ConfigError(f"tune_trials: {self.table} tunes no hyperparameters")
             if not isinstance(self.tune_trials, int) or self.tune_trials < 2:
                 raise ConfigError(f"tune_trials must be an integer >= 2, got {self.tune_trials!r}")
+        if not isinstance(self.seeds, int) or not 1 <= self.seeds <= 1024:
+            raise ConfigError(f"seeds must be an integer in [1, 1024], got {self.seeds!r}")
         if not self.selected_methods:
             raise ConfigError(f"budget 0 leaves no method of {self.table} to run")
 
@@ -465,13 +471,56 @@ def _cell_paths(settings: ReproduceSettings, cell: Cell) -> tuple[Path, Path]:
 
 
 def _cell_key(settings: ReproduceSettings, cell: Cell) -> dict[str, Any]:
-    return {
+    key = {
         "trials": settings.num_tasks,
         "tune_trials": settings.num_tune_trials if settings.spec.tuned else None,
         "seed": settings.seed,
         "budget": settings.budget_of(cell),
         "configs": configs_record(settings, cell),
     }
+    if settings.seeds > 1:
+        key["seeds"] = settings.seeds
+    return key
+
+
+def run_seeds(
+    settings: ReproduceSettings,
+    cell: Cell,
+    name: str,
+    log: Log,
+    train_hook: TrainHook | None,
+    wait: bool = True,
+) -> tuple[np.ndarray, dict[str, Any]]:
+    """:func:`run_algorithm` for every seed; the values averaged over seeds per task and point.
+
+    Returns:
+        The seed-mean values ``[tasks, points]`` and seed 0's record with ``seeds``: each
+        seed's score (its mean over tasks of the table's reported quantity) and their mean with
+        a 95 % bootstrap CI across seeds; ``run_dirs`` lists every seed's run.
+    """
+    from quickstudy.evaluation.aggregate import seed_mean
+
+    per_seed, records = [], []
+    for s in range(settings.seed, settings.seed + settings.seeds):
+        x, info = run_algorithm(dataclasses.replace(settings, seed=s), cell, name, log,
+                                train_hook, wait)  # fmt: skip
+        per_seed.append(x)
+        records.append(info)
+    spec = settings.spec
+    point = spec.methods[name].point
+    scores = [
+        float(x.sum(axis=1).mean()) if spec.view == "score" else
+        float(x[:, point if point is not None else x.shape[1] - 1].mean())
+        for x in per_seed
+    ]  # fmt: skip
+    seeds = list(range(settings.seed, settings.seed + settings.seeds))
+    info = {
+        **records[0],
+        "run_dirs": [r.get("run_dir") for r in records],
+        "train_seconds": sum(r["train_seconds"] for r in records),
+        "seeds": {**seed_mean(scores), "seeds": seeds, "per_seed": scores},
+    }
+    return np.mean(np.stack(per_seed), axis=0), info
 
 
 def run_cell(
@@ -502,7 +551,8 @@ def run_cell(
             try:
                 # Block only once everything left is waiting for other workers.
                 wait = all(m in deferred for m in (name, *pending))
-                x, info = run_algorithm(settings, cell, name, log, train_hook, wait=wait)
+                run = run_seeds if settings.seeds > 1 and method.trains else run_algorithm
+                x, info = run(settings, cell, name, log, train_hook, wait=wait)
             except RunBusyError:
                 if name not in deferred:
                     log(f"{cell.task}: {name} is being trained by another worker; later")

@@ -95,12 +95,64 @@ def write_outputs(
     else:
         lines = _adaptation_lines(spec, methods, records)
         _adaptation_figure(spec, records, out / "figure.png")
+    lines += _seed_lines(spec, methods, records)
     lines += ["", "Produced by:", ""]
     lines += [f"- {k}: `{v}`" if k == "command" else f"- {k}: {v}" for k, v in prov.items()]
     (out / "table.md").write_text("\n".join(lines) + "\n")
     write_json_atomic(out / "table.json", {"provenance": prov, "cells": records})
     if spec.view != "curve":
         _learning_figure(spec, records, out / "learning.png")
+
+
+def _seed_lines(
+    spec: TableSpec, methods: Sequence[str], records: list[dict[str, Any]]
+) -> list[str]:
+    """Each multi-seed entry's spread across seeds, and the table's IQM over cells."""
+    from quickstudy.evaluation.aggregate import stratified_iqm
+
+    labels = spec.labels()
+    d = spec.decimals
+    out, counts = [], set()
+    for r in records:
+        for m in methods:
+            seeds = (r["methods"].get(m) or {}).get("seeds")
+            if not seeds:
+                continue
+            counts.add(len(seeds["seeds"]))
+            low, high = seeds["ci_low"], seeds["ci_high"]
+            ci = f" [{low:.{d}f}, {high:.{d}f}]" if low is not None else ""
+            per = ", ".join(f"{v:.{d}f}" for v in seeds["per_seed"])
+            out.append(f"- {r['label']}, {labels[m]}: {seeds['mean']:.{d}f}{ci} ({per})")
+    if out:
+        n = "/".join(map(str, sorted(counts)))
+        out = ["", f"Trained methods over {n} seeds: each entry above is the mean over seeds "
+               "(± s.e. over held-out tasks of the seed-averaged result); here the mean with "
+               "a 95 % bootstrap CI across seeds, and each seed's value:", "", *out]  # fmt: skip
+    if spec.normalize is None or not records:
+        return out
+    low, high = spec.normalize
+    for m in methods:
+        if not spec.methods[m].trains:
+            continue
+        rows = []
+        for r in records:
+            res = r["methods"]
+            if not all(k in res and res[k] for k in (m, low, high)):
+                break
+            span = res[high]["mean"] - res[low]["mean"]
+            seeds = res[m].get("seeds")
+            values = seeds["per_seed"] if seeds else [res[m]["mean"]]
+            rows.append([(v - res[low]["mean"]) / span for v in values])
+        else:
+            if len(rows) < 2 or len({len(x) for x in rows}) != 1:
+                continue
+            agg = stratified_iqm(np.array(rows).T)
+            ci = (f", 95 % stratified-bootstrap CI [{agg['ci_low']:.2f}, {agg['ci_high']:.2f}]"
+                  if agg["ci_low"] is not None else "")  # fmt: skip
+            out += ["", f"{labels[m]} over the {len(rows)} cells, normalized to "
+                    f"{labels[low]} = 0 and {labels[high]} = 1: interquartile mean "
+                    f"{agg['iqm']:.2f}{ci} ({agg['seeds']} seed(s) per cell)."]  # fmt: skip
+    return out
 
 
 def _score_lines(
