@@ -885,9 +885,8 @@ def _cmd_evaluate(argv: list[str]) -> int:
 def _evaluate_group(group: Any, args: argparse.Namespace) -> int:
     from quickstudy import runner, seeds
 
-    if args.metaworld or args.all_checkpoints:
-        flag = "--metaworld" if args.metaworld else "--all-checkpoints"
-        raise UsageError(f"{flag} evaluates one run: use it on a seed, RUN_DIR/seed-N")
+    if args.metaworld:
+        raise UsageError("--metaworld evaluates one run: use it on a seed, RUN_DIR/seed-N")
     first = group.runs[0]
     episodic = first.algo.axis == "episode"
     wrong, right = ("--test-steps", "--episodes") if episodic else ("--episodes", "--test-steps")
@@ -897,6 +896,18 @@ def _evaluate_group(group: Any, args: argparse.Namespace) -> int:
         )
     points = args.episodes if episodic else args.test_steps
     runner.test_distribution(first.algo, args.task)  # a bad --task fails before any loading
+    if args.all_checkpoints:
+        rows, out = seeds.evaluate_group_checkpoints(
+            group, points, args.eval_tasks, args.seed, args.out, args.replace, args.task
+        )
+        for row in rows:
+            low, high = row["ci95_low"][-1], row["ci95_high"][-1]
+            _console().print(
+                f"update {row['update']:>7,} ({row['step']:,} {first.algo.step_unit}): "
+                f"{row['metric']} at the last point {row['mean'][-1]:.3f} [{low:.3f}, {high:.3f}]"
+            )
+        _console().print(f"curves: {out / 'curve.jsonl'}, {out / 'curve.png'}")
+        return 0
     name = (
         f"tasks{args.eval_tasks or 'default'}-{'episodes' if episodic else 'steps'}"
         f"{points or 'default'}-seed{args.seed}"

@@ -319,6 +319,84 @@ def evaluate_group(
     return summary
 
 
+def evaluate_group_checkpoints(
+    group: Group,
+    episodes: int = 0,
+    num_tasks: int = 0,
+    seed: int = 0,
+    out: str | Path | None = None,
+    replace: bool = False,
+    test_task: str | None = None,
+) -> tuple[list[dict[str, Any]], Path]:
+    """Every checkpoint of every seed meta-tested; the learning curve aggregated over seeds.
+
+    Each seed's curve is written as :func:`runner.evaluate_checkpoints` writes it (into the
+    seed's ``evaluations/``). Updates checkpointed by every seed get one aggregate row:
+    ``update``, ``step``, per point the ``mean`` over seeds and its 95 % bootstrap CI
+    (``ci95_low``, ``ci95_high``), and ``per_seed`` means. Written to ``OUT/curve.jsonl`` and
+    ``OUT/curve.png`` (bands: the CI); default ``OUT``: ``GROUP/evaluations/checkpoints-...``.
+
+    Raises:
+        CheckpointError: A seed has no checkpoint.
+        ConfigError: ``out`` holds curves and ``replace`` is false.
+    """
+    import json
+
+    from quickstudy.evaluation.plots import plot_learning_curves
+    from quickstudy.tracking.run_dir import write_bytes_atomic
+
+    runs = group.active()
+    if not runs:
+        raise CheckpointError(f"every seed of {group.path} diverged; see their diverged.txt")
+    first = runs[0]
+    points = episodes or first.settings.eval_episodes or first.algo.default_points
+    name = f"checkpoints-tasks{num_tasks or 'default'}-points{points}-seed{seed}"
+    out = Path(out) if out is not None else group.path / "evaluations" / name
+    if (out / "curve.jsonl").exists() and not replace:
+        raise ConfigError(f"{out} already holds curves; choose another --out or --replace")
+    curves = [
+        {r["update"]: r for r in runner.evaluate_checkpoints(
+            run, episodes, num_tasks, seed, replace=True, test_task=test_task)[0]}
+        for run in runs
+    ]  # fmt: skip
+    common = sorted(set.intersection(*(set(c) for c in curves)))
+    rows = []
+    for update in common:
+        means = np.array([c[update]["mean"] for c in curves], np.float64)  # [seeds, points]
+        aggs = [seed_mean(means[:, k]) for k in range(means.shape[1])]
+        nan = float("nan")
+        rows.append({
+            "update": update,
+            "step": curves[0][update]["step"],
+            "metric": curves[0][update]["metric"],
+            "axis": curves[0][update]["axis"],
+            "mean": [a["mean"] for a in aggs],
+            "ci95_low": [nan if a["ci_low"] is None else a["ci_low"] for a in aggs],
+            "ci95_high": [nan if a["ci_high"] is None else a["ci_high"] for a in aggs],
+            "per_seed": means.tolist(),
+        })  # fmt: skip
+    out.mkdir(parents=True, exist_ok=True)
+    write_bytes_atomic(out / "curve.jsonl", "".join(json.dumps(r) + "\n" for r in rows).encode())
+    if rows:
+        offset = 1 if rows[0]["axis"] == "episode" else 0
+        shown = sorted({0, len(rows[0]["mean"]) - 1})
+        lines = {
+            f"{rows[0]['axis']} {k + offset}": tuple(
+                [r[f][k] if f != "step" else r["step"] for r in rows]
+                for f in ("step", "mean", "ci95_low", "ci95_high")
+            )
+            for k in shown
+        }
+        plot_learning_curves(
+            [(f"{first.algo_name} on {test_task or first.task_name}", lines)],
+            out / "curve.png",
+            xlabel=first.algo.step_unit,
+            ylabel=f"meta-test {rows[0]['metric']}",
+            title=f"every checkpoint of {len(runs)} seeds (band: 95% bootstrap CI over seeds)",
+        )
+    return rows, out
+
+
 def _fresh(run: runner.Run, eval_dir: Path) -> bool:
     """Whether ``eval_dir`` holds a meta-test of the run's latest checkpoint at its end."""
     from quickstudy.tracking import list_checkpoints

@@ -20,6 +20,15 @@ def test_train_evaluate_and_resume_a_vmapped_group(tmp_path, capsys):
     assert len(json.loads((out_dir / "summary.json").read_text())["per_index"]) == 3
     assert (group / "seed-6" / "evaluations" / "tasks10-episodes3-seed0" / "summary.json").exists()
     assert main(["evaluate", str(group / "seed-6"), "--eval-tasks", "10"]) == 0  # a seed alone
+    curves = ["evaluate", str(group), "--all-checkpoints", "--eval-tasks", "10", "--out"]
+    assert main([*curves, str(tmp_path / "curves")]) == 0
+    rows = [json.loads(x) for x in (tmp_path / "curves" / "curve.jsonl").read_text().splitlines()]
+    last = rows[-1]
+    assert (
+        len(last["per_seed"]) == 3 and last["mean"][-1] == sum(s[-1] for s in last["per_seed"]) / 3
+    )
+    assert last["ci95_low"][-1] <= last["mean"][-1] <= last["ci95_high"][-1]
+    assert (tmp_path / "curves" / "curve.png").stat().st_size > 0
     assert main(["resume", str(group)]) == 0  # finished: meta-tests again
     assert main(["resume", str(group), "--from-update", "1"]) == 2
     assert "use it on a seed" in capsys.readouterr().err

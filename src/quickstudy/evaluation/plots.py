@@ -165,7 +165,8 @@ def learning_curves_figure(
     """Training curves of several settings side by side, published values as dashed lines.
 
     Args:
-        panels: ``(setting label, method -> (steps, values))`` per panel.
+        panels: ``(setting label, method -> (steps, values))`` per panel; a curve given as
+            ``(steps, values, low, high)`` is drawn with a band between ``low`` and ``high``.
         asymptotes: Per panel, method -> published value, drawn as a horizontal dashed line
             in the method's colour.
         xlabel: x-axis label.
@@ -186,12 +187,15 @@ def learning_curves_figure(
     for i, (name, curves) in enumerate(panels):
         ax = fig.add_subplot(rows, cols, i + 1)
         published = asymptotes[i] if asymptotes is not None else {}
-        for j, (method, (steps, values)) in enumerate(curves.items()):
+        for j, (method, curve) in enumerate(curves.items()):
             color = f"C{j}"
-            x, y = np.asarray(steps, float), np.asarray(values, float)
-            if log_x:  # step 0 (before training) has no place on a log axis
-                x, y = x[x > 0], y[x > 0]
+            x, y = np.asarray(curve[0], float), np.asarray(curve[1], float)
+            keep = x > 0 if log_x else np.ones(len(x), bool)  # no step 0 on a log axis
+            x, y = x[keep], y[keep]
             ax.plot(x, y, color=color, marker="." if len(x) <= 30 else None, label=method)
+            if len(curve) == 4:
+                low, high = (np.asarray(c, float)[keep] for c in curve[2:])
+                ax.fill_between(x, low, high, color=color, alpha=0.2, linewidth=0)
             if published.get(method) is not None:
                 ax.axhline(
                     published[method],
