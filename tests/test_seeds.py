@@ -27,7 +27,7 @@ def _config(updates=4):
 
 def _group(path, n=2, updates=4, chunk=2, **kw):
     settings = runner.RunSettings(chunk_updates=chunk, checkpoint_every=1, **kw)
-    return seeds.create_group("rl2", TASK, _config(updates), settings, n, run_dir=path)
+    return seeds.create_group("rl2", TASK, _config(updates), settings, n, "vmap", path)
 
 
 def test_a_vmapped_group_trains_each_seed_as_its_own_run_would(tmp_path):
@@ -83,6 +83,16 @@ def test_group_evaluation_aggregates_each_seeds_meta_test(tmp_path):
     low, high = summary["trial_return"]["ci95_low"], summary["trial_return"]["ci95_high"]
     assert min(trial) <= low <= np.mean(trial) <= high <= max(trial)
     assert (tmp_path / "g" / "eval" / "adaptation.png").stat().st_size > 0
+
+
+def test_the_default_mode_is_processes_on_a_multicore_cpu_and_for_host_stepping(monkeypatch):
+    jittable = registry.build("rl2", TASK, _config())
+    host = registry.build("rl2", "nav2d-numpy", registry.get("rl2").config("nav2d-numpy"))
+    assert seeds.default_mode(host) == "processes"
+    monkeypatch.setattr(seeds.parallel, "available_cores", lambda: [0, 1])
+    assert seeds.default_mode(jittable) == "processes"
+    monkeypatch.setattr(seeds.parallel, "available_cores", lambda: [0])
+    assert seeds.default_mode(jittable) == "vmap"
 
 
 def test_bad_groups_are_refused_before_anything_is_written(tmp_path):

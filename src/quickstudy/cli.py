@@ -494,7 +494,7 @@ def _train_parser(spec: Any, task: str, preset: str | None) -> tuple[_Parser, An
          "train N seeds (SEED, SEED+1, ...) into one group directory, a run directory each"),
         ("--seed-mode", "MODE", str, None,
          "how seeds train: vmap (one program) or processes (one per core); default: vmap "
-         "where the algorithm is jittable"),
+         "on an accelerator or one core, else processes"),
         ("--ray", "ADDRESS", str, None,
          "train the seeds as tasks on the Ray cluster at ADDRESS (auto, HOST:PORT or local)"),
         ("--run-dir", "DIR", str, None, "run directory (default: RUNS_ROOT/ALGO-TASK-TIME)"),

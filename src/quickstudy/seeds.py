@@ -7,11 +7,12 @@ Layout::
       seed-0/  seed-1/  ...                     ordinary run directories (evaluate/resume alone)
       eval/summary.json  eval/adaptation.png    the meta-test aggregated over seeds
 
-A jittable algorithm trains every seed in one ``vmap``-ed program (one compile, one process:
-:func:`quickstudy.runner.train_stacked`); a host-stepped one trains its seeds as worker
-processes, one per core (:mod:`quickstudy.parallel`), each an ordinary ``quickstudy resume`` of
-its seed directory. The aggregate over seeds is the mean of each seed's meta-test mean with a
-bootstrap CI across seeds (:mod:`quickstudy.evaluation.aggregate`).
+Seeds train either in one ``vmap``-ed program (one compile, one process:
+:func:`quickstudy.runner.train_stacked`) or as worker processes, one per core
+(:mod:`quickstudy.parallel`), each an ordinary ``quickstudy resume`` of its seed directory
+(:func:`default_mode` picks; host-stepped algorithms always use processes). The aggregate
+over seeds is the mean of each seed's meta-test mean with a bootstrap CI across seeds
+(:mod:`quickstudy.evaluation.aggregate`).
 """
 
 from __future__ import annotations
@@ -68,8 +69,19 @@ def is_group(path: str | Path) -> bool:
 
 
 def default_mode(algo: Any) -> str:
-    """``vmap`` for a jittable algorithm, ``processes`` for a host-stepped one."""
-    return "vmap" if algo.jittable else "processes"
+    """How seeds train unless asked: the faster of the two where they can choose.
+
+    ``processes`` for a host-stepped algorithm, and for a jittable one on a CPU with several
+    cores: on the 2-core reference machine 4 seeds of the README's main job took 2.2x one
+    seed's wall-clock as pinned processes against 3.4x as one ``vmap``-ed program
+    (``benchmarks/seeds_group.py``), because XLA's CPU backend runs this recurrent update
+    on about one core. ``vmap`` on an accelerator or a single core.
+    """
+    if not algo.jittable:
+        return "processes"
+    if jax.default_backend() == "cpu" and len(parallel.available_cores()) > 1:
+        return "processes"
+    return "vmap"
 
 
 def create_group(

@@ -10,6 +10,7 @@ TINY = ["--total-steps", "480", "--num-envs", "8", "--hidden-size", "16", "--num
 def test_train_evaluate_and_resume_a_vmapped_group(tmp_path, capsys):
     group = tmp_path / "g"
     args = ["train", "rl2", "--run-dir", str(group), "--seeds", "3", "--seed", "5", *TINY]
+    args += ["--seed-mode", "vmap"]
     assert main([*args, "--eval-tasks", "20"]) == 0
     out = capsys.readouterr().out
     assert "3 seeds 5, 6, 7 as vmap" in out and "mean over 3 seeds" in out
