@@ -75,7 +75,7 @@ def _methods(baselines: dict[str, str], tuning: dict[str, dict]) -> dict[str, Me
 
 
 # Budgets that fit the whole table in about an hour on 2 CPU cores; the long bandits train GRU 128
-# (the rl2 preset "bandit-long"), the 10-pull cells need neither.
+# (the rl2 presets "bandit-long", and "bandit-500" with 20-step rollouts for 500 pulls).
 RL2_BANDITS = TableSpec(
     name="rl2-bandits",
     title="Bernoulli bandits: total reward per trial of n pulls (RL², Table 1)",
@@ -96,7 +96,7 @@ RL2_BANDITS = TableSpec(
             label=f"n={n}, k={k}",
             paper=dict(zip(BANDIT_METHODS, values, strict=True)) | NO_SNAIL,
             budget=2_000_000 if n == 10 else 6_000_000,
-            preset={} if n == 10 else {"rl2": "bandit-long"},
+            preset={10: {}, 100: {"rl2": "bandit-long"}, 500: {"rl2": "bandit-500"}}[n],
             overrides={} if n == 10 else SNAIL_LONG,
         )
         for (n, k), values in _BANDIT_PAPER.items()
