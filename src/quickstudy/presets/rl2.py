@@ -33,7 +33,7 @@ BANDIT_500 = Preset(
     description=(
         "GRU 128 with 20-step rollouts (memory carried, gradients truncated) for the 500-pull "
         "bandits: on bandit-k50-n500 at 6 M steps whole-trial rollouts gave 248.7 (random "
-        "play), 50-step 364.3, 20-step 383.4, 10-step 367.0 (docs/results/snail.md)"
+        "play), 50-step 364.3, 20-step 383.4, 10-step 367.0 (docs/results/rl2-tables.md)"
     ),
     overrides={"hidden_size": 128, "rollout_len": 20},
 )
