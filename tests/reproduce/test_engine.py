@@ -409,6 +409,12 @@ def test_seeds_average_each_trained_entry_and_give_its_spread(tmp_path):
             min(seeds["per_seed"]) <= seeds["ci_low"] <= seeds["ci_high"] <= max(seeds["per_seed"])
         )
         assert "seeds" not in r["methods"]["gittins"]  # baselines are not re-run per seed
+        assert [c["steps"] for c in rl2["seed_curves"]] == [rl2["curve"]["steps"]] * 2
+    from quickstudy.reproduce.render import _over_seeds
+
+    steps, mean, low, high = _over_seeds(records[0]["methods"]["rl2"]["seed_curves"])
+    assert all(lo <= m <= hi for m, lo, hi in zip(mean, low, high, strict=True))
+    assert (tmp_path / "learning.png").stat().st_size > 0
     text = (tmp_path / "table.md").read_text()
     assert "Trained methods over 2 seeds" in text
     assert "RL² over the 2 cells, normalized to Random = 0 and Gittins = 1" in text

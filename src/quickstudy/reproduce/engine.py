@@ -496,7 +496,8 @@ def run_seeds(
     Returns:
         The seed-mean values ``[tasks, points]`` and seed 0's record with ``seeds``: each
         seed's score (its mean over tasks of the table's reported quantity) and their mean with
-        a 95 % bootstrap CI across seeds; ``run_dirs`` lists every seed's run.
+        a 95 % bootstrap CI across seeds; ``run_dirs`` and ``seed_curves`` list every seed's
+        run and learning curve.
     """
     from quickstudy.evaluation.aggregate import seed_mean
 
@@ -517,6 +518,7 @@ def run_seeds(
     info = {
         **records[0],
         "run_dirs": [r.get("run_dir") for r in records],
+        "seed_curves": [r["curve"] for r in records],
         "train_seconds": sum(r["train_seconds"] for r in records),
         "seeds": {**seed_mean(scores), "seeds": seeds, "per_seed": scores},
     }

@@ -448,7 +448,10 @@ def _learning_figure(
             if not curve or not curve["steps"]:
                 continue
             unit, metric = curve["unit"], curve["metric"]
-            curves[labels.get(m, m)] = (curve["steps"], curve["values"])
+            curves[labels.get(m, m)] = _over_seeds(res.get("seed_curves")) or (
+                curve["steps"],
+                curve["values"],
+            )
             published = r["paper"].get(m)
             if isinstance(published, dict):
                 published = published.get(str(curve.get("point")))
@@ -467,6 +470,28 @@ def _learning_figure(
         ylabel=metric,
         title=f"{spec.title}: {kind} (dashed: published)",
         log_x=meta_test,
+    )
+
+
+def _over_seeds(seed_curves: list[dict[str, Any]] | None) -> tuple | None:
+    """A learning curve over seeds: ``(steps, mean, low, high)`` with a 95 % bootstrap CI.
+
+    ``None`` with fewer than two seeds, or where the seeds' curves have different steps.
+    """
+    from quickstudy.evaluation.aggregate import seed_mean
+
+    if not seed_curves or len(seed_curves) < 2:
+        return None
+    steps = seed_curves[0]["steps"]
+    if any(c["steps"] != steps for c in seed_curves) or not steps:
+        return None
+    values = np.array([c["values"] for c in seed_curves], np.float64)  # [seeds, points]
+    aggs = [seed_mean(values[:, i]) for i in range(values.shape[1])]
+    return (
+        steps,
+        [a["mean"] for a in aggs],
+        [a["ci_low"] for a in aggs],
+        [a["ci_high"] for a in aggs],
     )
 
 
