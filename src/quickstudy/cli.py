@@ -845,11 +845,7 @@ def _cmd_evaluate(argv: list[str]) -> int:
     run = runner.open_run(args.run_dir)
     if args.metaworld:
         return _metaworld_evaluation(run, args)
-    episodic = run.algo.axis == "episode"
-    wrong, right = ("--test-steps", "--episodes") if episodic else ("--episodes", "--test-steps")
-    if args.test_steps if episodic else args.episodes:
-        raise UsageError(f"{run.algo_name} adapts by {run.algo.axis}s: use {right}, not {wrong}")
-    points = args.episodes if episodic else args.test_steps
+    episodic, points = run.algo.axis == "episode", _points(run, args)
     if args.all_checkpoints:
         return _evaluate_checkpoints(run, args, points)
     ckpt = runner.latest_checkpoint(run.path / "checkpoints")
@@ -882,19 +878,25 @@ def _cmd_evaluate(argv: list[str]) -> int:
     return 0
 
 
+def _points(run: Any, args: argparse.Namespace) -> int:
+    """The meta-test's points: ``--episodes`` or ``--test-steps``, as the algorithm adapts.
+
+    0 means as trained. The other flag is refused with a usage error.
+    """
+    episodic = run.algo.axis == "episode"
+    wrong, right = ("--test-steps", "--episodes") if episodic else ("--episodes", "--test-steps")
+    if args.test_steps if episodic else args.episodes:
+        raise UsageError(f"{run.algo_name} adapts by {run.algo.axis}s: use {right}, not {wrong}")
+    return args.episodes if episodic else args.test_steps
+
+
 def _evaluate_group(group: Any, args: argparse.Namespace) -> int:
     from quickstudy import runner, seeds
 
     if args.metaworld:
         raise UsageError("--metaworld evaluates one run: use it on a seed, RUN_DIR/seed-N")
     first = group.runs[0]
-    episodic = first.algo.axis == "episode"
-    wrong, right = ("--test-steps", "--episodes") if episodic else ("--episodes", "--test-steps")
-    if args.test_steps if episodic else args.episodes:
-        raise UsageError(
-            f"{first.algo_name} adapts by {first.algo.axis}s: use {right}, not {wrong}"
-        )
-    points = args.episodes if episodic else args.test_steps
+    episodic, points = first.algo.axis == "episode", _points(first, args)
     runner.test_distribution(first.algo, args.task)  # a bad --task fails before any loading
     if args.all_checkpoints:
         rows, out = seeds.evaluate_group_checkpoints(
@@ -1104,7 +1106,7 @@ def _cmd_reproduce(argv: list[str]) -> int:
 
 def _reproduce_in_workers(settings: Any, args: argparse.Namespace, log: Callable) -> int:
     """Runs each selected cell as a pinned worker process; 0 when every cell finished."""
-    from quickstudy import parallel
+    from quickstudy import cluster, parallel
     from quickstudy.tracking import read_json, write_json_atomic
 
     out = Path(settings.out_dir)
@@ -1132,7 +1134,7 @@ def _reproduce_in_workers(settings: Any, args: argparse.Namespace, log: Callable
     ]  # fmt: skip
     t0 = time.perf_counter()
     try:
-        results = _run_jobs(jobs, args.jobs, args.ray, log)
+        results = cluster.run_jobs(jobs, args.jobs, args.ray, log)
     except KeyboardInterrupt:
         log("interrupted; finished cells and checkpoints are kept. Run the same command again.")
         return 130
@@ -1230,30 +1232,34 @@ def _cmd_sweep(argv: list[str]) -> int:
     sweep.write_record(out, record)
     console = _console()
     console.print(f"sweep folder: {out}  ({len(trials)} trials)")
-    paths = [out / sweep.trial_name(i) for i in range(len(trials))]
-    for path, (_, config, settings) in zip(paths, built, strict=True):
-        if not (path / "config.json").exists():
-            runner.create_run(spec.name, known.task, config, settings, run_dir=path)
-    pending = [p for p in paths if not _trial_finished(p)]
+    runs = []
+    for i, (_, config, settings) in enumerate(built):
+        path = out / sweep.trial_name(i)
+        if (path / "config.json").exists():
+            runs.append(runner.open_run(path))
+        else:
+            runs.append(runner.create_run(spec.name, known.task, config, settings, run_dir=path))
+    pending = [(run, flags) for run, flags in zip(runs, trials, strict=True)
+               if not runner.has_final_meta_test(run)]  # fmt: skip
     if args.jobs > 1 or args.ray:
-        _sweep_in_workers(pending, out, args.jobs, args.ray, console.print)
+        _sweep_in_workers([run.path for run, _ in pending], out, args.jobs, args.ray, console.print)
     else:
-        for k, path in enumerate(pending):
-            flags = trials[paths.index(path)]
-            console.print(f"[{k + 1}/{len(pending)}] {path.name}: {' '.join(sweep.as_argv(flags))}")
-            run = runner.open_run(path)
+        for k, (run, flags) in enumerate(pending):
+            console.print(
+                f"[{k + 1}/{len(pending)}] {run.path.name}: {' '.join(sweep.as_argv(flags))}"
+            )
             state, done = runner.restore_latest(run)
             if _train_and_evaluate(run, state, done) == DIVERGED:
-                (path / runner.DIVERGED).write_text("training diverged; see its metrics.jsonl\n")
+                (run.path / runner.DIVERGED).write_text("training diverged; see metrics.jsonl\n")
     rows = []
     higher = True
-    for path, flags in zip(paths, trials, strict=True):
+    for run, flags in zip(runs, trials, strict=True):
+        path = run.path
         row: dict[str, Any] = {"trial": path.name, "flags": flags, "run_dir": str(path)}
-        summary_path = path / "eval" / "summary.json"
-        if _trial_finished(path):
+        if runner.has_final_meta_test(run):
             from quickstudy.tracking import read_json
 
-            summary = read_json(summary_path)
+            summary = read_json(path / "eval" / "summary.json")
             higher = summary.get("higher_is_better", True)
             row["score"], row["se"], row["what"] = sweep.trial_score(summary)
         else:
@@ -1265,43 +1271,20 @@ def _cmd_sweep(argv: list[str]) -> int:
     return 0 if all("score" in r for r in rows) else DIVERGED
 
 
-def _trial_finished(path: Path) -> bool:
-    """Whether a trial trained to its end and was meta-tested afterwards."""
-    from quickstudy import runner
-
-    summary = path / "eval" / "summary.json"
-    if not summary.exists():
-        return False
-    latest = runner.latest_checkpoint(path / "checkpoints")
-    return latest is not None and summary.stat().st_mtime >= latest.stat().st_mtime
-
-
-def _run_jobs(jobs: list[Any], workers: int, ray: str | None, log: Callable) -> list[Any]:
-    """Runs commands as pinned local processes, or as Ray tasks where ``ray`` names a cluster."""
-    from quickstudy import parallel
-
-    if ray is None:
-        return parallel.run_pinned(jobs, workers=workers, on_event=log)
-    from quickstudy import cluster
-
-    log(f"sending {len(jobs)} jobs to the Ray cluster at {ray}")
-    return cluster.run_on_ray(jobs, ray, on_event=log)
-
-
 def _sweep_in_workers(
     paths: list[Path], out: Path, jobs: int, ray: str | None, log: Callable
 ) -> None:
     """Each trial as ``quickstudy resume TRIAL`` in a worker; logs in OUT/trial-NNN.log."""
-    from quickstudy import parallel
+    from quickstudy import cluster, parallel, runner
 
     work = [
         parallel.Job(p.name, parallel.module_command("quickstudy.cli", "resume", str(p)),
                      out / f"{p.name}.log")
         for p in paths
     ]  # fmt: skip
-    for result in _run_jobs(work, jobs, ray, log):
+    for result in cluster.run_jobs(work, jobs, ray, log):
         if result.returncode == DIVERGED:
-            (out / result.job.name / "diverged.txt").write_text(f"see {result.job.log}\n")
+            (out / result.job.name / runner.DIVERGED).write_text(f"see {result.job.log}\n")
 
 
 COMMANDS: dict[str, tuple[Callable[[list[str]], int], str]] = {

@@ -23,7 +23,7 @@ from collections.abc import Callable, Sequence
 from typing import Any
 
 from quickstudy.errors import ConfigError
-from quickstudy.parallel import Job, JobResult, worker_env
+from quickstudy.parallel import Job, JobResult, run_pinned, worker_env
 
 RETRIES = 3
 """Times Ray re-runs a unit whose worker process or node died."""
@@ -136,3 +136,23 @@ def run_on_ray(
         results[i] = JobResult(jobs[i], code, seconds, None)
         on_event(f"{jobs[i].name}: exit status {code}{where} ({seconds:.0f} s)")
     return [results[i] for i in range(len(jobs))]
+
+
+def run_jobs(
+    jobs: Sequence[Job],
+    workers: int,
+    ray: str | None = None,
+    on_event: Callable[[str], None] = lambda _: None,
+) -> list[JobResult]:
+    """Runs ``jobs`` as Ray tasks where ``ray`` names a cluster, else as pinned local workers.
+
+    Args:
+        jobs: The commands.
+        workers: Local processes at once (see :func:`quickstudy.parallel.run_pinned`).
+        ray: The cluster's address (see :func:`connect`), or ``None``.
+        on_event: Receives one line per start (local) or end of a job.
+    """
+    if ray is None:
+        return run_pinned(jobs, workers=workers, on_event=on_event)
+    on_event(f"sending {len(jobs)} jobs to the Ray cluster at {ray}")
+    return run_on_ray(jobs, ray, on_event=on_event)

@@ -230,10 +230,10 @@ def place_on_devices(algo: Algorithm, state: PyTree, devices: int) -> PyTree:
 
     The leaves ``algo.data_axes`` marks (scalars aside, e.g. a buffer's write counter) are
     split along their first axis over a 1-D mesh of the first ``devices`` devices (axis name
-    ``"data"``); every other leaf is replicated. A
-    jitted update then runs partitioned by XLA (GSPMD): each device steps its share of the
-    environments, and reductions over the batch (the losses' means, hence the gradients)
-    become all-reduces, so the result equals one device's up to the order of float sums.
+    ``"data"``); every other leaf is replicated. A jitted update then runs partitioned by XLA
+    (GSPMD): each device steps its share of the environments, and reductions over the batch
+    (the losses' means, hence the gradients) become all-reduces, so the result equals one
+    device's up to the order of float sums.
 
     Raises:
         ConfigError: See :func:`check_devices`; or a data axis does not divide by ``devices``.
@@ -243,10 +243,9 @@ def place_on_devices(algo: Algorithm, state: PyTree, devices: int) -> PyTree:
     check_devices(algo, devices)
     mesh = Mesh(np.array(jax.devices()[:devices]), ("data",))
     mask = jax.tree.map(lambda m, x: bool(m) and np.ndim(x) > 0, algo.data_axes(state), state)
-    sizes = {int(np.shape(x)[0]) for m, x in zip(jax.tree.leaves(mask), jax.tree.leaves(state),
-                                                   strict=True) if m}  # fmt: skip
-    bad = sorted(n for n in sizes if n % devices)
-    if bad:
+    pairs = zip(jax.tree.leaves(mask), jax.tree.leaves(state), strict=True)
+    sizes = {int(np.shape(x)[0]) for split_it, x in pairs if split_it}
+    if any(n % devices for n in sizes):
         raise ConfigError(
             f"devices={devices} must divide the data axes of the training state (sizes "
             f"{', '.join(map(str, sorted(sizes)))}): e.g. num_envs or the training tasks"
@@ -1070,6 +1069,16 @@ def evaluate(
     if reference:  # the same tasks and seed, untrained
         before = ("before meta-training", tester(initial_state(run).params, *args))
     return write_meta_test(result, out, label, title, before, **record)
+
+
+def has_final_meta_test(run: Run) -> bool:
+    """Whether the run trained to its end and its ``eval/`` holds the meta-test made after."""
+    summary = run.path / EVAL / "summary.json"
+    found = list_checkpoints(run.path / CHECKPOINTS)
+    if not summary.exists() or not found:
+        return False
+    update, path = found[-1]
+    return update == run.algo.num_updates and summary.stat().st_mtime >= path.stat().st_mtime
 
 
 def _check_meta_test_args(episodes: int, num_tasks: int, seed: int) -> None:

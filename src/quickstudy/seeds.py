@@ -29,7 +29,7 @@ import numpy as np
 
 from quickstudy import parallel, runner
 from quickstudy.errors import CheckpointError, ConfigError
-from quickstudy.evaluation.aggregate import seed_mean
+from quickstudy.evaluation.aggregate import seed_band
 from quickstudy.evaluation.plots import plot_adaptation_curve
 from quickstudy.evaluation.protocol import AXIS_LABELS
 from quickstudy.tracking import make_run_dir, read_json, write_json_atomic
@@ -59,8 +59,15 @@ class Group:
         return [run.settings.seed for run in self.runs]
 
     def active(self) -> list[runner.Run]:
-        """The seeds that have not diverged."""
-        return [run for run in self.runs if not (run.path / runner.DIVERGED).exists()]
+        """The seeds that have not diverged.
+
+        Raises:
+            CheckpointError: Every seed diverged.
+        """
+        runs = [run for run in self.runs if not (run.path / runner.DIVERGED).exists()]
+        if not runs:
+            raise CheckpointError(f"every seed of {self.path} diverged; see their diverged.txt")
+        return runs
 
 
 def is_group(path: str | Path) -> bool:
@@ -180,8 +187,6 @@ def restore_group(group: Group) -> tuple[list[runner.Run], PyTree, int]:
             its own: the message gives the commands), or a checkpoint is corrupt.
     """
     runs = group.active()
-    if not runs:
-        raise CheckpointError(f"every seed of {group.path} diverged; see their diverged.txt")
     restored = [runner.restore_latest(run) for run in runs]
     dones = {done for _, done in restored}
     if len(dones) > 1:
@@ -203,8 +208,6 @@ def train_group(
     on_chunk: Callable[[int, dict[str, np.ndarray]], None] | None = None,
     on_warning: Callable[[str], None] | None = None,
     stop_after_updates: int | None = None,
-    jobs: int = 0,
-    logs: Path | None = None,
     ray: str | None = None,
     on_event: Callable[[str], None] = lambda _: None,
 ) -> dict[str, str]:
@@ -215,11 +218,10 @@ def train_group(
         on_chunk: Progress callback of a ``vmap`` group (see :func:`runner.train_stacked`).
         on_warning: Divergence warnings of a ``vmap`` group.
         stop_after_updates: Stop once this many updates are done (``vmap`` groups).
-        jobs: Worker processes at once in ``processes`` mode (0: one per available core).
-        logs: Folder of the workers' logs (default: the group directory).
         ray: Send the seeds of a ``processes`` group to the Ray cluster at this address
             (:mod:`quickstudy.cluster`) instead of local worker processes.
-        on_event: Receives a line as each worker process ends.
+        on_event: Receives a line as each worker process starts or ends (their logs are
+            ``GROUP/seed-N.log``).
 
     Returns:
         ``{seed directory name: why it failed}`` of the seeds that diverged or failed.
@@ -228,7 +230,7 @@ def train_group(
         Interrupted: A signal stopped a ``vmap`` group (every seed is saved).
     """
     if group.mode == "processes":
-        return _train_processes(group, jobs, logs or group.path, ray, on_event)
+        return _train_processes(group, ray, on_event)
     runs, state, done = restore_group(group)
     with contextlib.ExitStack() as stack:
         for run in runs:
@@ -240,24 +242,20 @@ def train_group(
 
 
 def _train_processes(
-    group: Group, jobs: int, logs: Path, ray: str | None, on_event: Callable[[str], None]
+    group: Group, ray: str | None, on_event: Callable[[str], None]
 ) -> dict[str, str]:
     """Each seed as ``quickstudy resume SEED_DIR`` in a pinned worker process or Ray task."""
-    jobs = jobs or len(parallel.available_cores())
+    from quickstudy import cluster
+
     work = [
         parallel.Job(
             run.path.name,
             parallel.module_command("quickstudy.cli", "resume", str(run.path)),
-            logs / f"{run.path.name}.log",
+            group.path / f"{run.path.name}.log",
         )
         for run in group.active()
     ]
-    if ray is not None:
-        from quickstudy import cluster
-
-        results = cluster.run_on_ray(work, ray, on_event=on_event)
-    else:
-        results = parallel.run_pinned(work, workers=jobs, on_event=on_event)
+    results = cluster.run_jobs(work, len(parallel.available_cores()), ray, on_event)
     return {
         r.job.name: f"exit status {r.returncode}; see {r.job.log}"
         for r in results
@@ -289,13 +287,11 @@ def evaluate_group(
         CheckpointError: A seed has no checkpoint.
     """
     runs = group.active()
-    if not runs:
-        raise CheckpointError(f"every seed of {group.path} diverged; see their diverged.txt")
     summaries = []
     for run in runs:
         own = run.path / (each_out or EVAL)
         as_trained = not (episodes or num_tasks or seed or test_task)
-        if each_out is None and as_trained and _fresh(run, own):
+        if each_out is None and as_trained and runner.has_final_meta_test(run):
             summaries.append(read_json(own / "summary.json"))  # its final meta-test, as trained
             continue
         summaries.append(
@@ -358,8 +354,6 @@ def evaluate_group_checkpoints(
     from quickstudy.tracking.run_dir import write_bytes_atomic
 
     runs = group.active()
-    if not runs:
-        raise CheckpointError(f"every seed of {group.path} diverged; see their diverged.txt")
     first = runs[0]
     points = episodes or first.settings.eval_episodes or first.algo.default_points
     name = f"checkpoints-tasks{num_tasks or 'default'}-points{points}-seed{seed}"
@@ -374,18 +368,12 @@ def evaluate_group_checkpoints(
     common = sorted(set.intersection(*(set(c) for c in curves)))
     rows = []
     for update in common:
-        means = np.array([c[update]["mean"] for c in curves], np.float64)  # [seeds, points]
-        aggs = [seed_mean(means[:, k]) for k in range(means.shape[1])]
-        nan = float("nan")
+        means = [c[update]["mean"] for c in curves]  # [seeds, points]
         rows.append({
             "update": update,
-            "step": curves[0][update]["step"],
-            "metric": curves[0][update]["metric"],
-            "axis": curves[0][update]["axis"],
-            "mean": [a["mean"] for a in aggs],
-            "ci95_low": [nan if a["ci_low"] is None else a["ci_low"] for a in aggs],
-            "ci95_high": [nan if a["ci_high"] is None else a["ci_high"] for a in aggs],
-            "per_seed": means.tolist(),
+            **{k: curves[0][update][k] for k in ("step", "metric", "axis")},
+            **seed_band(means),
+            "per_seed": means,
         })  # fmt: skip
     out.mkdir(parents=True, exist_ok=True)
     write_bytes_atomic(out / "curve.jsonl", "".join(json.dumps(r) + "\n" for r in rows).encode())
@@ -407,18 +395,6 @@ def evaluate_group_checkpoints(
             title=f"every checkpoint of {len(runs)} seeds (band: 95% bootstrap CI over seeds)",
         )
     return rows, out
-
-
-def _fresh(run: runner.Run, eval_dir: Path) -> bool:
-    """Whether ``eval_dir`` holds a meta-test of the run's latest checkpoint at its end."""
-    from quickstudy.tracking import list_checkpoints
-
-    summary = eval_dir / "summary.json"
-    found = list_checkpoints(run.path / CHECKPOINTS)
-    if not summary.exists() or not found:
-        return False
-    update, path = found[-1]
-    return update == run.algo.num_updates and summary.stat().st_mtime >= path.stat().st_mtime
 
 
 def aggregate_summaries(summaries: list[dict[str, Any]], seeds: list[int]) -> dict[str, Any]:
@@ -450,16 +426,10 @@ def aggregate_summaries(summaries: list[dict[str, Any]], seeds: list[int]) -> di
 
 
 def _across(summaries: list[dict[str, Any]], pick: Callable) -> list[dict[str, Any]]:
+    """Per point: the mean over seeds of ``pick(summary)``, its CI and each seed's value."""
     values = np.array([pick(s) for s in summaries], np.float64)  # [seeds, points]
-    rows = []
-    for k in range(values.shape[1]):
-        agg = seed_mean(values[:, k])
-        rows.append(
-            {
-                "mean": agg["mean"],
-                "ci95_low": agg["ci_low"] if agg["ci_low"] is not None else float("nan"),
-                "ci95_high": agg["ci_high"] if agg["ci_high"] is not None else float("nan"),
-                "per_seed": values[:, k].tolist(),
-            }
-        )
-    return rows
+    band = seed_band(values)
+    return [
+        {**{k: v[i] for k, v in band.items()}, "per_seed": values[:, i].tolist()}
+        for i in range(values.shape[1])
+    ]

@@ -48,6 +48,23 @@ def seed_mean(
     return out
 
 
+def seed_band(values: np.ndarray) -> dict[str, list[float]]:
+    """Per column of ``[seeds, points]``: the mean over seeds and its 95 % bootstrap CI.
+
+    Returns:
+        ``mean``, ``ci95_low`` and ``ci95_high``, one value per point (the bounds NaN with
+        fewer than 2 seeds).
+    """
+    x = np.asarray(values, np.float64)
+    aggs = [seed_mean(x[:, k]) for k in range(x.shape[1])]
+    nan = float("nan")
+    return {
+        "mean": [a["mean"] for a in aggs],
+        "ci95_low": [nan if a["ci_low"] is None else a["ci_low"] for a in aggs],
+        "ci95_high": [nan if a["ci_high"] is None else a["ci_high"] for a in aggs],
+    }
+
+
 def stratified_iqm(scores: np.ndarray, confidence: float = 0.95, seed: int = 0) -> dict[str, Any]:
     """IQM over all scores of several tasks with a stratified-bootstrap confidence interval.
 

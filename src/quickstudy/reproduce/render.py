@@ -95,7 +95,7 @@ def write_outputs(
     else:
         lines = _adaptation_lines(spec, methods, records)
         _adaptation_figure(spec, records, out / "figure.png")
-    lines += _seed_lines(spec, methods, records)
+    lines += _seed_lines(spec, methods, records) + _normalized_lines(spec, methods, records)
     lines += ["", "Produced by:", ""]
     lines += [f"- {k}: `{v}`" if k == "command" else f"- {k}: {v}" for k, v in prov.items()]
     (out / "table.md").write_text("\n".join(lines) + "\n")
@@ -107,9 +107,7 @@ def write_outputs(
 def _seed_lines(
     spec: TableSpec, methods: Sequence[str], records: list[dict[str, Any]]
 ) -> list[str]:
-    """Each multi-seed entry's spread across seeds, and the table's IQM over cells."""
-    from quickstudy.evaluation.aggregate import stratified_iqm
-
+    """Each multi-seed entry's mean with its CI across seeds, and each seed's value."""
     labels = spec.labels()
     d = spec.decimals
     out, counts = [], set()
@@ -128,30 +126,39 @@ def _seed_lines(
         out = ["", f"Trained methods over {n} seeds: each entry above is the mean over seeds "
                "(± s.e. over held-out tasks of the seed-averaged result); here the mean with "
                "a 95 % bootstrap CI across seeds, and each seed's value:", "", *out]  # fmt: skip
-    if spec.normalize is None or not records:
-        return out
-    low, high = spec.normalize
-    for m in methods:
-        if not spec.methods[m].trains:
+    return out
+
+
+def _normalized_lines(
+    spec: TableSpec, methods: Sequence[str], records: list[dict[str, Any]]
+) -> list[str]:
+    """Per trained method, the IQM over cells of its normalized scores (``spec.normalize``).
+
+    Only where every cell has the method and both references, with equal seed counts.
+    """
+    from quickstudy.evaluation.aggregate import stratified_iqm
+
+    if spec.normalize is None:
+        return []
+    labels, (low, high) = spec.labels(), spec.normalize
+    out = []
+    for m in (m for m in methods if spec.methods[m].trains):
+        cells = [r["methods"] for r in records]
+        if len(cells) < 2 or not all(res.get(k) for res in cells for k in (m, low, high)):
             continue
-        rows = []
-        for r in records:
-            res = r["methods"]
-            if not all(k in res and res[k] for k in (m, low, high)):
-                break
-            span = res[high]["mean"] - res[low]["mean"]
-            seeds = res[m].get("seeds")
-            values = seeds["per_seed"] if seeds else [res[m]["mean"]]
-            rows.append([(v - res[low]["mean"]) / span for v in values])
-        else:
-            if len(rows) < 2 or len({len(x) for x in rows}) != 1:
-                continue
-            agg = stratified_iqm(np.array(rows).T)
-            ci = (f", 95 % stratified-bootstrap CI [{agg['ci_low']:.2f}, {agg['ci_high']:.2f}]"
-                  if agg["ci_low"] is not None else "")  # fmt: skip
-            out += ["", f"{labels[m]} over the {len(rows)} cells, normalized to "
-                    f"{labels[low]} = 0 and {labels[high]} = 1: interquartile mean "
-                    f"{agg['iqm']:.2f}{ci} ({agg['seeds']} seed(s) per cell)."]  # fmt: skip
+        rows = [
+            [(v - res[low]["mean"]) / (res[high]["mean"] - res[low]["mean"])
+             for v in (res[m]["seeds"]["per_seed"] if res[m].get("seeds") else [res[m]["mean"]])]
+            for res in cells
+        ]  # fmt: skip
+        if len({len(x) for x in rows}) != 1:
+            continue
+        agg = stratified_iqm(np.array(rows).T)
+        ci = (f", 95 % stratified-bootstrap CI [{agg['ci_low']:.2f}, {agg['ci_high']:.2f}]"
+              if agg["ci_low"] is not None else "")  # fmt: skip
+        out += ["", f"{labels[m]} over the {len(rows)} cells, normalized to "
+                f"{labels[low]} = 0 and {labels[high]} = 1: interquartile mean "
+                f"{agg['iqm']:.2f}{ci} ({agg['seeds']} seed(s) per cell)."]  # fmt: skip
     return out
 
 
@@ -478,21 +485,15 @@ def _over_seeds(seed_curves: list[dict[str, Any]] | None) -> tuple | None:
 
     ``None`` with fewer than two seeds, or where the seeds' curves have different steps.
     """
-    from quickstudy.evaluation.aggregate import seed_mean
+    from quickstudy.evaluation.aggregate import seed_band
 
     if not seed_curves or len(seed_curves) < 2:
         return None
     steps = seed_curves[0]["steps"]
     if any(c["steps"] != steps for c in seed_curves) or not steps:
         return None
-    values = np.array([c["values"] for c in seed_curves], np.float64)  # [seeds, points]
-    aggs = [seed_mean(values[:, i]) for i in range(values.shape[1])]
-    return (
-        steps,
-        [a["mean"] for a in aggs],
-        [a["ci_low"] for a in aggs],
-        [a["ci_high"] for a in aggs],
-    )
+    band = seed_band([c["values"] for c in seed_curves])
+    return steps, band["mean"], band["ci95_low"], band["ci95_high"]
 
 
 def _by_training_task(spec: TableSpec, records: list[dict[str, Any]]) -> list[dict[str, Any]]:
