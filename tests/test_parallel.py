@@ -59,3 +59,24 @@ def test_reproduce_in_two_workers_gives_the_table_of_one_process(tmp_path, capsy
     assert strip(two["cells"]) == strip(one["cells"])
     assert (tmp_path / "two" / "logs" / "bandit-k10-n10.log").exists()
     assert main([*common, "--out", str(tmp_path / "x"), "--jobs", "0"]) == 2
+
+
+def test_reproduce_seeds_train_as_workers_and_the_cell_reuses_their_runs(tmp_path, capsys):
+    cache = str(tmp_path / "cache")
+    common = ["reproduce", "rl2-bandits", "--budget", "1280", "--trials", "20", "--seeds", "2"]
+    common += ["--cells", "bandit-k5-n10", "--methods", "random", "rl2", "--cache-dir", cache]
+    assert main([*common, "--out", str(tmp_path / "two"), "--jobs", "2"]) == 0
+    printed = capsys.readouterr().out
+    assert "training 2 seeds of 1 cell(s) as 2 jobs" in printed
+    for seed in (0, 1):
+        log = (tmp_path / "two" / "logs" / f"bandit-k5-n10-seed{seed}.log").read_text()
+        assert "training" in log and "meta-test" not in log.lower()
+    assert printed.count("reusing the finished run") == 2  # the cell only meta-tests
+    assert main([*common, "--out", str(tmp_path / "one")]) == 0  # same cache, one process
+    assert capsys.readouterr().out.count("reusing the finished run") == 2
+    cells = [
+        json.loads((tmp_path / out / "table.json").read_text())["cells"][0]["methods"]
+        for out in ("two", "one")
+    ]
+    assert cells[0]["rl2"]["seeds"]["per_seed"] == cells[1]["rl2"]["seeds"]["per_seed"]
+    assert cells[0]["rl2"]["seeds"]["seeds"] == [0, 1]

@@ -1034,7 +1034,7 @@ reproduction resumes where it stopped when run again."""
 
 
 def _cmd_reproduce(argv: list[str]) -> int:
-    from quickstudy.reproduce import TABLES, ReproduceSettings, reproduce
+    from quickstudy.reproduce import TABLES, ReproduceSettings, reproduce, train_runs
 
     parser = _parser("quickstudy reproduce", REPRODUCE_HELP)
     parser.add_argument("table", metavar="TABLE", help="one of: " + ", ".join(TABLES))
@@ -1049,10 +1049,11 @@ def _cmd_reproduce(argv: list[str]) -> int:
         ("--seed", "N", _nonneg_int, 0, "seed of training and evaluation"),
         ("--seeds", "N", _int, 1, "seeds of each trained method (SEED, SEED+1, ...)"),
         ("--cache-dir", "DIR", str, None, "where trained runs are kept (default: in OUT)"),
-        ("--jobs", "N", _int, 1, "cells run at once, each a process on its own core"),
+        ("--jobs", "N", _int, 1, "worker processes on their own cores: cells, and seeds first"),
         ("--ray", "ADDRESS", str, None, RAY_HELP),
     )  # fmt: skip
     parser.add_argument("--worker", action="store_true", help=argparse.SUPPRESS)
+    parser.add_argument("--train-only", action="store_true", help=argparse.SUPPRESS)
     args = parser.parse_args(argv)
     console = _console()
     out = Path(args.out or f"runs/reproduce-{args.table}")
@@ -1079,9 +1080,17 @@ def _cmd_reproduce(argv: list[str]) -> int:
         with progress:
             return runner.train(run, on_chunk=progress.on_chunk, on_warning=progress.warning)
 
+    if args.train_only:  # a worker of _train_seeds_in_workers
+        train_runs(settings, log=console.print, train_hook=train_hook)
+        return 0
     t0 = time.perf_counter()
     command = "quickstudy reproduce " + " ".join(argv)
-    if (args.jobs > 1 or args.ray) and len(settings.selected) > 1:
+    parallel_work = (args.jobs > 1 or args.ray) and not args.worker
+    if parallel_work and settings.seeds > 1:
+        status = _train_seeds_in_workers(settings, args, console.print)
+        if status:
+            return status
+    if parallel_work and len(settings.selected) > 1:
         status = _reproduce_in_workers(settings, args, console.print)
         if status:
             return status
@@ -1104,13 +1113,9 @@ def _cmd_reproduce(argv: list[str]) -> int:
     return 0
 
 
-def _reproduce_in_workers(settings: Any, args: argparse.Namespace, log: Callable) -> int:
-    """Runs each selected cell as a pinned worker process; 0 when every cell finished."""
-    from quickstudy import cluster, parallel
-    from quickstudy.tracking import read_json, write_json_atomic
-
-    out = Path(settings.out_dir)
-    forwarded = ["--seed", str(args.seed), "--seeds", str(args.seeds)]
+def _reproduce_flags(args: argparse.Namespace) -> list[str]:
+    """The options of a reproduction that its worker processes must share."""
+    forwarded = []
     for flag, value in (
         ("--budget", args.budget),
         ("--trials", args.trials),
@@ -1121,6 +1126,15 @@ def _reproduce_in_workers(settings: Any, args: argparse.Namespace, log: Callable
             forwarded += [flag, str(value)]
     if args.methods:
         forwarded += ["--methods", *args.methods]
+    return forwarded
+
+
+def _reproduce_in_workers(settings: Any, args: argparse.Namespace, log: Callable) -> int:
+    """Runs each selected cell as a pinned worker process; 0 when every cell finished."""
+    from quickstudy import parallel
+
+    out = Path(settings.out_dir)
+    forwarded = ["--seed", str(args.seed), "--seeds", str(args.seeds), *_reproduce_flags(args)]
     jobs = [
         parallel.Job(
             cell.task,
@@ -1132,6 +1146,44 @@ def _reproduce_in_workers(settings: Any, args: argparse.Namespace, log: Callable
         )
         for cell in settings.selected
     ]  # fmt: skip
+    return _run_reproduce_jobs(jobs, out, args, log, "cell")
+
+
+def _train_seeds_in_workers(settings: Any, args: argparse.Namespace, log: Callable) -> int:
+    """Trains every seed of every selected cell as its own worker; 0 when all finished.
+
+    Each job trains one seed's runs of one cell (``--train-only``). The cells then find every
+    seed's runs finished and only meta-test them.
+    """
+    from quickstudy import parallel
+
+    if not any(settings.spec.methods[m].trains for m in settings.selected_methods):
+        return 0
+    out = Path(settings.out_dir)
+    jobs = [
+        parallel.Job(
+            f"{cell.task}-seed{seed}",
+            parallel.module_command(
+                "quickstudy.cli", "reproduce", settings.table, "--out", str(out),
+                "--cells", cell.task, "--seed", str(seed), "--train-only", "--worker",
+                *_reproduce_flags(args),
+            ),
+            out / "logs" / f"{cell.task}-seed{seed}.log",
+        )
+        for cell in settings.selected
+        for seed in range(settings.seed, settings.seed + settings.seeds)
+    ]  # fmt: skip
+    log(f"training {settings.seeds} seeds of {len(settings.selected)} cell(s) as {len(jobs)} jobs")
+    return _run_reproduce_jobs(jobs, out, args, log, "training job")
+
+
+def _run_reproduce_jobs(
+    jobs: list[Any], out: Path, args: argparse.Namespace, log: Callable, what: str
+) -> int:
+    """Runs a reproduction's worker jobs; adds their wall-clock to ``elapsed.json``."""
+    from quickstudy import cluster
+    from quickstudy.tracking import read_json, write_json_atomic
+
     t0 = time.perf_counter()
     try:
         results = cluster.run_jobs(jobs, args.jobs, args.ray, log)
@@ -1143,7 +1195,7 @@ def _reproduce_in_workers(settings: Any, args: argparse.Namespace, log: Callable
     write_json_atomic(elapsed, {"seconds": before + time.perf_counter() - t0})
     failed = [r for r in results if r.returncode != 0]
     for r in failed:
-        log(f"cell {r.job.name} failed with exit status {r.returncode}; see {r.job.log}")
+        log(f"{what} {r.job.name} failed with exit status {r.returncode}; see {r.job.log}")
     return failed[0].returncode if failed else 0
 
 

@@ -410,8 +410,26 @@ def test_seeds_average_each_trained_entry_and_give_its_spread(tmp_path):
         )
         assert "seeds" not in r["methods"]["gittins"]  # baselines are not re-run per seed
         assert [c["steps"] for c in rl2["seed_curves"]] == [rl2["curve"]["steps"]] * 2
-    from quickstudy.reproduce.render import _over_seeds
+    from quickstudy.reproduce.render import (
+        _across_seeds,
+        _band_note,
+        _over_seeds,
+        _points_across_seeds,
+    )
 
+    rl2 = records[0]["methods"]["rl2"]
+    bar = _across_seeds(rl2)  # figure.png's error bar of a multi-seed entry: across seeds
+    assert (bar["mean"], bar["ci95_low"], bar["ci95_high"]) == (
+        rl2["seeds"]["mean"],
+        rl2["seeds"]["ci_low"],
+        rl2["seeds"]["ci_high"],
+    )
+    assert _across_seeds(records[0]["methods"]["gittins"]) is None  # over tasks, as before
+    per_point = _points_across_seeds(rl2)
+    assert len(per_point) == len(rl2["seeds"]["per_seed_points"][0]) == 10  # one per pull
+    assert sum(p["mean"] for p in per_point) == pytest.approx(rl2["seeds"]["mean"])
+    assert all(p["ci95_low"] <= p["mean"] <= p["ci95_high"] for p in per_point)
+    assert "across 2 seeds" in _band_note(records)
     steps, mean, low, high = _over_seeds(records[0]["methods"]["rl2"]["seed_curves"])
     assert all(lo <= m <= hi for m, lo, hi in zip(mean, low, high, strict=True))
     assert (tmp_path / "learning.png").stat().st_size > 0
@@ -420,3 +438,26 @@ def test_seeds_average_each_trained_entry_and_give_its_spread(tmp_path):
     assert "RL² over the 2 cells, normalized to Random = 0 and Gittins = 1" in text
     with pytest.raises(ConfigError, match="seeds"):
         ReproduceSettings("rl2-bandits", tmp_path, seeds=0)
+
+
+def test_adaptation_figure_of_several_seeds_draws_the_band_across_seeds(tmp_path, monkeypatch):
+    from quickstudy.reproduce import render
+
+    drawn = {}
+    monkeypatch.setattr(
+        render,
+        "plot_adaptation_panels",
+        lambda panels, path, **kw: drawn.update(panels=panels, **kw),
+    )
+    settings = ReproduceSettings(
+        "maml-sinusoid", tmp_path, cells=("sinusoid-k5",), budget=20, trials=12,
+        methods=("maml",), seeds=2,
+    )  # fmt: skip
+    maml = reproduce(settings)[0]["methods"]["maml"]
+    ((_, curves),) = drawn["panels"]
+    per_seed = np.array(maml["seeds"]["per_seed_points"])  # [seeds, points]
+    assert per_seed.shape == (2, 11)
+    band = curves["MAML"]
+    np.testing.assert_allclose([p["mean"] for p in band], per_seed.mean(axis=0), rtol=1e-6)
+    assert all(p["ci95_low"] <= p["mean"] <= p["ci95_high"] for p in band)
+    assert "across 2 seeds" in drawn["title"]

@@ -418,21 +418,7 @@ def run_algorithm(
             algo, params, points, settings.num_tasks, settings.seed, test_task=test_task
         )
         return _measure(spec, result), {"train_seconds": 0.0}
-    stem = f"{name}-{train_task}-steps{budget}-seed{settings.seed}"
-    path = config_run_dir(settings.run_cache, stem, config)
-    spec_algo = registry.get(method.algo)
-    eval_every = 0
-    if spec.curve_points:  # meta-tests along training, evenly spaced in updates
-        num_updates = registry.build(method.algo, train_task, config).num_updates
-        eval_every = max(1, num_updates // spec.curve_points)
-    run_settings = runner.RunSettings(
-        seed=settings.seed,
-        chunk_updates=spec_algo.chunk_updates,
-        checkpoint_every=spec_algo.checkpoint_every,
-        eval_tasks=settings.num_tasks,
-        eval_episodes=points,
-        eval_every=eval_every,
-    )
+    path, run_settings = _run_of(settings, cell, name, config, points)
     run, params, train_seconds = train_or_reuse(
         method.algo, train_task, config, path, run_settings, log, train_hook, wait
     )
@@ -457,6 +443,60 @@ def run_algorithm(
         "curve": learning_curve(run, -1 if method.point is None else method.point),
     }
     return values, record
+
+
+def _run_of(
+    settings: ReproduceSettings, cell: Cell, name: str, config: Any, points: int
+) -> tuple[Path, runner.RunSettings]:
+    """The cached run directory of a trained method on a cell, and its run settings."""
+    spec = settings.spec
+    method = spec.methods[name]
+    train_task = cell.trains_on(method)
+    stem = f"{name}-{train_task}-steps{settings.budget_of(cell, name)}-seed{settings.seed}"
+    path = config_run_dir(settings.run_cache, stem, config)
+    spec_algo = registry.get(method.algo)
+    eval_every = 0
+    if spec.curve_points:  # meta-tests along training, evenly spaced in updates
+        num_updates = registry.build(method.algo, train_task, config).num_updates
+        eval_every = max(1, num_updates // spec.curve_points)
+    run_settings = runner.RunSettings(
+        seed=settings.seed,
+        chunk_updates=spec_algo.chunk_updates,
+        checkpoint_every=spec_algo.checkpoint_every,
+        eval_tasks=settings.num_tasks,
+        eval_episodes=points,
+        eval_every=eval_every,
+    )
+    return path, run_settings
+
+
+def train_runs(
+    settings: ReproduceSettings, log: Log = lambda _: None, train_hook: TrainHook | None = None
+) -> list[Path]:
+    """Trains (or finishes) the runs of the selected cells' trained methods, without meta-tests.
+
+    A parallel multi-seed reproduction runs this once per seed, each in its own worker
+    (``quickstudy reproduce ... --seed S --seeds 1 --train-only``); the cells then reuse the
+    finished runs of every seed.
+
+    Returns:
+        The run directories, in the order trained.
+    """
+    spec = settings.spec
+    paths = []
+    for cell in settings.selected:
+        for name in settings.selected_methods:
+            method = spec.methods[name]
+            if not method.trains:
+                continue
+            config = method_config(spec, cell, name, settings.budget_of(cell, name))
+            points = method.points if method.points is not None else spec.test_points or 0
+            path, run_settings = _run_of(settings, cell, name, config, points)
+            train_or_reuse(
+                method.algo, cell.trains_on(method), config, path, run_settings, log, train_hook
+            )
+            paths.append(path)
+    return paths
 
 
 def _measure(spec: TableSpec, result: MetaTestResult) -> np.ndarray:
@@ -496,8 +536,9 @@ def run_seeds(
     Returns:
         The seed-mean values ``[tasks, points]`` and seed 0's record with ``seeds``: each
         seed's score (its mean over tasks of the table's reported quantity) and their mean with
-        a 95 % bootstrap CI across seeds; ``run_dirs`` and ``seed_curves`` list every seed's
-        run and learning curve.
+        a 95 % bootstrap CI across seeds, and each seed's mean over tasks at every point
+        (``per_seed_points``, for the figures' bands across seeds); ``run_dirs`` and
+        ``seed_curves`` list every seed's run and learning curve.
     """
     from quickstudy.evaluation.aggregate import seed_mean
 
@@ -520,7 +561,12 @@ def run_seeds(
         "run_dirs": [r.get("run_dir") for r in records],
         "seed_curves": [r["curve"] for r in records],
         "train_seconds": sum(r["train_seconds"] for r in records),
-        "seeds": {**seed_mean(scores), "seeds": seeds, "per_seed": scores},
+        "seeds": {
+            **seed_mean(scores),
+            "seeds": seeds,
+            "per_seed": scores,
+            "per_seed_points": [x.mean(axis=0).tolist() for x in per_seed],
+        },
     }
     return np.mean(np.stack(per_seed), axis=0), info
 

@@ -227,10 +227,60 @@ def _score_figure(
     spec: TableSpec, methods: Sequence[str], records: list[dict[str, Any]], path: Path
 ) -> None:
     panels = [
-        (r["label"], {m: r["methods"][m] for m in methods if m in r["methods"]}) for r in records
+        (
+            r["label"],
+            {
+                m: _across_seeds(r["methods"][m]) or r["methods"][m]
+                for m in methods
+                if m in r["methods"]
+            },
+        )
+        for r in records
     ]
     paper = [r["paper"] for r in records]
-    plot_method_bars(panels, path, spec.labels(), paper=paper, title=spec.title)
+    plot_method_bars(
+        panels, path, spec.labels(), paper=paper, title=spec.title + _band_note(records)
+    )
+
+
+def _across_seeds(res: dict[str, Any]) -> dict[str, Any] | None:
+    """A multi-seed entry's score as ``mean``, ``ci95_low``, ``ci95_high`` across its seeds.
+
+    ``None`` for an entry of one seed (its interval is then over the held-out tasks).
+    """
+    seeds = res.get("seeds")
+    if not seeds or seeds.get("ci_low") is None:
+        return None
+    return {"mean": seeds["mean"], "ci95_low": seeds["ci_low"], "ci95_high": seeds["ci_high"]}
+
+
+def _points_across_seeds(res: dict[str, Any]) -> list[dict[str, float]] | None:
+    """A multi-seed entry per point: the mean over seeds and its 95 % bootstrap CI across them.
+
+    ``None`` for an entry of one seed, or a record written before ``per_seed_points`` existed.
+    """
+    from quickstudy.evaluation.aggregate import seed_band
+
+    per_seed = (res.get("seeds") or {}).get("per_seed_points")
+    if not per_seed or len(per_seed) < 2:
+        return None
+    band = seed_band(np.asarray(per_seed))
+    keys = ("mean", "ci95_low", "ci95_high")
+    return [dict(zip(keys, row, strict=True)) for row in zip(*(band[k] for k in keys), strict=True)]
+
+
+def _band_note(records: list[dict[str, Any]]) -> str:
+    """The figure title's note on what the intervals are: over tasks, or over seeds as well."""
+    counts = {
+        len(res["seeds"]["seeds"])
+        for r in records
+        for res in r["methods"].values()
+        if (res.get("seeds") or {}).get("ci_low") is not None
+    }
+    if not counts:
+        return ""
+    n = "/".join(str(c) for c in sorted(counts))
+    return f"\n(95% CI across {n} seeds for trained methods, across held-out tasks otherwise)"
 
 
 def _shown_steps(points: int) -> list[int]:
@@ -293,7 +343,13 @@ def _adaptation_lines(
 def _adaptation_figure(spec: TableSpec, records: list[dict[str, Any]], path: Path) -> None:
     labels = spec.labels()
     panels = [
-        (r["label"], {labels[m]: res["per_step"] for m, res in r["methods"].items()})
+        (
+            r["label"],
+            {
+                labels[m]: _points_across_seeds(res) or res["per_step"]
+                for m, res in r["methods"].items()
+            },
+        )
         for r in records
     ]
     points = len(panels[0][1][next(iter(panels[0][1]))]) - 1
@@ -313,7 +369,7 @@ def _adaptation_figure(spec: TableSpec, records: list[dict[str, Any]], path: Pat
         xs=np.arange(points + 1) + spec.first_point,
         xlabel=spec.point_axis,
         ylabel=spec.metric_label,
-        title=f"{spec.title} (95% CI)",
+        title=f"{spec.title} (95% CI)" + _band_note(records),
         log_y=spec.log_y,
         ylim=ylim,
     )
@@ -375,14 +431,18 @@ def _sweep_figure(
     if not shown:
         return
     labels = spec.labels()
+    seeds = _band_note(records)
     plot_adaptation_curve(
-        {labels[m]: [r["methods"][m] for r in records] for m in shown},
+        {
+            labels[m]: [_across_seeds(r["methods"][m]) or r["methods"][m] for r in records]
+            for m in shown
+        },
         path,
         xlabel=spec.x_label,
         ylabel=spec.metric_label,
         title=spec.title,
         xs=[r["x"] for r in records],
-        note="bands: 95% CI over held-out tasks",
+        note="bands: " + (seeds.strip("\n()") if seeds else "95% CI over held-out tasks"),
     )
 
 
