@@ -207,7 +207,8 @@ def test_mjx_backend_agrees_with_native_stepping_over_a_short_rollout():
     state, ts = jax.jit(env.reset)(jax.random.key(0), one)
     # The native batch starts from MJX's initial state.
     sim = native.sim
-    qpos, qvel = np.asarray(state.data.qpos, float)[None], np.asarray(state.data.qvel, float)[None]
+    data = env.data(state)
+    qpos, qvel = np.asarray(data.qpos, float)[None], np.asarray(data.qvel, float)[None]
     from quickstudy.envs.mujoco.locomotion import LocomotionState
 
     nstate = LocomotionState(sim.initial_state(qpos, qvel), np.zeros((1,), np.int32))
@@ -239,3 +240,25 @@ def test_humanoid_dir_rewards_moving_the_centre_of_mass_along_the_task_direction
     reward = env.reward_fn(feats, np.zeros((2, 17)), task, env.sim.dt)
     np.testing.assert_allclose(reward, expected, rtol=1e-6)
     assert np.all(np.abs(feats.mass_center[:, 1] - feats.mass_center[:, 0]) < 0.1)
+
+
+def test_mjx_twins_are_registered_and_their_environments_checkpoint(tmp_path):
+    """``NAME-mjx`` is pure JAX; a state with MJX environments in flight saves and restores."""
+    pytest.importorskip("mujoco.mjx")
+    from quickstudy.tasks.locomotion import MJX_TWINS
+    from quickstudy.tracking.checkpoint import load_checkpoint, save_checkpoint
+
+    assert all(f"{name}-mjx" in tasks.names() for name in MJX_TWINS)
+    dist = tasks.make("walker-params-mjx")  # per-task masses, inertias, damping, friction
+    assert not dist.env.host and dist.finite
+    task = dist.sample(jax.random.key(1), 2)
+    keys = jax.random.split(jax.random.key(0), 2)
+    state, _ = jax.jit(jax.vmap(dist.env.reset))(keys, task)
+    path = save_checkpoint(tmp_path, 0, state)
+    restored = load_checkpoint(path, state)
+    jax.tree.map(np.testing.assert_array_equal, restored, state)
+    step = jax.jit(jax.vmap(dist.env.step))
+    actions = jnp.zeros((2,) + dist.env.action_space(None).shape)
+    _, ts = step(keys, state, actions, task)
+    _, again = step(keys, restored, actions, task)
+    np.testing.assert_array_equal(ts.obs, again.obs)

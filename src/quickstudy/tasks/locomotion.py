@@ -19,6 +19,7 @@ cheetah-slope-up10``); training on a slope itself gives the per-slope oracle.
 
 from __future__ import annotations
 
+import dataclasses
 import functools
 import math
 
@@ -459,8 +460,28 @@ FACTORIES = {
     "walker-params": functools.partial(_params_task, "walker2d"),
     "hopper-params": functools.partial(_params_task, "hopper"),
 }
+MJX_TWINS = ("cheetah-vel", "cheetah-dir", "cheetah-slope", "walker-params", "hopper-params")
+"""Tasks whose MJX twin is registered as ``NAME-mjx``: the gym-convention tasks whose features
+MJX computes (no contact forces), see :mod:`quickstudy.envs.mujoco.mjx`."""
+
+
+def _mjx_twin(name: str) -> TaskDistribution:
+    """``name`` with its environment stepped by MJX: pure JAX, for accelerators."""
+    from quickstudy.envs.mujoco.mjx import mjx_environment
+
+    native = FACTORIES[name]()
+    return dataclasses.replace(
+        native,
+        name=f"{name}-mjx",
+        env=mjx_environment(native.env),
+        description=f"{native.description} Stepped by MJX (pure JAX, for accelerators).",
+    )
+
+
 for _robot in ("cheetah", "ant"):
     FACTORIES[f"{_robot}-slope"] = functools.partial(_slope, _robot)
     for _deg in SLOPE_ANGLES:
         FACTORIES[f"{_robot}-slope-up{_deg}"] = functools.partial(_slope, _robot, float(_deg))
         FACTORIES[f"{_robot}-slope-down{_deg}"] = functools.partial(_slope, _robot, -float(_deg))
+for _name in MJX_TWINS:
+    FACTORIES[f"{_name}-mjx"] = functools.partial(_mjx_twin, _name)

@@ -7,8 +7,9 @@ functions and per-environment physics read from the task. The pure-JAX collector
 the physics inside the training program, so on a GPU a whole update is one compiled program.
 
 On a CPU the native batches are much faster (the machine notes give 1-2k env steps/s for MJX
-on this CPU against 30-60k natively), so the registered tasks use the native path; a parity
-test checks that both paths agree over a short rollout. MJX computes in float32 by default and
+on this CPU against 30-60k natively), so the registered tasks use the native path, and their
+twins ``NAME-mjx`` (:data:`quickstudy.tasks.locomotion.MJX_TWINS`) this one; a parity test
+checks that both paths agree over a short rollout. MJX computes in float32 by default and
 supports only what a task's features need without contact forces (the ``xpos`` tasks: PEARL's
 cheetahs, the slopes' cheetah, the walker and the hopper).
 """
@@ -27,9 +28,13 @@ from quickstudy.envs.mujoco.physics import Features
 
 
 class MjxState(NamedTuple):
-    """One environment: MJX's ``Data`` and the steps taken."""
+    """One environment: the leaves of MJX's ``Data`` and the steps taken.
 
-    data: object
+    The leaves, not ``Data`` itself, so that a checkpoint (a pytree of arrays, tuples and
+    dicts) can hold environments in flight; :meth:`MjxLocomotion.data` rebuilds ``Data``.
+    """
+
+    data: tuple[jax.Array, ...]
     t: jax.Array
 
 
@@ -55,6 +60,11 @@ class MjxLocomotion:
             )
         object.__setattr__(self, "_mjx", mjx)
         object.__setattr__(self, "_model", mjx.put_model(native.sim.model))
+        object.__setattr__(self, "_data_tree", jax.tree.structure(mjx.make_data(self._model)))
+
+    def data(self, state: MjxState):
+        """MJX's ``Data`` of an environment state."""
+        return jax.tree.unflatten(self._data_tree, state.data)
 
     @property
     def horizon(self) -> int:
@@ -112,7 +122,7 @@ class MjxLocomotion:
         info = {"x_velocity": jnp.zeros((), jnp.float32)}
         zero = jnp.zeros((), jnp.float32)
         ts = TimeStep(obs.astype(jnp.float32), zero, jnp.bool_(False), jnp.bool_(False), info)
-        return MjxState(data, jnp.zeros((), jnp.int32)), ts
+        return MjxState(tuple(jax.tree.leaves(data)), jnp.zeros((), jnp.int32)), ts
 
     def step(
         self, key: jax.Array, state: MjxState, action: jax.Array, params: LocomotionTask
@@ -124,8 +134,9 @@ class MjxLocomotion:
         sim = native.sim
         a = jnp.clip(action, -1.0, 1.0)
         ctrl = sim.ctrl_low + (a + 1.0) * 0.5 * (sim.ctrl_high - sim.ctrl_low)
-        before = state.data.qpos
-        data = state.data.replace(ctrl=ctrl)
+        data = self.data(state)
+        before = data.qpos
+        data = data.replace(ctrl=ctrl)
         data = jax.lax.fori_loop(0, sim.frame_skip, lambda _, d: mjx.step(model, d), data)
         batched = jax.tree.map(lambda x: x[None], params)
         features = self._features(before, data)
@@ -144,7 +155,7 @@ class MjxLocomotion:
         ts = TimeStep(
             obs.astype(jnp.float32), reward.astype(jnp.float32), terminated, truncated, info
         )
-        return MjxState(data, t), ts
+        return MjxState(tuple(jax.tree.leaves(data)), t), ts
 
 
 def mjx_environment(native: Locomotion) -> MjxLocomotion:
