@@ -461,3 +461,29 @@ def test_adaptation_figure_of_several_seeds_draws_the_band_across_seeds(tmp_path
     np.testing.assert_allclose([p["mean"] for p in band], per_seed.mean(axis=0), rtol=1e-6)
     assert all(p["ci95_low"] <= p["mean"] <= p["ci95_high"] for p in band)
     assert "across 2 seeds" in drawn["title"]
+
+
+def test_a_cell_runs_only_its_own_methods(tmp_path, monkeypatch):
+    import dataclasses
+
+    from quickstudy.reproduce import engine
+
+    spec = engine.TABLES["rl2-bandits"]
+    only = dataclasses.replace(spec.cell("bandit-k5-n10"), methods=("random",))
+    monkeypatch.setitem(engine.TABLES, "rl2-bandits", dataclasses.replace(spec, cells=(only,)))
+    settings = ReproduceSettings(
+        "rl2-bandits", tmp_path, budget=ONE_UPDATE, methods=("random", "rl2"), **SMALL
+    )
+    assert engine.train_runs(settings) == []
+    (record,) = reproduce(settings)
+    assert list(record["methods"]) == ["random"]
+    assert not (tmp_path / "runs").exists()  # RL² never trained on this cell
+    row = next(line for line in (tmp_path / "table.md").read_text().splitlines() if "n=10" in line)
+    assert row.rstrip().endswith("| — (6.70) |")  # its RL² entry: none, beside the paper's
+    pearl = engine.TABLES["pearl"]
+    assert (
+        pearl.cell("hopper-params").methods == ("pearl",) and not pearl.cell("cheetah-vel").methods
+    )
+    for table in engine.TABLES.values():
+        for cell in table.cells:
+            assert set(cell.methods) <= set(table.methods), (table.name, cell.task)

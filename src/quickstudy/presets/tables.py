@@ -79,6 +79,8 @@ class Cell:
         x: The cell's position on a ``sweep`` table's x axis (e.g. the slope in degrees).
         budgets: Method -> training budget on this cell only (methods whose budgets differ
             by orders of magnitude from cell to cell).
+        methods: The only methods this cell runs (empty: all of the table's); the others show
+            "—" in its row.
     """
 
     task: str
@@ -91,6 +93,11 @@ class Cell:
     train_task: str | None = None
     x: float | None = None
     budgets: Mapping[str, int] = dataclasses.field(default_factory=dict)
+    methods: tuple[str, ...] = ()
+
+    def runs(self, method: str) -> bool:
+        """Whether this cell runs ``method``."""
+        return not self.methods or method in self.methods
 
     def trains_on(self, method: Method) -> str:
         """The task ``method`` meta-trains on in this cell."""

@@ -487,7 +487,7 @@ def train_runs(
     for cell in settings.selected:
         for name in settings.selected_methods:
             method = spec.methods[name]
-            if not method.trains:
+            if not method.trains or not cell.runs(name):
                 continue
             config = method_config(spec, cell, name, settings.budget_of(cell, name))
             points = method.points if method.points is not None else spec.test_points or 0
@@ -588,7 +588,7 @@ def run_cell(
     results: dict[str, dict[str, Any]] = {}
     # In a parallel reproduction another worker may be training a run this cell shares: the
     # cell then goes on with its other methods and comes back to that one at the end.
-    pending = list(settings.selected_methods)
+    pending = [m for m in settings.selected_methods if cell.runs(m)]
     deferred: list[str] = []
     while pending:
         name = pending.pop(0)
@@ -616,7 +616,7 @@ def run_cell(
             point = method.point if method.point is not None else x.shape[1] - 1
             results[name] = {"point": point, **summarize(x[:, point]), **results[name]}
         log(render.method_line(spec, cell, name, results[name]))
-    results = {m: results[m] for m in settings.selected_methods}
+    results = {m: results[m] for m in settings.selected_methods if m in results}
     if spec.view == "score":
         bold = not_worse_than_best({m: x.sum(axis=1) for m, x in values.items()})
         for name in results:
