@@ -476,7 +476,7 @@ def test_a_cell_runs_only_its_own_methods(tmp_path, monkeypatch):
     )
     assert engine.train_runs(settings) == []
     (record,) = reproduce(settings)
-    assert list(record["methods"]) == ["random"]
+    assert list(record["methods"]) == ["random"] == list(record["configs"])
     assert not (tmp_path / "runs").exists()  # RL² never trained on this cell
     row = next(line for line in (tmp_path / "table.md").read_text().splitlines() if "n=10" in line)
     assert row.rstrip().endswith("| — (6.70) |")  # its RL² entry: none, beside the paper's

@@ -228,9 +228,14 @@ def method_config(spec: TableSpec, cell: Cell, name: str, budget: int) -> Any:
 
 
 def configs_record(settings: ReproduceSettings, cell: Cell) -> dict[str, Any]:
-    """Each selected method's config as a cell file records it (``None``: a baseline)."""
+    """Each selected method's config as a cell file records it (``None``: a baseline).
+
+    Only the methods the cell runs: another method's defaults changing leaves the cell valid.
+    """
     out = {}
     for name in settings.selected_methods:
+        if not cell.runs(name):
+            continue
         config = method_config(settings.spec, cell, name, settings.budget_of(cell, name))
         out[name] = None if config is None else as_json(config)
     return out
