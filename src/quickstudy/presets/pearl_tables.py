@@ -84,12 +84,12 @@ PEARL_FIGURE = TableSpec(
     note=(
         "Entries: mean return of the last adaptation episode over 20 held-out tasks, ± s.e. "
         "PEARL: the authors' per-task schedule with [128, 128, 128] networks; its meta-test "
-        "explores with z from the prior (1 episode; 2 on cheetah-vel), then samples z from the "
-        "posterior of everything it has seen. RL²: GRU 64, PPO, 3-episode trials (2 on "
-        "cheetah-vel). MAML-RL: TRPO outer loop, one inner step in training, 3 at meta-test, "
-        "40 episodes per step. Published: PEARL's approximate asymptote read off the paper's "
-        "Figure 3. Steps: environment steps of meta-training, PEARL's initial collection "
-        "included."
+        "explores with z from the prior (1 episode on the point robots, 2 on the MuJoCo tasks),"
+        " then samples z from the posterior of everything it has seen. RL²: GRU 64, PPO, "
+        "3-episode trials (2 on cheetah-vel). MAML-RL: TRPO outer loop, one inner step in "
+        "training, 3 at meta-test, 40 episodes per step. Published: PEARL's approximate "
+        "asymptote read off the paper's Figure 3. Steps: environment steps of meta-training, "
+        "PEARL's initial collection included."
     ),
 )
 
