@@ -415,7 +415,7 @@ def run_algorithm(
     config = method_config(spec, cell, name, budget)
     train_task = cell.trains_on(method)
     test_task = None if train_task == cell.task else cell.task
-    points = method.points if method.points is not None else spec.test_points or 0
+    points = _test_points(spec, method)
     if not method.trained:
         algo = registry.build(method.algo, train_task, config)
         params = jax.jit(algo.init)(jax.random.key(settings.seed)).params
@@ -423,7 +423,7 @@ def run_algorithm(
             algo, params, points, settings.num_tasks, settings.seed, test_task=test_task
         )
         return _measure(spec, result), {"train_seconds": 0.0}
-    path, run_settings = _run_of(settings, cell, name, config, points)
+    path, run_settings = _run_of(settings, cell, name, config)
     run, params, train_seconds = train_or_reuse(
         method.algo, train_task, config, path, run_settings, log, train_hook, wait
     )
@@ -450,8 +450,13 @@ def run_algorithm(
     return values, record
 
 
+def _test_points(spec: TableSpec, method: Method) -> int:
+    """The adaptation points a method is meta-tested at (0: as it trained)."""
+    return method.points if method.points is not None else spec.test_points or 0
+
+
 def _run_of(
-    settings: ReproduceSettings, cell: Cell, name: str, config: Any, points: int
+    settings: ReproduceSettings, cell: Cell, name: str, config: Any
 ) -> tuple[Path, runner.RunSettings]:
     """The cached run directory of a trained method on a cell, and its run settings."""
     spec = settings.spec
@@ -469,7 +474,7 @@ def _run_of(
         chunk_updates=spec_algo.chunk_updates,
         checkpoint_every=spec_algo.checkpoint_every,
         eval_tasks=settings.num_tasks,
-        eval_episodes=points,
+        eval_episodes=_test_points(spec, method),
         eval_every=eval_every,
     )
     return path, run_settings
@@ -495,8 +500,7 @@ def train_runs(
             if not method.trains or not cell.runs(name):
                 continue
             config = method_config(spec, cell, name, settings.budget_of(cell, name))
-            points = method.points if method.points is not None else spec.test_points or 0
-            path, run_settings = _run_of(settings, cell, name, config, points)
+            path, run_settings = _run_of(settings, cell, name, config)
             train_or_reuse(
                 method.algo, cell.trains_on(method), config, path, run_settings, log, train_hook
             )

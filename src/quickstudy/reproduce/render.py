@@ -269,18 +269,24 @@ def _points_across_seeds(res: dict[str, Any]) -> list[dict[str, float]] | None:
     return [dict(zip(keys, row, strict=True)) for row in zip(*(band[k] for k in keys), strict=True)]
 
 
-def _band_note(records: list[dict[str, Any]]) -> str:
-    """The figure title's note on what the intervals are: over tasks, or over seeds as well."""
+def _seed_intervals(records: list[dict[str, Any]]) -> str:
+    """What the intervals are where some entries have several seeds ("": over tasks only)."""
     counts = {
         len(res["seeds"]["seeds"])
         for r in records
         for res in r["methods"].values()
-        if (res.get("seeds") or {}).get("ci_low") is not None
+        if _across_seeds(res) is not None
     }
     if not counts:
         return ""
     n = "/".join(str(c) for c in sorted(counts))
-    return f"\n(95% CI across {n} seeds for trained methods, across held-out tasks otherwise)"
+    return f"95% CI across {n} seeds for trained methods, across held-out tasks otherwise"
+
+
+def _band_note(records: list[dict[str, Any]]) -> str:
+    """The figure title's note on the intervals, where some entries have several seeds."""
+    text = _seed_intervals(records)
+    return f"\n({text})" if text else ""
 
 
 def _shown_steps(points: int) -> list[int]:
@@ -431,7 +437,6 @@ def _sweep_figure(
     if not shown:
         return
     labels = spec.labels()
-    seeds = _band_note(records)
     plot_adaptation_curve(
         {
             labels[m]: [_across_seeds(r["methods"][m]) or r["methods"][m] for r in records]
@@ -442,7 +447,7 @@ def _sweep_figure(
         ylabel=spec.metric_label,
         title=spec.title,
         xs=[r["x"] for r in records],
-        note="bands: " + (seeds.strip("\n()") if seeds else "95% CI over held-out tasks"),
+        note="bands: " + (_seed_intervals(records) or "95% CI over held-out tasks"),
     )
 
 
