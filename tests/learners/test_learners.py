@@ -9,7 +9,14 @@ import optax
 import pytest
 
 from quickstudy.learners.a2c import a2c_objective, make_a2c
-from quickstudy.learners.base import make_optimizer, minibatches, sequence_batch
+from quickstudy.learners.base import (
+    group_shuffles,
+    make_optimizer,
+    minibatches,
+    sequence_batch,
+    strided_minibatches,
+    strided_permutation,
+)
 from quickstudy.learners.ppo import PPOConfig, make_ppo, ppo_loss
 from quickstudy.learners.trpo import TrustRegionConfig, make_trpo, partition
 from quickstudy.networks.recurrent import RecurrentActorCritic, recurrent_policy
@@ -112,6 +119,30 @@ def test_minibatches_keep_each_sequence_with_its_own_carry(cell):
         _leaves_close(got.carry0, want_carry, rtol=0, atol=0)
         np.testing.assert_array_equal(got.obs, np.asarray(traj.obs)[:, idx])
         np.testing.assert_array_equal(got.advantage, np.asarray(batch.advantage)[:, idx])
+
+
+def test_strided_permutation_takes_one_sequence_of_every_group_per_minibatch():
+    size, num = 24, 4
+    perm = np.asarray(strided_permutation(jax.random.key(5), size, num))
+    assert sorted(perm) == list(range(size))
+    for m in range(num):
+        chunk = perm[m * (size // num) : (m + 1) * (size // num)]
+        np.testing.assert_array_equal(chunk // num, np.arange(size // num))  # one per group
+    # the groups are shuffled independently: not every group in the same order
+    assert len({tuple(perm[g :: size // num] % num) for g in range(size // num)}) > 1
+
+
+@pytest.mark.parametrize("cell", ["gru", "lstm"])
+def test_strided_minibatches_equal_the_strided_permutation_gathered(cell):
+    policy = _policy(cell)
+    params = policy.init(jax.random.key(1))
+    traj, _ = _batch(policy, params)
+    carry0 = jax.tree.map(lambda x: x + jnp.arange(B, dtype=x.dtype)[:, None], policy.init_carry(B))
+    batch = sequence_batch(traj, carry0, 0.99, 0.95)
+    key = jax.random.key(3)
+    got = strided_minibatches(batch, group_shuffles(key, B, 2))
+    want = minibatches(batch, strided_permutation(key, B, 2), 2)
+    _leaves_close(got, want, rtol=0, atol=0)
 
 
 def test_a2c_update_is_one_clipped_adam_step_on_the_actor_critic_loss():

@@ -99,6 +99,66 @@ def sequence_batch(
     )
 
 
+def strided_permutation(key: jax.Array, size: int, num: int) -> jax.Array:
+    """A shuffle of ``size`` sequences whose ``num`` minibatches each take one per group.
+
+    The sequences form ``size // num`` groups of ``num`` consecutive ones; each group is
+    shuffled on its own and minibatch ``j`` (the ``j``-th slice of ``size // num`` in the
+    result) takes the ``j``-th of every group, in group order. Each minibatch then holds the
+    same share of every contiguous block of sequences, so when the batch is split over
+    devices (``--devices``) each device holds its part of every minibatch and computes that
+    part's gradient itself; a uniform shuffle makes XLA gather every minibatch onto every
+    device and repeat the whole gradient computation on each.
+
+    Args:
+        key: PRNG key.
+        size: Sequences in the batch; a multiple of ``num``.
+        num: Minibatches.
+
+    Returns:
+        ``[size]`` indices: minibatch-major, group order within a minibatch.
+    """
+    within = group_shuffles(key, size, num)
+    groups = within.shape[0]
+    return (jnp.arange(groups)[:, None] * num + within).T.reshape(size)
+
+
+def group_shuffles(key: jax.Array, size: int, num: int) -> jax.Array:
+    """The per-group shuffles of :func:`strided_permutation` (input of :func:`strided_minibatches`).
+
+    Returns:
+        ``[size // num, num]``: row ``g`` is a random permutation of ``range(num)``.
+    """
+    keys = jax.random.split(key, size // num)
+    return jax.vmap(lambda k: jax.random.permutation(k, num))(keys)
+
+
+def strided_minibatches(batch: SequenceBatch, within: jax.Array) -> SequenceBatch:
+    """The minibatches of :func:`strided_permutation`, gathered without moving data across groups.
+
+    Equal to ``minibatches(batch, strided_permutation(...), num)``, but written as a reshape of
+    the sequence axis into ``[groups, num]`` and a gather along ``num`` only, so that XLA keeps
+    a batch split over devices where it is.
+
+    Args:
+        batch: The batch (``carry0`` leaves ``[B, ...]``, the rest ``[T, B, ...]``).
+        within: ``[B // num, num]``, row ``g`` a permutation of ``range(num)``.
+
+    Returns:
+        A batch whose leaves have a leading minibatch axis ``[num, ...]``.
+    """
+    groups, num = within.shape
+
+    def split(x: jax.Array, axis: int) -> jax.Array:
+        x = x.reshape(x.shape[:axis] + (groups, num) + x.shape[axis + 1 :])
+        index = within.reshape((1,) * axis + (groups, num) + (1,) * (x.ndim - axis - 2))
+        return jnp.moveaxis(jnp.take_along_axis(x, index, axis=axis + 1), axis + 1, 0)
+
+    carry = jax.tree.map(lambda x: split(x, 0), batch.carry0)
+    rest = [jax.tree.map(lambda x: split(x, 1), leaf) for leaf in batch[1:]]
+    return SequenceBatch(carry, *rest)
+
+
 def minibatches(batch: SequenceBatch, perm: jax.Array, num: int) -> SequenceBatch:
     """Shuffles the sequences by ``perm`` and splits them into ``num`` minibatches.
 
@@ -130,6 +190,7 @@ def sgd_epochs(
     optimizer: optax.GradientTransformation,
     num_epochs: int,
     num_minibatches: int,
+    strided: bool = False,
 ) -> tuple[PyTree, PyTree, Any]:
     """``num_epochs`` passes of one optimiser step per minibatch of reshuffled whole sequences.
 
@@ -142,6 +203,8 @@ def sgd_epochs(
         optimizer: The optimiser.
         num_epochs: Passes over the batch.
         num_minibatches: Minibatches per pass.
+        strided: Draw each minibatch as one sequence from every group of ``num_minibatches``
+            consecutive ones (see :func:`strided_permutation`) instead of a uniform shuffle.
 
     Returns:
         The new parameters and optimiser state, and ``aux`` with leading axes
@@ -155,8 +218,12 @@ def sgd_epochs(
         return (optax.apply_updates(params, updates), opt_state), aux
 
     def epoch(carry, key):
-        perm = jax.random.permutation(key, batch.reward.shape[1])
-        return jax.lax.scan(step, carry, minibatches(batch, perm, num_minibatches))
+        size = batch.reward.shape[1]
+        if strided:
+            split = strided_minibatches(batch, group_shuffles(key, size, num_minibatches))
+        else:
+            split = minibatches(batch, jax.random.permutation(key, size), num_minibatches)
+        return jax.lax.scan(step, carry, split)
 
     keys = jax.random.split(key, num_epochs)
     (params, opt_state), aux = jax.lax.scan(epoch, (params, opt_state), keys)

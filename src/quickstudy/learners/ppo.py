@@ -61,6 +61,13 @@ class PPOConfig:
         normalize_advantages: Standardise advantages per minibatch.
         adam_eps: Adam's denominator epsilon.
         anneal_lr: Decay the learning rate linearly to zero over training.
+        strided_minibatches: Shuffle within groups so that minibatches split over devices.
+            Each minibatch takes one sequence from every group of ``num_minibatches``
+            consecutive ones, instead of a uniform shuffle of all of them. Sequences are
+            i.i.d., so both are valid; with the
+            batch split over several devices (``--devices``, ``--processes``) only this one
+            lets each device compute the gradient of its own sequences, where a uniform
+            shuffle repeats the whole gradient computation on every device.
     """
 
     learning_rate: float = 3e-4
@@ -77,6 +84,7 @@ class PPOConfig:
     normalize_advantages: bool = True
     adam_eps: float = 1e-5
     anneal_lr: bool = True
+    strided_minibatches: bool = False
 
     def __post_init__(self):
         check_fields(
@@ -180,6 +188,7 @@ def make_ppo(
             optimizer,
             config.num_epochs,
             config.num_minibatches,
+            config.strided_minibatches,
         )
         metrics = jax.tree.map(jnp.mean, aux)
         metrics["value_target_mean"] = batch.target.mean()

@@ -209,6 +209,7 @@ def make_trpo(
             critic_opt,
             config.num_epochs,
             config.num_minibatches,
+            config.strided_minibatches,
         )
         metrics = {
             "policy_loss": info.loss_after,
