@@ -607,6 +607,13 @@ def _train_parsed(spec: Any, args: argparse.Namespace) -> int:
         console.print(f"{args.task} defaults (override with the flags): " + ", ".join(applied))
     if args.preset:
         console.print(f"preset {args.preset}: {spec.preset(args.preset).description}")
+    ppo = getattr(config, "ppo", None)
+    minibatched = ppo is not None and getattr(config, "learner", "ppo") != "a2c"
+    if args.devices > 1 and minibatched and not ppo.strided_minibatches:
+        console.print(
+            "note: with PPO's uniform minibatch shuffle every device computes every "
+            "minibatch's whole gradient; --strided-minibatches splits that work too"
+        )
     if args.dry_run:
         algo = registry.build(spec.name, args.task, config)
         size, note = _size(algo, config)

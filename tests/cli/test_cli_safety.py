@@ -117,3 +117,11 @@ def test_dry_run_reports_rounding_and_writes_nothing(tmp_path, capsys):
     out = capsys.readouterr().out
     assert "468 updates x 1,280 env steps = 599,040" in out and "not a multiple" in out
     assert not any(tmp_path.iterdir())
+
+
+def test_devices_with_a_uniform_ppo_shuffle_point_to_strided_minibatches(tmp_path, capsys):
+    args = ["train", "rl2", "--devices", "2", "--runs-root", str(tmp_path), "--dry-run"]
+    assert main(args) == 0
+    assert "--strided-minibatches" in capsys.readouterr().out
+    assert main([*args, "--strided-minibatches"]) == 0
+    assert "--strided-minibatches" not in capsys.readouterr().out
