@@ -13,7 +13,9 @@ date), since the cells came from several commands; ``assembled`` is added.
 
 ``docs/results/pearl-table.md`` and ``pearl-figure.png`` were made this way on 2026-12-06 from
 ``runs/reproduce-pearl`` (point robots, walker), ``runs/reproduce-pearl-cheetah`` (cheetah-vel),
-``runs/reproduce-pearl-dir`` and ``runs/reproduce-pearl-hopper``.
+``runs/reproduce-pearl-dir`` and ``runs/reproduce-pearl-hopper``. Its ant rows and
+``pearl-figure-ants.png`` came the same way, later that day, from ``runs/reproduce-pearl-ant-dir``
+and ``runs/reproduce-pearl-ant-goal``.
 """
 
 from __future__ import annotations
