@@ -102,14 +102,17 @@ def test_ppo_raises_the_probability_of_the_rewarded_action():
     assert float(metrics["approx_kl"]) > 0.0
 
 
+def _distinct_carry_batch(cell):
+    """A batch whose sequences each start from their own carry, so a mismatched pairing shows."""
+    policy = _policy(cell)
+    traj, _ = _batch(policy, policy.init(jax.random.key(1)))
+    carry0 = jax.tree.map(lambda x: x + jnp.arange(B, dtype=x.dtype)[:, None], policy.init_carry(B))
+    return traj, carry0, sequence_batch(traj, carry0, 0.99, 0.95)
+
+
 @pytest.mark.parametrize("cell", ["gru", "lstm"])
 def test_minibatches_keep_each_sequence_with_its_own_carry(cell):
-    policy = _policy(cell)
-    params = policy.init(jax.random.key(1))
-    traj, _ = _batch(policy, params)
-    # A distinct carry per sequence, so that a mismatched pairing shows.
-    carry0 = jax.tree.map(lambda x: x + jnp.arange(B, dtype=x.dtype)[:, None], policy.init_carry(B))
-    batch = sequence_batch(traj, carry0, 0.99, 0.95)
+    traj, carry0, batch = _distinct_carry_batch(cell)
     perm = jax.random.permutation(jax.random.key(3), B)
     mbs = minibatches(batch, perm, 4)
     for m in range(4):
@@ -134,11 +137,7 @@ def test_strided_permutation_takes_one_sequence_of_every_group_per_minibatch():
 
 @pytest.mark.parametrize("cell", ["gru", "lstm"])
 def test_strided_minibatches_equal_the_strided_permutation_gathered(cell):
-    policy = _policy(cell)
-    params = policy.init(jax.random.key(1))
-    traj, _ = _batch(policy, params)
-    carry0 = jax.tree.map(lambda x: x + jnp.arange(B, dtype=x.dtype)[:, None], policy.init_carry(B))
-    batch = sequence_batch(traj, carry0, 0.99, 0.95)
+    _, _, batch = _distinct_carry_batch(cell)
     key = jax.random.key(3)
     got = strided_minibatches(batch, group_shuffles(key, B, 2))
     want = minibatches(batch, strided_permutation(key, B, 2), 2)
