@@ -9,8 +9,8 @@ updates on ``bandit-k5-n10`` in chunks of 10 (compilation excluded):
 * ``1 device``: the state on one device (the baseline);
 * ``2 devices``: the environments in flight split over both (`runner.place_on_devices`);
 * the same two with ``strided_minibatches`` (PPO's minibatches drawn so that each device
-  keeps its own sequences; with the uniform shuffle XLA gathers each minibatch onto both
-  devices and both compute its whole gradient).
+  keeps its own sequences; with the uniform shuffle XLA gathers the whole batch onto both
+  devices and both compute every minibatch's whole gradient).
 
 It also counts the collective operations XLA put in the compiled 2-device chunk. Each row
 repeats ``--repeats`` times (min and median); load average before and after. Writes

@@ -234,8 +234,8 @@ def place_on_devices(algo: Algorithm, state: PyTree, devices: int) -> PyTree:
     (GSPMD): each device steps its share of the environments, and reductions over the batch
     (the losses' means, hence the gradients) become all-reduces, so the result equals one
     device's up to the order of float sums. PPO's minibatches split over the devices only
-    with ``strided_minibatches``; a uniform shuffle gathers each minibatch onto every device,
-    which then all compute its whole gradient.
+    with ``strided_minibatches``; a uniform shuffle gathers the whole batch onto every device,
+    which then all compute every minibatch's whole gradient.
 
     Raises:
         ConfigError: See :func:`check_devices`; or a data axis does not divide by ``devices``.

@@ -15,7 +15,6 @@ from quickstudy.learners.base import (
     minibatches,
     sequence_batch,
     strided_minibatches,
-    strided_permutation,
 )
 from quickstudy.learners.ppo import PPOConfig, make_ppo, ppo_loss
 from quickstudy.learners.trpo import TrustRegionConfig, make_trpo, partition
@@ -122,6 +121,12 @@ def test_minibatches_keep_each_sequence_with_its_own_carry(cell):
         _leaves_close(got.carry0, want_carry, rtol=0, atol=0)
         np.testing.assert_array_equal(got.obs, np.asarray(traj.obs)[:, idx])
         np.testing.assert_array_equal(got.advantage, np.asarray(batch.advantage)[:, idx])
+
+
+def strided_permutation(key, size, num):
+    """The order `strided_minibatches` reads the sequences in: minibatch-major, groups within."""
+    within = group_shuffles(key, size, num)
+    return (jnp.arange(size // num)[:, None] * num + within).T.reshape(size)
 
 
 def test_strided_permutation_takes_one_sequence_of_every_group_per_minibatch():

@@ -99,32 +99,8 @@ def sequence_batch(
     )
 
 
-def strided_permutation(key: jax.Array, size: int, num: int) -> jax.Array:
-    """A shuffle of ``size`` sequences whose ``num`` minibatches each take one per group.
-
-    The sequences form ``size // num`` groups of ``num`` consecutive ones; each group is
-    shuffled on its own and minibatch ``j`` (the ``j``-th slice of ``size // num`` in the
-    result) takes the ``j``-th of every group, in group order. Each minibatch then holds the
-    same share of every contiguous block of sequences, so when the batch is split over
-    devices (``--devices``) each device holds its part of every minibatch and computes that
-    part's gradient itself; a uniform shuffle makes XLA gather every minibatch onto every
-    device and repeat the whole gradient computation on each.
-
-    Args:
-        key: PRNG key.
-        size: Sequences in the batch; a multiple of ``num``.
-        num: Minibatches.
-
-    Returns:
-        ``[size]`` indices: minibatch-major, group order within a minibatch.
-    """
-    within = group_shuffles(key, size, num)
-    groups = within.shape[0]
-    return (jnp.arange(groups)[:, None] * num + within).T.reshape(size)
-
-
 def group_shuffles(key: jax.Array, size: int, num: int) -> jax.Array:
-    """The per-group shuffles of :func:`strided_permutation` (input of :func:`strided_minibatches`).
+    """One random order per group of ``num`` consecutive sequences (see `strided_minibatches`).
 
     Returns:
         ``[size // num, num]``: row ``g`` is a random permutation of ``range(num)``.
@@ -134,11 +110,14 @@ def group_shuffles(key: jax.Array, size: int, num: int) -> jax.Array:
 
 
 def strided_minibatches(batch: SequenceBatch, within: jax.Array) -> SequenceBatch:
-    """The minibatches of :func:`strided_permutation`, gathered without moving data across groups.
+    """``num`` minibatches that each take one sequence from every group of ``num`` consecutive ones.
 
-    Equal to ``minibatches(batch, strided_permutation(...), num)``, but written as a reshape of
-    the sequence axis into ``[groups, num]`` and a gather along ``num`` only, so that XLA keeps
-    a batch split over devices where it is.
+    Minibatch ``j`` holds sequence ``g * num + within[g, j]`` of every group ``g``, in group
+    order: the same share of every contiguous block of sequences. Written as a reshape of the
+    sequence axis into ``[groups, num]`` and a gather along ``num`` only, so that when the batch
+    is split over devices (``--devices``) XLA keeps each device's sequences where they are and
+    each device computes its part of every minibatch's gradient. A uniform shuffle instead makes
+    XLA gather the whole batch onto every device, which then repeats the whole gradient work.
 
     Args:
         batch: The batch (``carry0`` leaves ``[B, ...]``, the rest ``[T, B, ...]``).
@@ -204,7 +183,7 @@ def sgd_epochs(
         num_epochs: Passes over the batch.
         num_minibatches: Minibatches per pass.
         strided: Draw each minibatch as one sequence from every group of ``num_minibatches``
-            consecutive ones (see :func:`strided_permutation`) instead of a uniform shuffle.
+            consecutive ones (see :func:`strided_minibatches`) instead of a uniform shuffle.
 
     Returns:
         The new parameters and optimiser state, and ``aux`` with leading axes

@@ -64,10 +64,9 @@ class PPOConfig:
         strided_minibatches: Shuffle within groups so that minibatches split over devices.
             Each minibatch takes one sequence from every group of ``num_minibatches``
             consecutive ones, instead of a uniform shuffle of all of them. Sequences are
-            i.i.d., so both are valid; with the
-            batch split over several devices (``--devices``, ``--processes``) only this one
-            lets each device compute the gradient of its own sequences, where a uniform
-            shuffle repeats the whole gradient computation on every device.
+            i.i.d., so both are valid; with the batch split over devices (``--devices``) only
+            this one lets each device compute the gradient of its own sequences, where a
+            uniform shuffle repeats the whole gradient computation on every device.
     """
 
     learning_rate: float = 3e-4
