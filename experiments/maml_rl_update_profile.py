@@ -1,13 +1,16 @@
 """Where a MAML-RL meta-iteration on a host-stepped MuJoCo task spends its time.
 
     XLA_FLAGS="--xla_cpu_multi_thread_eigen=false intra_op_parallelism_threads=1" \\
-        taskset -c 0 python experiments/maml_rl_update_profile.py [--task T] [--updates N]
+        taskset -c 0 python experiments/maml_rl_update_profile.py [--task T] [--updates N] \\
+        [--cg-iters K]
 
 Builds MAML-RL in the authors' cheetah-dir configuration (40 tasks x 20 episodes, α = 0.1,
 KL ≤ 0.02), runs one warm-up meta-iteration (compilation), then times ``--updates`` more. It
 prints the seconds per meta-iteration, the part spent collecting episodes (physics and the
 policy in the loop), the rest (processing, inner step, the second-order TRPO step), env steps/s,
-and the top of a ``cProfile`` listing. An experiment, not a benchmark: one row, no baseline.
+and the top of a ``cProfile`` listing. ``--cg-iters`` changes the conjugate-gradient iterations
+(each one Fisher-vector product through the inner step), to see what they cost. An experiment,
+not a benchmark: one row, no baseline.
 """
 
 from __future__ import annotations
@@ -34,6 +37,7 @@ def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--task", default="maml-cheetah-dir")
     parser.add_argument("--updates", type=int, default=2)
+    parser.add_argument("--cg-iters", type=int, default=10)
     args = parser.parse_args()
 
     collecting = {"seconds": 0.0}
@@ -46,7 +50,8 @@ def main() -> None:
         return out
 
     maml_rl.host_sample_episodes = timed_sample
-    config = registry.get("maml-rl").config(args.task, None, AUTHORS_DIR)
+    trust = {**AUTHORS_DIR["trust_region"], "cg_iters": args.cg_iters}
+    config = registry.get("maml-rl").config(args.task, None, {**AUTHORS_DIR, "trust_region": trust})
     algo = registry.build("maml-rl", args.task, config)
     state = algo.init(jax.random.key(0))
     state, _ = jax.block_until_ready(algo.update(state))  # compiles
@@ -60,7 +65,8 @@ def main() -> None:
     total = (time.perf_counter() - t0) / args.updates
     collect = collecting["seconds"] / args.updates
     print(
-        f"{args.task}: {total:.2f} s per meta-iteration; collecting {collect:.2f} s, "
+        f"{args.task}, {args.cg_iters} CG iterations: {total:.2f} s per meta-iteration; "
+        f"collecting {collect:.2f} s, "
         f"the rest (processing, inner step, TRPO) {total - collect:.2f} s; "
         f"{algo.steps_per_update / total:,.0f} env steps/s"
     )
