@@ -25,6 +25,14 @@ def _small(**kw):
     return MAMLRLConfig(**{**base, **kw})
 
 
+def _assert_same_and_different(reference, same, other):
+    """``same`` equals ``reference`` leaf for leaf; ``other`` differs in some leaf."""
+    ref = jax.tree.leaves(reference)
+    for x, y in zip(ref, jax.tree.leaves(same), strict=True):
+        np.testing.assert_array_equal(x, y)
+    assert any(not np.array_equal(x, z) for x, z in zip(ref, jax.tree.leaves(other), strict=True))
+
+
 def test_gaussian_kl_matches_the_closed_form():
     p = jnp.array([0.3, -1.0, np.log(0.5), np.log(2.0)])
     q = jnp.array([0.0, 0.0, 0.0, 0.0])
@@ -44,6 +52,7 @@ def test_gaussian_kl_matches_the_closed_form():
         {"variant": "oracle"},
         {"outer": "ppo", "ppo_epochs": 2},
         {"first_order": True},
+        {"fvp_tasks": 2},
         {"inner_steps": 2, "total_steps": 2 * 4 * 4 * 100 * 3},
     ],
 )
@@ -80,13 +89,7 @@ def test_maml_rl_is_deterministic_in_the_key():
     a, _ = train(jax.random.key(7))
     b, _ = train(jax.random.key(7))
     c, _ = train(jax.random.key(8))
-    for x, y in zip(jax.tree.leaves(a.params), jax.tree.leaves(b.params), strict=True):
-        np.testing.assert_array_equal(x, y)
-    differs = [
-        not np.array_equal(x, z)
-        for x, z in zip(jax.tree.leaves(a.params), jax.tree.leaves(c.params), strict=True)
-    ]
-    assert any(differs)
+    _assert_same_and_different(a.params, b.params, c.params)
 
 
 def test_meta_test_adaptation_improves_a_goal_directed_start():
@@ -110,6 +113,8 @@ def test_meta_test_adaptation_improves_a_goal_directed_start():
         ({"variant": "reptile"}, "variant"),
         ({"gamma": 1.5}, "gamma"),
         ({"hidden_sizes": ()}, "hidden_sizes"),
+        ({"fvp_tasks": 41}, "fvp_tasks"),
+        ({"fvp_tasks": -1}, "fvp_tasks"),
     ],
 )
 def test_bad_config_names_the_field(kw, field):
@@ -155,3 +160,17 @@ def test_maml_rl_trains_and_meta_tests_on_host_stepped_tasks():
     assert result.values.shape == (5, 3)
     # nav2d returns are sums over a 100-step episode of -distance: tens, not per-step means.
     assert (np.asarray(result.values) < -5).all()
+
+
+def test_fvp_on_every_task_is_the_default_step_and_a_subset_keeps_the_kl_bound():
+    def one_update(**kw):
+        algo = make_maml_rl(_small(**kw), tasks.make("nav2d"))
+        return jax.jit(algo.update)(algo.init(jax.random.key(3)))
+
+    (full, m_full), (same, _), (sub, m_sub) = (
+        one_update(),
+        one_update(fvp_tasks=4),
+        one_update(fvp_tasks=1),
+    )
+    _assert_same_and_different(full.params, same.params, sub.params)
+    assert float(m_sub["kl"]) <= 0.01 + 1e-6 and float(m_full["kl"]) <= 0.01 + 1e-6

@@ -75,6 +75,9 @@ class MAMLRLConfig:
         inner_lr: Inner step size α (the paper's code: 0.5 on nav2d).
         first_order: Drop the second-order term of the meta-gradient.
         trust_region: The TRPO outer step (KL bound δ = 0.01 as in the paper).
+        fvp_tasks: Tasks of the meta-batch in TRPO's Fisher-vector products (0: all of them).
+            Each conjugate-gradient iteration differentiates through every task's inner step,
+            so fewer tasks make the outer step cheaper (the gradient still uses them all).
         ppo_epochs: Outer Adam steps per meta-iteration (``outer="ppo"``).
         ppo_lr: Outer Adam step size (``outer="ppo"``).
         clip_eps: Ratio clip (``outer="ppo"``).
@@ -95,6 +98,7 @@ class MAMLRLConfig:
     inner_lr: float = 0.5
     first_order: bool = False
     trust_region: TrustRegionConfig = TrustRegionConfig()
+    fvp_tasks: int = 0
     ppo_epochs: int = 5
     ppo_lr: float = 1e-3
     clip_eps: float = 0.2
@@ -117,12 +121,17 @@ class MAMLRLConfig:
                 "ppo_epochs",
                 "test_episodes",
             ),
-            nonneg_int=("inner_steps", "test_steps"),
+            nonneg_int=("inner_steps", "test_steps", "fvp_tasks"),
             positive=("inner_lr", "ppo_lr", "clip_eps", "init_std", "test_later_lr_scale"),
             unit_open=("gamma",),
         )
         check_choice(self, "variant", ("maml", "pretrained", "oracle"))
         check_choice(self, "outer", ("trpo", "ppo"))
+        if self.fvp_tasks > self.meta_batch_size:
+            raise ConfigError(
+                f"fvp_tasks ({self.fvp_tasks}) must be at most meta_batch_size "
+                f"({self.meta_batch_size})"
+            )
         if not self.hidden_sizes or any(
             not isinstance(w, int) or isinstance(w, bool) or w <= 0 for w in self.hidden_sizes
         ):
@@ -309,18 +318,23 @@ def make_maml_rl(config: MAMLRLConfig, tasks: TaskDistribution) -> Algorithm:
         data = (batches, post)
         metrics = {"return_pre": returns[:, 0].mean(), "return_post": returns[:, -1].mean()}
         if config.outer == "trpo":
+            # The Fisher metric of the first ``fvp_tasks`` tasks (a random subset: tasks are
+            # sampled independently), each task's samples weighted by its share of the mean KL.
+            n_fvp = config.fvp_tasks or config.meta_batch_size
+            fvp_batches, fvp_post = jax.tree.map(lambda x: x[:n_fvp], (batches, post))
 
             def dists(params):
-                return jax.vmap(lambda b, p: task_objective(params, b, p)[2])(batches, post)
+                return jax.vmap(lambda b, p: task_objective(params, b, p)[2])(fvp_batches, fvp_post)
 
-            weight = post.valid / jnp.maximum(post.valid.sum((1, 2), keepdims=True), 1.0)
-            weight = weight[..., None] / config.meta_batch_size
+            valid = fvp_post.valid
+            weight = valid / jnp.maximum(valid.sum((1, 2), keepdims=True), 1.0)
+            weight = weight[..., None] / n_fvp
             params, info = trust_region_update(
                 state.params,
                 lambda p: surrogate(p, data)[0],
                 lambda p: surrogate(p, data)[1],
                 dists,
-                lambda u: dist.fisher_product(post.dist_old, u) * weight,
+                lambda u: dist.fisher_product(fvp_post.dist_old, u) * weight,
                 config.trust_region,
             )
             opt_state = state.opt_state
