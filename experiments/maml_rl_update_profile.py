@@ -4,8 +4,9 @@
         taskset -c 0 python experiments/maml_rl_update_profile.py [--task T] [--updates N] \\
         [--cg-iters K]
 
-Builds MAML-RL in the authors' cheetah-dir configuration (40 tasks x 20 episodes, α = 0.1,
-KL ≤ 0.02), runs one warm-up meta-iteration (compilation), then times ``--updates`` more. It
+Builds MAML-RL as the ``maml-locomotion`` table configures it on ``--task`` (on cheetah-dir the
+authors' 40 tasks x 20 episodes, α = 0.1, KL ≤ 0.02), runs one warm-up meta-iteration
+(compilation), then times ``--updates`` more. It
 prints the seconds per meta-iteration, the part spent collecting episodes (physics and the
 policy in the loop), the rest (processing, inner step, the second-order TRPO step), env steps/s,
 and the top of a ``cProfile`` listing. ``--cg-iters`` changes the conjugate-gradient iterations
@@ -17,6 +18,7 @@ from __future__ import annotations
 
 import argparse
 import cProfile
+import dataclasses
 import pstats
 import time
 
@@ -24,18 +26,15 @@ import jax
 
 import quickstudy.algorithms.maml_rl as maml_rl
 from quickstudy.algorithms import registry
-
-AUTHORS_DIR = {
-    "meta_batch_size": 40,
-    "episodes_per_task": 20,
-    "inner_lr": 0.1,
-    "trust_region": {"max_kl": 0.02},
-}
+from quickstudy.presets.maml_tables import MAML_LOCOMOTION
+from quickstudy.reproduce.engine import method_config
 
 
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
-    parser.add_argument("--task", default="maml-cheetah-dir")
+    parser.add_argument(
+        "--task", default="maml-cheetah-dir", choices=[c.task for c in MAML_LOCOMOTION.cells]
+    )
     parser.add_argument("--updates", type=int, default=2)
     parser.add_argument("--cg-iters", type=int, default=10)
     args = parser.parse_args()
@@ -50,8 +49,10 @@ def main() -> None:
         return out
 
     maml_rl.host_sample_episodes = timed_sample
-    trust = {**AUTHORS_DIR["trust_region"], "cg_iters": args.cg_iters}
-    config = registry.get("maml-rl").config(args.task, None, {**AUTHORS_DIR, "trust_region": trust})
+    cell = MAML_LOCOMOTION.cell(args.task)
+    config = method_config(MAML_LOCOMOTION, cell, "maml", cell.budget or MAML_LOCOMOTION.budget)
+    trust = dataclasses.replace(config.trust_region, cg_iters=args.cg_iters)
+    config = dataclasses.replace(config, trust_region=trust)
     algo = registry.build("maml-rl", args.task, config)
     state = algo.init(jax.random.key(0))
     state, _ = jax.block_until_ready(algo.update(state))  # compiles
