@@ -845,6 +845,7 @@ def _cmd_evaluate(argv: list[str]) -> int:
         "--deterministic", action="store_true", help="act with the mode in evaluation episodes"
     )
     args = parser.parse_args(argv)
+    _check_official_flags(args, parser)
     from quickstudy import seeds
 
     if seeds.is_group(args.run_dir):
@@ -883,6 +884,32 @@ def _cmd_evaluate(argv: list[str]) -> int:
     )
     _report_eval(run, summary, out)
     return 0
+
+
+def _check_official_flags(args: argparse.Namespace, parser: argparse.ArgumentParser) -> None:
+    """Refuses the official evaluation's flags without ``--metaworld``, which alone reads them.
+
+    Raises:
+        UsageError: One of them differs from its default while ``--metaworld`` is not given.
+    """
+    if args.metaworld:
+        return
+    given = [
+        flag
+        for flag, dest in (
+            ("--num-evals", "num_evals"),
+            ("--adaptation-episodes", "adaptation_episodes"),
+            ("--evaluation-episodes", "evaluation_episodes"),
+            ("--deterministic", "deterministic"),
+        )
+        if getattr(args, dest) != parser.get_default(dest)
+    ]
+    if given:
+        raise UsageError(
+            f"{', '.join(given)}: only Meta-World's official evaluation reads "
+            f"{'it' if len(given) == 1 else 'them'}; add --metaworld, or leave "
+            f"{'it' if len(given) == 1 else 'them'} out for the library's meta-test"
+        )
 
 
 def _points(run: Any, args: argparse.Namespace) -> int:

@@ -92,6 +92,8 @@ def test_a_locked_run_is_refused(finished, capsys):
         (["--episodes", "1e9"], "episodes"),
         (["--test-steps", "2"], "--episodes"),
         (["--out", "{run}/config.json"], "is a file"),
+        (["--deterministic"], "--deterministic: only Meta-World"),
+        (["--num-evals", "3", "--evaluation-episodes", "1"], "--num-evals, --evaluation-episodes"),
     ],
 )
 def test_bad_evaluate_arguments(finished, args, message, capsys):
