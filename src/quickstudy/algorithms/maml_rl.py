@@ -78,6 +78,8 @@ class MAMLRLConfig:
         fvp_tasks: Tasks of the meta-batch in TRPO's Fisher-vector products (0: all of them).
             Each conjugate-gradient iteration differentiates through every task's inner step,
             so fewer tasks make the outer step cheaper (the gradient still uses them all).
+            10 of 40 learned as well per iteration on maml-cheetah-dir (20 episodes per task)
+            and worse on maml-cheetah-vel (10 per task): docs/results/mujoco.md.
         ppo_epochs: Outer Adam steps per meta-iteration (``outer="ppo"``).
         ppo_lr: Outer Adam step size (``outer="ppo"``).
         clip_eps: Ratio clip (``outer="ppo"``).
