@@ -894,21 +894,17 @@ def _check_official_flags(args: argparse.Namespace, parser: argparse.ArgumentPar
     """
     if args.metaworld:
         return
+    official = ("--num-evals", "--adaptation-episodes", "--evaluation-episodes", "--deterministic")
     given = [
         flag
-        for flag, dest in (
-            ("--num-evals", "num_evals"),
-            ("--adaptation-episodes", "adaptation_episodes"),
-            ("--evaluation-episodes", "evaluation_episodes"),
-            ("--deterministic", "deterministic"),
-        )
-        if getattr(args, dest) != parser.get_default(dest)
+        for flag in official
+        if getattr(args, dest := flag[2:].replace("-", "_")) != parser.get_default(dest)
     ]
     if given:
+        them = "it" if len(given) == 1 else "them"
         raise UsageError(
-            f"{', '.join(given)}: only Meta-World's official evaluation reads "
-            f"{'it' if len(given) == 1 else 'them'}; add --metaworld, or leave "
-            f"{'it' if len(given) == 1 else 'them'} out for the library's meta-test"
+            f"{', '.join(given)}: only Meta-World's official evaluation reads {them}; "
+            f"add --metaworld, or leave {them} out for the library's meta-test"
         )
 
 
