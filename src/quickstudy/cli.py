@@ -607,18 +607,13 @@ def _train_parsed(spec: Any, args: argparse.Namespace) -> int:
         console.print(f"{args.task} defaults (override with the flags): " + ", ".join(applied))
     if args.preset:
         console.print(f"preset {args.preset}: {spec.preset(args.preset).description}")
-    ppo = getattr(config, "ppo", None)
-    minibatched = ppo is not None and getattr(config, "learner", "ppo") != "a2c"
-    if args.devices > 1 and minibatched and not ppo.strided_minibatches:
-        console.print(
-            "note: with PPO's uniform minibatch shuffle every device computes every "
-            "minibatch's whole gradient; --strided-minibatches splits that work too"
-        )
     if args.dry_run:
         algo = registry.build(spec.name, args.task, config)
-        size, note = _size(algo, config)
+        size, rounding = _size(algo, config)
         console.print(f"dry run: {spec.name} on {args.task}, {size}; nothing was written")
-        if note:
+        notes = [rounding] if rounding else []
+        notes += list(algo.device_notes) if args.devices > 1 else []
+        for note in notes:
             console.print(f"note: {note}")
         return 0
     if args.ray is not None and args.seeds < 2:

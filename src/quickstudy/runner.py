@@ -635,7 +635,8 @@ def train(
             an update where it is undefined (no trial ended); it is left out of that row.
         stop_after_updates: Stop early once this many updates are done (for tests and for
             splitting work); the run can be resumed later.
-        on_warning: Receives divergence warnings (default: ``logging.warning``).
+        on_warning: Receives divergence warnings and, when training over several devices, the
+            algorithm's ``device_notes`` (default: ``logging.warning``).
         start: ``(state, update)`` to continue from, as `restore_latest` returns it (default:
             restored here).
 
@@ -754,6 +755,8 @@ def _train_members(
         if batched:
             raise ConfigError("seeds in one vmap-ed program train on one device each")
         state = place_on_devices(algo, state, settings.devices)
+        for note in algo.device_notes:
+            (on_warning or logger.warning)(note)
     every = settings.eval_every
     with contextlib.ExitStack() as stack:
         members = [

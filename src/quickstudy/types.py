@@ -205,6 +205,9 @@ class Algorithm(NamedTuple):
             leaf's first axis is data (environments in flight, training tasks, stored
             segments) that data-parallel training splits over devices; ``None`` where the
             algorithm does not support it.
+        device_notes: What a user training over several devices should know about this
+            configuration (e.g. work that every device repeats); the runner reports each one
+            when ``devices > 1``.
     """
 
     config: Any
@@ -226,6 +229,7 @@ class Algorithm(NamedTuple):
     axis: str = "episode"
     initial_steps: int = 0
     data_axes: Callable[[PyTree], PyTree] | None = None
+    device_notes: tuple[str, ...] = ()
 
 
 def leaves_of(state: PyTree, *fields: str) -> PyTree:

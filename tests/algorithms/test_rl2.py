@@ -220,3 +220,11 @@ def test_every_learner_trains_rl2_through_the_same_algorithm(learner):
         for a, b in zip(jax.tree.leaves(state.params), jax.tree.leaves(new.params), strict=True)
     ]
     assert all(moved) if learner != "trpo" else any(moved)
+
+
+def test_device_notes_name_the_work_every_device_repeats():
+    bandit = tasks.make("bandit-k5-n10")
+    assert "strided_minibatches" in " ".join(make_rl2(TINY, bandit).device_notes)
+    strided = dataclasses.replace(TINY.ppo, strided_minibatches=True)
+    assert make_rl2(dataclasses.replace(TINY, ppo=strided), bandit).device_notes == ()
+    assert make_rl2(dataclasses.replace(TINY, learner="a2c"), bandit).device_notes == ()

@@ -127,3 +127,5 @@ def test_devices_with_a_uniform_ppo_shuffle_point_to_strided_minibatches(tmp_pat
     assert "--strided-minibatches" in capsys.readouterr().out
     assert main([*args, "--strided-minibatches"]) == 0
     assert "--strided-minibatches" not in capsys.readouterr().out
+    assert main([*args[:2], *args[4:]]) == 0  # one device: no note
+    assert "--strided-minibatches" not in capsys.readouterr().out

@@ -37,12 +37,12 @@ SCRIPT = textwrap.dedent(
     for case, (task, overrides) in CASES.items():
         name = case.removesuffix("-strided")
         config = registry.get(name).config(task, overrides=overrides)
-        finals = {}
+        finals, notes = {}, []
         for devices in (1, 2):
             settings = runner.RunSettings(seed=1, chunk_updates=2, devices=devices)
             run = runner.create_run(name, task, config, settings,
                                     run_dir=f"{sys.argv[1]}/{case}-{devices}")
-            finals[devices] = runner.train(run)
+            finals[devices] = runner.train(run, on_warning=notes.append)
         a = [np.asarray(x) for x in jax.tree.leaves(finals[1].params)]
         b = [np.asarray(x) for x in jax.tree.leaves(finals[2].params)]
         split = [str(x.sharding.spec) for m, x in zip(
@@ -52,6 +52,7 @@ SCRIPT = textwrap.dedent(
             "max_abs": max(float(np.max(np.abs(x - y))) for x, y in zip(a, b)),
             "max_rel": max(float(np.max(np.abs(x - y) / (np.abs(x) + 1e-3))) for x, y in zip(a, b)),
             "split": sorted(set(split)),
+            "notes": notes,
         }
     print(json.dumps(out))
     """
@@ -70,6 +71,9 @@ def test_two_devices_give_one_devices_result(tmp_path):
     for name in ("rl2", "rl2-strided", "pearl", "rl2-sac"):
         assert out[name]["split"] == ["P('data',)"], (name, out[name])
         assert out[name]["max_rel"] < 1e-3, (name, out[name])
+    # The runner passes on the algorithm's device notes, once, and only with several devices.
+    assert len(out["rl2"]["notes"]) == 1 and "strided" in out["rl2"]["notes"][0]
+    assert out["rl2-strided"]["notes"] == [] and out["pearl"]["notes"] == []
 
 
 def test_more_devices_than_the_machine_has_is_refused_with_the_way_out(tmp_path):

@@ -340,6 +340,12 @@ def make_trial_learner(
         parts={"policy": policy, "network": network, "env": env, "learner": learner},
         watch=learner.watch,
         data_axes=lambda state: leaves_of(state, "rollout"),  # the environments in flight
+        device_notes=()
+        if config.learner == "a2c" or config.ppo.strided_minibatches
+        else (
+            "with PPO's uniform minibatch shuffle every device computes every minibatch's "
+            "whole gradient; strided_minibatches (--strided-minibatches) splits that work too",
+        ),
     )
 
 
