@@ -7,8 +7,9 @@ moving average, ``m ← m + α (r − m)`` when the arm is pulled, with a rate s
 rather than ``1 / (pulls of the arm)``, which would need a count-dependent gate. This script
 plays Bernoulli bandits (arm means ~ U[0, 1]) with such fixed-rate players, ε-greedy on the
 moving averages with ε tuned on separate trials, against the same player with exact means
-(``α = 1 / n_pulls``: greedy play), and reports the trial return and the regret per pull in
-blocks. If a fixed rate caps the late regret near RL²'s, that is where its memory falls short.
+(``α = 1 / n_pulls``; unlike the library's ``greedy`` it tries every arm first), and reports the
+trial return and the regret per pull in blocks (``rl2_bandit_settling``'s summary). If a
+fixed rate caps the late regret near RL²'s, that is where its memory falls short.
 
     python experiments/bandit_fixed_rate_memory.py [--arms 10] [--pulls 500] [--trials 1000]
 """
@@ -19,23 +20,26 @@ import argparse
 import json
 
 import numpy as np
+from rl2_bandit_settling import _blocks
 
 RATES = (0.02, 0.05, 0.1, 0.2, 0.3)
 EPSILONS = (0.0, 0.01, 0.02, 0.05, 0.1)
 
 
-def play(probs: np.ndarray, rate: float | None, epsilon: float, seed: int) -> np.ndarray:
+def play(
+    probs: np.ndarray, pulls: int, rate: float | None, epsilon: float, seed: int
+) -> np.ndarray:
     """Per-pull rewards ``[N, n]`` of ε-greedy play on per-arm averages.
 
     Args:
         probs: Arm means ``[N, k]``.
+        pulls: Pulls per trial ``n``.
         rate: The moving average's rate α; ``None``: exact means (α = 1 / pulls of the arm).
         epsilon: Probability of a uniformly random arm.
         seed: Seed of the rewards, the exploration and the ties.
     """
     rng = np.random.default_rng(seed)
     trials, arms = probs.shape
-    pulls = PULLS
     est = np.full((trials, arms), 0.5)
     count = np.zeros((trials, arms))
     rewards = np.zeros((trials, pulls))
@@ -53,24 +57,7 @@ def play(probs: np.ndarray, rate: float | None, epsilon: float, seed: int) -> np
     return rewards
 
 
-def summary(rewards: np.ndarray, probs: np.ndarray, blocks: int) -> dict:
-    """Trial return ± s.e. and regret per pull in ``blocks`` blocks against the best arm."""
-    total = rewards.sum(axis=1)
-    best = probs.max(axis=1)
-    edges = np.linspace(0, rewards.shape[1], blocks + 1).astype(int)
-    regret = [
-        float((best[:, None] - rewards[:, a:b]).mean())
-        for a, b in zip(edges[:-1], edges[1:], strict=True)
-    ]
-    return {
-        "trial_return": float(total.mean()),
-        "stderr": float(total.std(ddof=1) / np.sqrt(total.size)),
-        "regret": regret,
-    }
-
-
 def main() -> None:
-    global PULLS
     parser = argparse.ArgumentParser(description=__doc__.split("\n")[0])
     parser.add_argument("--arms", type=int, default=10)
     parser.add_argument("--pulls", type=int, default=500)
@@ -78,28 +65,27 @@ def main() -> None:
     parser.add_argument("--blocks", type=int, default=10)
     parser.add_argument("--out", default=None)
     args = parser.parse_args()
-    PULLS = args.pulls
     rng = np.random.default_rng(0)
     tune = rng.random((args.trials, args.arms))
     test = rng.random((args.trials, args.arms))
+    best = test.max(axis=1)
     rows = []
     for rate in (None, *RATES):
-        scores = {e: play(tune, rate, e, 1).sum(axis=1).mean() for e in EPSILONS}
+        scores = {e: play(tune, args.pulls, rate, e, 1).sum(axis=1).mean() for e in EPSILONS}
         eps = max(scores, key=scores.get)
-        row = {"rate": rate, "epsilon": eps, **summary(play(test, rate, eps, 2), test, args.blocks)}
+        rewards = play(test, args.pulls, rate, eps, 2)
+        row = {"rate": rate, "epsilon": eps, **_blocks(rewards, best.mean(), args.blocks)}
         rows.append(row)
         name = "exact mean" if rate is None else f"α = {rate}"
-        last = row["regret"][-1]
+        first, last = row["blocks"][0]["regret"], row["blocks"][-1]["regret"]
         print(
             f"{name:>11}  ε = {eps:<4}  {row['trial_return']:7.2f} ± {row['stderr']:.2f}"
-            f"  regret first block {row['regret'][0]:.3f}  last block {last:.3f}"
+            f"  regret first block {first:.3f}  last block {last:.3f}"
         )
     if args.out:
         with open(args.out, "w") as f:
             json.dump({"arms": args.arms, "pulls": args.pulls, "rows": rows}, f, indent=1)
 
-
-PULLS = 500
 
 if __name__ == "__main__":
     main()

@@ -751,19 +751,20 @@ def _train_members(
     progress_key = algo.progress[0]
     chunk_fn = _chunk_fn(algo, chunk, batched)
     finite = jax.jit(jax.vmap(_finite)) if batched else _finite
+    warn = on_warning or logger.warning
     if settings.devices > 1:
         if batched:
             raise ConfigError("seeds in one vmap-ed program train on one device each")
         state = place_on_devices(algo, state, settings.devices)
         for note in algo.device_notes:
-            (on_warning or logger.warning)(note)
+            warn(note)
     every = settings.eval_every
     with contextlib.ExitStack() as stack:
         members = [
             _Member(
                 run,
                 stack.enter_context(MetricsLogger(run.path)),
-                _Watcher(algo, on_warning or logger.warning),
+                _Watcher(algo, warn),
                 _Curve(run) if every else None,
                 done,
             )
