@@ -68,6 +68,9 @@ SNAIL_500 = {"snail": {"blocks": ("tc", "attention"), "rollout_len": 20}}
 """SNAIL on the 500-pull bandits: the light network with 20-step rollouts (attention cache carried
 across the cut), 325.8 on bandit-k10-n500 at 6 M steps against 282.6 with whole trials
 (docs/results/snail.md)."""
+SNAIL_MDP_LONG = {"snail": {"blocks": ("tc", "attention"), "rollout_len": 25}}
+"""SNAIL on the MDP trials of 500 steps or more (n ≥ 50 episodes of 10): the light network with
+RL²'s 25-step MDP rollouts, as on the 500-pull bandits, where whole trials learned less."""
 
 
 def _methods(baselines: dict[str, str], tuning: dict[str, dict]) -> dict[str, Method]:
@@ -139,7 +142,7 @@ RL2_MDPS = TableSpec(
             paper=dict(zip(MDP_METHODS, values, strict=True)) | NO_SNAIL,
             budget=8_000_000 if n == 10 else 7_500_000,
             preset={"rl2": "mdp"},
-            overrides=SNAIL_LONG,
+            overrides=SNAIL_LONG if n < 50 else SNAIL_MDP_LONG,
         )
         for n, values in _MDP_PAPER.items()
     ),
