@@ -42,13 +42,21 @@ def register(lib_path: Path) -> None:
         jax.ffi.register_ffi_target(name, jax.ffi.pycapsule(getattr(lib, name)), platform="cpu")
 
 
-def _fwd_call(w_h, b_h, g_r, g_z, g_n, start, h0):
-    T, B, H = g_r.shape
-    seq = jax.ShapeDtypeStruct((T, B, H), jnp.float32)
-    shapes = [jax.ShapeDtypeStruct((B, H), jnp.float32)] + [seq] * 6
-    return jax.ffi.ffi_call("qs_gru_forward", shapes, vmap_method="sequential")(
-        w_h, b_h, g_r, g_z, g_n, start, h0
-    )
+def forward_call(target="qs_gru_forward"):
+    """The registered forward kernel ``target`` as a function of ``gru_sequence``'s inputs."""
+
+    def call(w_h, b_h, g_r, g_z, g_n, start, h0):
+        T, B, H = g_r.shape
+        seq = jax.ShapeDtypeStruct((T, B, H), jnp.float32)
+        shapes = [jax.ShapeDtypeStruct((B, H), jnp.float32)] + [seq] * 6
+        return jax.ffi.ffi_call(target, shapes, vmap_method="sequential")(
+            w_h, b_h, g_r, g_z, g_n, start, h0
+        )
+
+    return call
+
+
+_fwd_call = forward_call()
 
 
 @jax.custom_vjp

@@ -13,7 +13,6 @@ import os
 from pathlib import Path
 
 import jax
-import jax.numpy as jnp
 import probe
 
 from quickstudy.networks.recurrent import _gru_forward
@@ -34,12 +33,10 @@ def main() -> None:
     load_before = os.getloadavg()[0]
     for T, B, H in [(10, 32, 64), (10, 128, 64), (10, 32, 256)]:
         x = probe.inputs(T, B, H)
-        seq = jax.ShapeDtypeStruct((T, B, H), jnp.float32)
-        shapes = [jax.ShapeDtypeStruct((B, H), jnp.float32)] + [seq] * 6
         row = dict(T=T, B=B, H=H)
         row["scan_us"] = probe.timeit(jax.jit(_gru_forward), x, 7, 200)[0]
         for name in VARIANTS:
-            call = jax.ffi.ffi_call(f"fwd_{name}", shapes, vmap_method="sequential")
+            call = probe.forward_call(f"fwd_{name}")
             row[f"ffi_{name}_us"] = probe.timeit(jax.jit(call), x, 7, 200)[0]
         row["empty_jit_us"] = probe.timeit(jax.jit(lambda a: a + 1.0), (x[6],), 7, 200)[0]
         row["matmul_flop_per_step"] = 2 * B * H * 3 * H
