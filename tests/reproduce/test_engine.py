@@ -270,7 +270,8 @@ def _tiny_slopes(monkeypatch):
         "sac": {"hidden_sizes": (8,)},
         "encoder": {"encoder_hidden": (8,)},
     }
-    budget = {"pearl": 600}  # the initial collection (2 x 200 steps) and one iteration
+    tiny["sac-oracle"] = {**tiny["pearl"], "variant": "oracle", "exploration_episodes": 0}
+    budget = {"pearl": 600, "sac-oracle": 600}  # the initial collection (2 x 200) and one iteration
     methods = {
         name: dataclasses.replace(
             m, overrides={**m.overrides, **tiny[name]}, budget=budget.get(name, 1600)
@@ -287,9 +288,10 @@ def test_slopes_train_once_on_level_ground_and_test_on_each_slope(tmp_path, monk
     records = reproduce(settings)
     up = records[1]["methods"]
     assert records[1]["x"] == 10.0
-    assert list(up) == ["rl2", "maml", "non-adaptive", "pearl", "oracle"]
+    assert list(up) == ["rl2", "maml", "non-adaptive", "pearl", "oracle", "sac-oracle"]
     assert up["maml"]["train_task"] == "cheetah-slope"  # trained on level ground
     assert up["oracle"]["train_task"] == "cheetah-slope-up10"  # trained on the slope
+    assert up["sac-oracle"]["train_task"] == "cheetah-slope-up10"
     assert up["maml"]["point"] == 2 and up["non-adaptive"]["point"] == 0  # k = 2; no adaptation
     assert up["rl2"]["point"] == 1  # the second episode of the trial
     assert up["pearl"]["point"] == 2  # the third episode, after two with the prior's z
@@ -302,6 +304,8 @@ def test_slopes_train_once_on_level_ground_and_test_on_each_slope(tmp_path, monk
         "oracle-cheetah-slope-up10-steps1600-seed0",
         "pearl-cheetah-slope-steps600-seed0",
         "rl2-cheetah-slope-steps1600-seed0",
+        "sac-oracle-cheetah-slope-steps600-seed0",
+        "sac-oracle-cheetah-slope-up10-steps600-seed0",
     ]
     shared = tmp_path / "runs" / up["maml"]["run_dir"].rsplit("/", 1)[1]
     assert (shared / "eval" / "summary.json").exists()  # tested on its own (level) tasks
