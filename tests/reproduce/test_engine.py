@@ -270,7 +270,7 @@ def _tiny_slopes(monkeypatch):
         "sac": {"hidden_sizes": (8,)},
         "encoder": {"encoder_hidden": (8,)},
     }
-    tiny["sac-oracle"] = {**tiny["pearl"], "variant": "oracle", "exploration_episodes": 0}
+    tiny["sac-oracle"] = tiny["pearl"]  # on top of the method's own variant="oracle"
     budget = {"pearl": 600, "sac-oracle": 600}  # the initial collection (2 x 200) and one iteration
     methods = {
         name: dataclasses.replace(

@@ -61,7 +61,7 @@ SLOPE_METHODS = {
         train_on_cell=True,
     ),
     # PEARL's SAC given the task's parameters instead of z, trained on each slope: the off-policy
-    # oracle, where TRPO's is weak (level ground at 300 k steps: -30.1 against -188.3 for TRPO's
+    # oracle, where TRPO's is weak (level ground at 300 k steps: -29.6 against -188.3 for TRPO's
     # at 3.2 M; docs/results/slopes.md). 200 initial steps per training task, then PEARL's
     # per-iteration collection; ~20 minutes per slope on one core.
     "sac-oracle": Method(
