@@ -97,12 +97,36 @@ def test_learns_a_two_armed_bandit():
     assert total.mean() - 3 * total.std(ddof=1) / np.sqrt(1000) > 5.3, total.mean()
 
 
+def test_reward_prediction_trains_a_head_on_the_policy_features():
+    """RL²'s auxiliary loss on SNAIL trains a reward head that uses the trial's memory."""
+    cfg = _config(
+        total_steps=150 * 8 * 10,
+        reward_coef=0.5,
+        head_hidden_size=16,
+        ppo={"num_minibatches": 2, "learning_rate": 1e-2},
+    )
+    algo = make_snail(cfg, tasks.make("bandit-k5-n10"))
+    network = algo.parts["network"]
+    assert network.reward_head and network.head_hidden_size == 16
+    state, metrics = jax.jit(train_program(algo))(jax.random.key(0))
+    _, out = network.apply(
+        state.params, network.initial_state(2), np.zeros((3, 2, 8)), np.ones((3, 2), bool)
+    )
+    assert out.aux["reward"].shape == (3, 2, 5)
+    # Below 0.25, the error of the best constant (the mean reward of arms with p ~ U(0, 1)):
+    # the head reads what the trial so far says about each arm.
+    first, last = metrics["reward_loss"][:10].mean(), metrics["reward_loss"][-10:].mean()
+    assert last < 0.245 and last < first - 0.03, (first, last)
+
+
 @pytest.mark.parametrize(
     ("overrides", "match"),
     [
         ({"blocks": ()}, "blocks"),
         ({"blocks": ("tc", "lstm")}, "blocks"),
         ({"filters": 0}, "filters"),
+        ({"reward_coef": -1.0}, "reward_coef"),
+        ({"head_hidden_size": -1}, "head_hidden_size"),
         ({"num_envs": 7}, "num_minibatches"),
         ({"learner": "trpo"}, "separate critic"),
     ],

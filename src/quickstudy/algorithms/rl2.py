@@ -220,18 +220,28 @@ def make_rl2(config: RL2Config, tasks: TaskDistribution) -> Algorithm:
             image_shape=shape.image_shape,
             explore_head=config.explore_episodes > 0,
         )
-        aux = []
-        if config.reward_coef > 0:
-
-            def reward_loss(out, batch):
-                return reward_prediction_loss(
-                    out.aux["reward"], batch.action, batch.reward, shape.discrete
-                )
-
-            aux.append(AuxLoss("reward_loss", config.reward_coef, reward_loss))
-        return network, recurrent_policy(network, shape.obs_dim), aux
+        return network, recurrent_policy(network, shape.obs_dim), reward_aux(config, shape)
 
     return make_trial_learner(config, tasks, build)
+
+
+def reward_aux(config: Any, shape: TrialShape) -> list[AuxLoss]:
+    """The auxiliary reward-prediction loss of an in-context learner, if ``config`` asks for it.
+
+    Args:
+        config: Reads ``reward_coef`` (0: no loss).
+        shape: The trial's shapes (whether the actions are discrete).
+
+    Returns:
+        ``[]``, or one :class:`AuxLoss` on the network's ``aux["reward"]`` head.
+    """
+    if config.reward_coef <= 0:
+        return []
+
+    def reward_loss(out, batch):
+        return reward_prediction_loss(out.aux["reward"], batch.action, batch.reward, shape.discrete)
+
+    return [AuxLoss("reward_loss", config.reward_coef, reward_loss)]
 
 
 def make_trial_learner(

@@ -12,7 +12,13 @@ from __future__ import annotations
 import dataclasses
 from typing import Any, Literal
 
-from quickstudy.algorithms.rl2 import RL2_PPO, TrialShape, check_trial_config, make_trial_learner
+from quickstudy.algorithms.rl2 import (
+    RL2_PPO,
+    TrialShape,
+    check_trial_config,
+    make_trial_learner,
+    reward_aux,
+)
 from quickstudy.errors import ConfigError
 from quickstudy.learners.ppo import PPOConfig
 from quickstudy.learners.trpo import TrustRegionConfig
@@ -42,7 +48,9 @@ class SNAILConfig:
             horizon). It sets the TC blocks' depth (their receptive field) and the attention
             cache, which keeps a trial's first ``memory_len`` steps; later steps are not
             attended to. A task whose episodes usually end early (at a maze's goal) needs less.
+        head_hidden_size: Width of a ReLU layer before the policy's heads (0: none).
         task_critic: Asymmetric critic that also reads the true task parameters (training only).
+        reward_coef: Weight of an auxiliary reward-prediction loss (0: off), as RL²'s.
         explore_episodes: Episodes a trial starts with, acted by an exploration head (0: one
             policy). That head is trained only for the return of the episodes after them. Both
             heads read the same memory (E-RL²).
@@ -61,7 +69,9 @@ class SNAILConfig:
     blocks: tuple[str, ...] = ("tc", "attention", "tc", "attention")
     separate_critic: bool = False
     memory_len: int = 0
+    head_hidden_size: int = 0
     task_critic: bool = False
+    reward_coef: float = 0.0
     explore_episodes: int = 0
     learner: Literal["ppo", "trpo", "a2c"] = "ppo"
     ppo: PPOConfig = RL2_PPO
@@ -71,7 +81,14 @@ class SNAILConfig:
         check_fields(
             self,
             positive_int=("total_steps", "num_envs", "filters", "key_size", "value_size"),
-            nonneg_int=("episodes", "rollout_len", "memory_len", "explore_episodes"),
+            nonneg_int=(
+                "episodes",
+                "rollout_len",
+                "memory_len",
+                "head_hidden_size",
+                "explore_episodes",
+            ),
+            nonneg=("reward_coef",),
         )
         if not self.blocks or any(b not in BLOCKS for b in self.blocks):
             raise ConfigError(
@@ -101,7 +118,9 @@ def make_snail(config: SNAILConfig, tasks: TaskDistribution) -> Algorithm:
             policy_obs_dim=shape.policy_obs_dim,
             image_shape=shape.image_shape,
             explore_head=config.explore_episodes > 0,
+            head_hidden_size=config.head_hidden_size,
+            reward_head=config.reward_coef > 0,
         )
-        return network, snail_policy(network, shape.obs_dim), []
+        return network, snail_policy(network, shape.obs_dim), reward_aux(config, shape)
 
     return make_trial_learner(config, tasks, build)

@@ -297,9 +297,16 @@ class RecurrentActorCritic(nn.Module):
                 self, y, self.action_dim, self.discrete, self.init_log_std, "explore_"
             )
         if self.reward_head:
-            width = self.action_dim if self.discrete else 1 + 2 * self.action_dim
-            aux["reward"] = nn.Dense(width, name="reward")(y)
+            aux["reward"] = nn.Dense(reward_width(self.action_dim, self.discrete), name="reward")(y)
         return new_carry, PolicyOutput(out, value[..., 0], aux)
+
+
+def reward_width(action_dim: int, discrete: bool) -> int:
+    """Outputs of a reward head: a reward per action (discrete), or a quadratic's coefficients.
+
+    See :func:`~quickstudy.objectives.auxiliary.reward_prediction_loss`.
+    """
+    return action_dim if discrete else 1 + 2 * action_dim
 
 
 def param_groups(params: dict, critic_modules: frozenset[str] = CRITIC_MODULES) -> dict:

@@ -33,7 +33,7 @@ from quickstudy.networks.distributions import (
     Distribution,
     action_head,
 )
-from quickstudy.networks.recurrent import recurrent_policy
+from quickstudy.networks.recurrent import recurrent_policy, reward_width
 from quickstudy.types import Policy, PolicyOutput
 
 BLOCKS = ("tc", "attention")
@@ -268,6 +268,10 @@ class SNAILActorCritic(nn.Module):
             it first.
         explore_head: A second action head on the same features, ``aux["explore_dist"]``,
             for :func:`~quickstudy.networks.explore.two_phase_policy`.
+        head_hidden_size: Width of a ReLU layer between the torso and the policy's heads
+            (0: none).
+        reward_head: A head on the policy's features that predicts rewards,
+            ``aux["reward"]`` (see :class:`~quickstudy.networks.recurrent.RecurrentActorCritic`).
     """
 
     action_dim: int
@@ -282,6 +286,8 @@ class SNAILActorCritic(nn.Module):
     init_log_std: float = 0.0
     image_shape: tuple[int, int, int] | None = None
     explore_head: bool = False
+    head_hidden_size: int = 0
+    reward_head: bool = False
 
     @property
     def distribution(self) -> Distribution:
@@ -329,12 +335,16 @@ class SNAILActorCritic(nn.Module):
             new_carry["critic_torso"], y_v = self._torso("critic_torso")(
                 carry["critic_torso"], obs, start
             )
+        if self.head_hidden_size:
+            y = nn.relu(nn.Dense(self.head_hidden_size, name="head_hidden")(y))
         out = action_head(self, y, self.action_dim, self.discrete, self.init_log_std)
         aux = {}
         if self.explore_head:
             aux["explore_dist"] = action_head(
                 self, y, self.action_dim, self.discrete, self.init_log_std, "explore_"
             )
+        if self.reward_head:
+            aux["reward"] = nn.Dense(reward_width(self.action_dim, self.discrete), name="reward")(y)
         if privileged is not None:
             y_v = jnp.concatenate([y_v, privileged], -1)
             y_v = nn.relu(nn.Dense(self.filters, name="value_hidden")(y_v))
