@@ -26,6 +26,7 @@ from quickstudy.errors import ConfigError, UnknownNameError
 from quickstudy.presets import maml as maml_presets
 from quickstudy.presets import pearl as pearl_presets
 from quickstudy.presets import rl2 as rl2_presets
+from quickstudy.presets import snail as snail_presets
 from quickstudy.tasks.distribution import TaskDistribution
 from quickstudy.tasks.fewshot import FewShotTasks
 from quickstudy.types import Algorithm, Preset, check_config, config_from_dict, replace_nested
@@ -131,6 +132,7 @@ ALGORITHMS: dict[str, AlgorithmSpec] = {
             SNAILConfig,
             make_snail,
             "bandit-k5-n10",
+            snail_presets.PRESETS,
             suits=lambda tasks: isinstance(tasks, TaskDistribution),
         ),
         AlgorithmSpec(

@@ -68,9 +68,6 @@ SNAIL_500 = {"snail": {"blocks": ("tc", "attention"), "rollout_len": 20}}
 """SNAIL on the 500-pull bandits: the light network with 20-step rollouts (attention cache carried
 across the cut), 325.8 on bandit-k10-n500 at 6 M steps against 282.6 with whole trials
 (docs/results/snail.md)."""
-SNAIL_MDP_LONG = {"snail": {"blocks": ("tc", "attention"), "rollout_len": 25}}
-"""SNAIL on the MDP trials of 500 steps or more (n ≥ 50 episodes of 10): the light network with
-RL²'s 25-step MDP rollouts, as on the 500-pull bandits, where whole trials learned less."""
 
 
 def _methods(baselines: dict[str, str], tuning: dict[str, dict]) -> dict[str, Method]:
@@ -120,7 +117,9 @@ RL2_BANDITS = TableSpec(
 
 # The rl2 preset "mdp" is the best recipe found on the two cells with published RL² values
 # (docs/results/rl2.md); 7.5-8 M steps take 21-25 minutes per cell on 2 CPU cores, about two
-# hours for the whole table with the baselines.
+# hours for the whole table with the baselines. SNAIL's "mdp" preset is RL²'s recipe on its own
+# network (154.1 on n = 10 against 114.4 without reward prediction; docs/results/snail.md); it
+# costs about 50 minutes per cell on one core.
 RL2_MDPS = TableSpec(
     name="rl2-mdps",
     title="Tabular MDPs: total reward per trial of n episodes (RL², Table 2)",
@@ -141,8 +140,7 @@ RL2_MDPS = TableSpec(
             label=f"n={n}",
             paper=dict(zip(MDP_METHODS, values, strict=True)) | NO_SNAIL,
             budget=8_000_000 if n == 10 else 7_500_000,
-            preset={"rl2": "mdp"},
-            overrides=SNAIL_LONG if n < 50 else SNAIL_MDP_LONG,
+            preset={"rl2": "mdp", "snail": "mdp"},
         )
         for n, values in _MDP_PAPER.items()
     ),
