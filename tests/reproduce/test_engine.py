@@ -11,7 +11,7 @@ from quickstudy.cli import main
 from quickstudy.errors import ConfigError, UnknownNameError
 from quickstudy.evaluation.tables import not_worse_than_best, render_markdown
 from quickstudy.reproduce import TABLES, ReproduceSettings, reproduce
-from quickstudy.reproduce.render import agrees_with_paper
+from quickstudy.reproduce.render import agrees_with_paper, paired_verdict
 
 # Tiny settings: a couple of RL² updates on the 10-pull bandits (128 trials x 10 pulls each).
 SMALL = {"trials": 40, "tune_trials": 16}
@@ -491,3 +491,11 @@ def test_a_cell_runs_only_its_own_methods(tmp_path, monkeypatch):
     for table in engine.TABLES.values():
         for cell in table.cells:
             assert set(cell.methods) <= set(table.methods), (table.name, cell.task)
+
+
+@pytest.mark.parametrize(
+    ("mean", "verdict"), [(2.1, "yes"), (1.9, "tie"), (-1.9, "tie"), (-2.1, "no")]
+)
+def test_a_paired_check_says_yes_or_no_only_beyond_two_standard_errors(mean, verdict):
+    assert paired_verdict({"mean": mean, "se": 1.0}, 1) == f"{verdict} ({mean:+.1f} ± 1.0)"
+    assert paired_verdict(None, 1) == "—"

@@ -412,21 +412,29 @@ def _sweep_lines(
         lines += ["", f"| setting | {head} |", "|---" * (len(checks) + 1) + "|"]
         for r in records:
             paired = r.get("checks", {})
-            entries = [_above(paired.get(f"{a}>{b}"), d) for a, b in checks]
+            entries = [paired_verdict(paired.get(f"{a}>{b}"), d) for a, b in checks]
             lines.append(f"| {r['label']} | " + " | ".join(entries) + " |")
         lines += [
             "",
             "Differences are paired over the same held-out tasks (± s.e. of the per-task "
-            'difference); "yes" means the mean difference is positive.',
+            'difference); "yes": more than 2 s.e. above zero, "no": more than 2 s.e. below, '
+            '"tie": within 2 s.e.',
         ]
     return lines
 
 
-def _above(diff: dict[str, Any] | None, decimals: int) -> str:
+def paired_verdict(diff: dict[str, Any] | None, decimals: int) -> str:
+    """A table entry for a paired difference: ``yes``/``no``/``tie`` at 2 s.e., then the numbers.
+
+    Args:
+        diff: ``{"mean", "se"}`` of the per-task difference, or ``None`` (not computed: "—").
+        decimals: Decimals of the numbers.
+    """
     if diff is None:
         return "—"
     mean, se = diff["mean"], diff["se"]
-    return f"{'yes' if mean > 0 else 'no'} ({mean:+.{decimals}f} ± {se:.{decimals}f})"
+    verdict = "yes" if mean > 2 * se else "no" if mean < -2 * se else "tie"
+    return f"{verdict} ({mean:+.{decimals}f} ± {se:.{decimals}f})"
 
 
 def _sweep_figure(
