@@ -10,7 +10,7 @@ from quickstudy import runner
 from quickstudy.cli import main
 from quickstudy.errors import ConfigError, UnknownNameError
 from quickstudy.evaluation.tables import not_worse_than_best, render_markdown
-from quickstudy.reproduce import TABLES, ReproduceSettings, reproduce
+from quickstudy.reproduce import TABLES, ReproduceSettings, render, reproduce
 from quickstudy.reproduce.render import agrees_with_paper, paired_verdict
 
 # Tiny settings: a couple of RL² updates on the 10-pull bandits (128 trials x 10 pulls each).
@@ -84,6 +84,13 @@ def test_baselines_only_reproduction_writes_outputs_and_reuses_cells(tmp_path):
     assert json.loads((tmp_path / "table.json").read_text())["cells"][0]["task"] == "mdp-s10-a5-n10"
     assert (tmp_path / "figure.png").stat().st_size > 0
     assert not (tmp_path / "learning.png").exists()  # nothing was trained
+    assert "Tuned hyperparameters (on separate trials): n=10: OPSRL" in text
+    untuned = [
+        {**r, "methods": {k: m for k, m in r["methods"].items() if not m.get("hyper")}}
+        for r in records
+    ]
+    lines = render._score_lines(settings.spec, ["random", "psrl"], untuned)
+    assert not any("Tuned" in line for line in lines)  # no empty list of tuned methods
     logs = []
     again = reproduce(settings, log=logs.append)
     assert again[0]["methods"]["psrl"]["mean"] == methods["psrl"]["mean"]
