@@ -191,17 +191,16 @@ def _score_lines(
             res.get("seconds", 0.0) for m, res in r["methods"].items() if not spec.methods[m].algo
         )
         lines.append(f"| {r['label']} | " + " | ".join([*entries, f"{base_s:.0f}"]) + " |")
-    tuned = [
-        f"{r['label']}: "
-        + ", ".join(
+    tuned = []
+    for r in records:
+        hyper = [
             f"{labels[k]} {', '.join(f'{a}={b}' for a, b in m['hyper'].items())}"
             for k, m in r["methods"].items()
             if m.get("hyper")
-        )
-        for r in records
-        if any(m.get("hyper") for m in r["methods"].values())
-    ]
-    if spec.tuned and tuned:  # none when only trained methods ran (--methods rl2)
+        ]
+        if hyper:  # none when only trained methods ran (--methods rl2)
+            tuned.append(f"{r['label']}: " + ", ".join(hyper))
+    if spec.tuned and tuned:
         lines += ["", "Tuned hyperparameters (on separate trials): " + "; ".join(tuned) + "."]
     baselines = [m for m in methods if spec.methods[m].baseline]
     if baselines:
