@@ -2,6 +2,7 @@
 
     .venv/bin/python benchmarks/snail_speed.py            # a few minutes on one idle core
     .venv/bin/python benchmarks/snail_speed.py --quick    # smoke run; figures not for quoting
+    .venv/bin/python benchmarks/snail_speed.py --sections long   # the long-trial rows only
 
 In one run, on one machine:
 
@@ -10,7 +11,11 @@ In one run, on one machine:
   ``tc attention tc attention`` at 32 filters, and two lighter networks) on ``bandit-k5-n10``
   (trials of 10 steps) and ``bandit-k10-n100`` (100 steps), reported as env steps per second;
 * **maze steps**: a jitted ``lax.scan`` of random actions in 128 mazes, symbolic and
-  ray-cast RGB views, env steps per second.
+  ray-cast RGB views, env steps per second;
+* **long trials**: updates of SNAIL's ``mdp`` preset on the tabular MDPs of n = 50, 75 and 100
+  episodes (trials of 500-1000 steps), with the caches written in place (the library) and, the
+  plain baseline, with the dependency that lets XLA do so removed (``snail._after`` replaced by
+  the identity: the code before 2026-12-07, which copied every cache at every step).
 
 Each row is repeated (``--repeats``, default 3; min and median of the seconds per update) with
 the load average before and after. Writes JSON to ``--out`` (default
@@ -32,6 +37,8 @@ from rl2_throughput import HUGE_TOTAL_STEPS, machine_info
 
 from quickstudy import tasks
 from quickstudy.algorithms import registry
+from quickstudy.networks import snail
+from quickstudy.presets import snail as snail_presets
 
 NETWORKS = {
     "rl2 (GRU 64)": ("rl2", {}),
@@ -42,6 +49,8 @@ NETWORKS = {
     ),
     "snail (tc attention, 32)": ("snail", {"blocks": ("tc", "attention")}),
 }
+
+SECTIONS = ("updates", "mazes", "long")
 
 
 def _update_row(name: str, overrides: dict, task: str, repeats: int, quick: bool) -> dict:
@@ -67,6 +76,25 @@ def _update_row(name: str, overrides: dict, task: str, repeats: int, quick: bool
         "env_steps_per_s_best": algo.steps_per_update / best,
         "env_steps_per_s_median": algo.steps_per_update / median,
     }
+
+
+def _long_trial_rows(repeats: int, quick: bool) -> dict:
+    rows, in_place = {}, snail._after
+    for n in (50, 75, 100):
+        task = f"mdp-s10-a5-n{n}"
+        for label, after in (("copied", lambda read, update: update), ("in place", in_place)):
+            snail._after = after
+            try:
+                row = _update_row("snail", snail_presets.MDP.overrides, task, repeats, quick)
+            finally:
+                snail._after = in_place
+            rows[f"{task} / {label}"] = row
+            print(  # noqa: T201
+                f"{task:16s} snail mdp preset, caches {label:8s} "
+                f"{row['env_steps_per_s_best']:>10,.0f} env steps/s "
+                f"(median {row['env_steps_per_s_median']:,.0f})"
+            )
+    return rows
 
 
 def _maze_row(task: str, repeats: int, quick: bool) -> dict:
@@ -101,32 +129,53 @@ def _maze_row(task: str, repeats: int, quick: bool) -> dict:
     }
 
 
-def main(argv: list[str] | None = None) -> dict[str, Any]:
-    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
-    parser.add_argument("--repeats", type=int, default=3)
-    parser.add_argument("--quick", action="store_true", help="tiny sizes: a smoke run")
-    parser.add_argument("--out", type=Path, default=None)
-    args = parser.parse_args(argv)
-    repeats = 1 if args.quick else args.repeats
-    record: dict[str, Any] = {"machine": machine_info(), "load_before": os.getloadavg()}
-    record["updates"] = {}
+def _updates(repeats: int, quick: bool) -> dict:
+    rows = {}
     for task in ("bandit-k5-n10", "bandit-k10-n100"):
         for label, (name, overrides) in NETWORKS.items():
-            row = _update_row(name, overrides, task, repeats, args.quick)
-            record["updates"][f"{task} / {label}"] = row
+            row = _update_row(name, overrides, task, repeats, quick)
+            rows[f"{task} / {label}"] = row
             print(  # noqa: T201
                 f"{task:16s} {label:40s} {row['env_steps_per_s_best']:>10,.0f} env steps/s "
                 f"(median {row['env_steps_per_s_median']:,.0f})"
             )
-    record["mazes"] = {}
+    return rows
+
+
+def _mazes(repeats: int, quick: bool) -> dict:
+    rows = {}
     for task in ("maze-small-symbolic", "maze-small", "maze-large"):
-        row = _maze_row(task, repeats, args.quick)
-        record["mazes"][task] = row
+        row = _maze_row(task, repeats, quick)
+        rows[task] = row
         print(  # noqa: T201
             f"{task:20s} random actions in {row['mazes']} mazes: "
             f"{row['env_steps_per_s_best']:>10,.0f} "
             f"env steps/s (median {row['env_steps_per_s_median']:,.0f})"
         )
+    return rows
+
+
+def main(argv: list[str] | None = None) -> dict[str, Any]:
+    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    parser.add_argument("--repeats", type=int, default=3)
+    parser.add_argument("--quick", action="store_true", help="tiny sizes: a smoke run")
+    parser.add_argument("--out", type=Path, default=None)
+    parser.add_argument(
+        "--sections",
+        nargs="+",
+        choices=SECTIONS,
+        default=SECTIONS,
+        help="which rows to run (default: all)",
+    )
+    args = parser.parse_args(argv)
+    repeats = 1 if args.quick else args.repeats
+    record: dict[str, Any] = {"machine": machine_info(), "load_before": os.getloadavg()}
+    if "updates" in args.sections:
+        record["updates"] = _updates(repeats, args.quick)
+    if "mazes" in args.sections:
+        record["mazes"] = _mazes(repeats, args.quick)
+    if "long" in args.sections:
+        record["long_trials"] = _long_trial_rows(repeats, args.quick)
     record["load_after"] = os.getloadavg()
     write_result(record, "snail_speed", args.quick, args.out)
     return record

@@ -1,8 +1,11 @@
+import re
+
 import jax
 import jax.numpy as jnp
 import numpy as np
 import pytest
 
+from quickstudy.networks import snail
 from quickstudy.networks.snail import (
     SNAILActorCritic,
     dilations,
@@ -103,3 +106,40 @@ def test_continuous_heads_and_the_task_features_reach_the_value_only():
     _, out2 = net.apply(params, net.initial_state(2), other, start)
     np.testing.assert_array_equal(out.dist, out2.dist)
     assert np.abs(out.value - out2.value).max() > 1e-6
+
+
+def _caches_copied_in_the_loop(policy, params, steps=6):
+    """Cache-shaped ``copy`` instructions inside the compiled step loop of a collection."""
+    carry = policy.init_carry(B)
+
+    def collect(params, carry, obs):
+        def step(carry, o):
+            carry, out = policy.apply(params, carry, o[None], jnp.zeros((1, B), bool))
+            return carry, out.dist
+
+        return jax.lax.scan(step, carry, obs)
+
+    obs = jnp.ones((steps, B, D))
+    hlo = jax.jit(collect).lower(params, carry, obs).compile().as_text()
+    shapes = {f"f32[{','.join(map(str, x.shape))}]" for x in jax.tree.leaves(carry) if x.ndim == 3}
+    copies = []
+    for body in re.findall(r"body=%([\w.\-]+)", hlo):
+        block = re.search(rf"^%{re.escape(body)} .*?^}}", hlo, re.M | re.S).group(0)
+        copies += [
+            line
+            for line in block.splitlines()
+            if " copy(" in line and any(f" {shape}{{" in line for shape in shapes)
+        ]
+    return copies
+
+
+@pytest.mark.parametrize("in_place", [True, False])
+def test_collection_writes_the_caches_in_place(monkeypatch, in_place):
+    """XLA on CPU copies a cache that is read and then scattered into unless the write depends
+    on the read: the whole cache at every step. The library's ``_after`` adds that dependency;
+    without it (the control) the copies are there, so the check can fail."""
+    if not in_place:
+        monkeypatch.setattr(snail, "_after", lambda read, update: update)
+    _, policy, params = _policy(max_len=32)
+    copies = _caches_copied_in_the_loop(policy, params)
+    assert (copies == []) == in_place, copies

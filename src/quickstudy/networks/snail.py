@@ -69,6 +69,22 @@ def trial_positions(pos0: jax.Array, start: jax.Array) -> tuple[jax.Array, jax.A
     return pos, carried, final
 
 
+def _after(read: jax.Array, update: jax.Array) -> jax.Array:
+    """``update`` unchanged, made to depend on ``read``, so that a cache is written in place.
+
+    XLA's CPU backend copies a loop-carried cache that one operation reads and a later scatter
+    writes, unless the scatter's updates depend on what was read: the whole cache at every step,
+    151 MB of TC buffers for 128 trials of 750 steps, half the update's time
+    (``benchmarks/snail_speed.py --sections long``; docs/results/snail.md). No number exceeds
+    +inf, so this always returns ``update``.
+
+    Args:
+        read: A result computed from the cache before the write (any shape).
+        update: The values to write.
+    """
+    return jnp.where(jnp.any(read > jnp.inf), jnp.zeros_like(update), update)
+
+
 class CausalConv(nn.Module):
     """One dense layer of a TC block: a causal convolution (kernel 2, dilation ``d``), gated.
 
@@ -100,17 +116,18 @@ class CausalConv(nn.Module):
         rows = jnp.arange(B)[None, :]
         slot = pos % d
         t = jnp.arange(T)[:, None, None]
+        cached = buffer[rows, slot]
         if d < T:
             shifted = jnp.concatenate([jnp.zeros_like(x[:d]), x[:-d]])
-            x_prev = jnp.where(t >= d, shifted, buffer[rows, slot])
+            x_prev = jnp.where(t >= d, shifted, cached)
         else:
-            x_prev = buffer[rows, slot]
+            x_prev = cached
         x_prev = jnp.where((pos >= d)[..., None], x_prev, 0.0)
         pair = jnp.concatenate([x_prev, x], -1)
         fg = nn.Dense(2 * self.filters, name="conv")(pair)  # filter and gate in one product
         out = jnp.tanh(fg[..., : self.filters]) * jax.nn.sigmoid(fg[..., self.filters :])
         keep = final & (jnp.arange(T)[:, None] >= T - d)  # the last d steps of the last trial
-        buffer = buffer.at[rows, jnp.where(keep, slot, d)].set(x, mode="drop")
+        buffer = buffer.at[rows, jnp.where(keep, slot, d)].set(_after(cached, x), mode="drop")
         return buffer, jnp.concatenate([x, out], -1)
 
 
@@ -155,7 +172,7 @@ class CausalAttention(nn.Module):
         k = nn.Dense(self.key_size, name="key")(x)
         v = nn.Dense(self.value_size, name="value")(x)
         # Scores against the cached steps of the trial in flight, then against the sequence.
-        s_cache = jnp.einsum("tbk,blk->tbl", q, keys)
+        scores = s_cache = jnp.einsum("tbk,blk->tbl", q, keys)
         m_cache = carried[..., None] & (jnp.arange(L)[None, None, :] < pos0[None, :, None])
         t = jnp.arange(T)
         s_seq = jnp.einsum("tbk,sbk->tbs", q, k)
@@ -168,11 +185,11 @@ class CausalAttention(nn.Module):
         e_cache = jnp.where(m_cache, jnp.exp(s_cache - top), 0.0)
         e_seq = jnp.where(m_seq, jnp.exp(s_seq - top), 0.0)
         norm = e_cache.sum(-1, keepdims=True) + e_seq.sum(-1, keepdims=True)
-        read = jnp.einsum("tbl,blv->tbv", e_cache, values) + jnp.einsum("tbs,sbv->tbv", e_seq, v)
-        read = read / norm
+        read_cache = jnp.einsum("tbl,blv->tbv", e_cache, values)
+        read = (read_cache + jnp.einsum("tbs,sbv->tbv", e_seq, v)) / norm
         rows, index = jnp.arange(B)[None, :], jnp.where(final, pos, L)
-        keys = keys.at[rows, index].set(k, mode="drop")
-        values = values.at[rows, index].set(v, mode="drop")
+        keys = keys.at[rows, index].set(_after(scores, k), mode="drop")
+        values = values.at[rows, index].set(_after(read_cache, v), mode="drop")
         return (keys, values), jnp.concatenate([x, read], -1)
 
 

@@ -119,7 +119,9 @@ RL2_BANDITS = TableSpec(
 # (docs/results/rl2.md); 7.5-8 M steps take 21-25 minutes per cell on 2 CPU cores, about two
 # hours for the whole table with the baselines. SNAIL's "mdp" preset is RL²'s recipe on its own
 # network (154.1 on n = 10 against 114.4 without reward prediction; docs/results/snail.md); a
-# cell takes 45 minutes (n = 10), 71 minutes (n = 25) and 80 minutes (n = 50) on one core.
+# cell took 45 minutes (n = 10), 71 minutes (n = 25) and 80 minutes (n = 50) on one core before
+# its caches were written in place; since then n = 50 trains at about 2,600 env steps/s (48
+# minutes), n = 75 at 1,940 (65 minutes) and n = 100 at about 1,700 (75 minutes).
 RL2_MDPS = TableSpec(
     name="rl2-mdps",
     title="Tabular MDPs: total reward per trial of n episodes (RL², Table 2)",
