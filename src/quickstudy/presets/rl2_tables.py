@@ -121,7 +121,7 @@ RL2_BANDITS = TableSpec(
 # network (154.1 on n = 10 against 114.4 without reward prediction; docs/results/snail.md); a
 # cell took 45 minutes (n = 10), 71 minutes (n = 25) and 80 minutes (n = 50) on one core before
 # its caches were written in place; since then n = 50 trains at about 2,600 env steps/s (48
-# minutes), n = 75 at 1,940 (65 minutes) and n = 100 at about 1,700 (75 minutes).
+# minutes), n = 75 at 1,940 (65 minutes) and n = 100 at 1,790 (70 minutes).
 RL2_MDPS = TableSpec(
     name="rl2-mdps",
     title="Tabular MDPs: total reward per trial of n episodes (RL², Table 2)",
