@@ -74,7 +74,7 @@ def _after(read: jax.Array, update: jax.Array) -> jax.Array:
 
     XLA's CPU backend copies a loop-carried cache that one operation reads and a later scatter
     writes, unless the scatter's updates depend on what was read: the whole cache at every step,
-    151 MB of TC buffers for 128 trials of 750 steps, half the update's time
+    151 MB of TC buffers for 128 trials of 750 steps, 37-54 % of the update's time
     (``benchmarks/snail_speed.py --sections long``; docs/results/snail.md). No number exceeds
     +inf, so this always returns ``update``.
 
@@ -172,7 +172,7 @@ class CausalAttention(nn.Module):
         k = nn.Dense(self.key_size, name="key")(x)
         v = nn.Dense(self.value_size, name="value")(x)
         # Scores against the cached steps of the trial in flight, then against the sequence.
-        scores = s_cache = jnp.einsum("tbk,blk->tbl", q, keys)
+        s_cache = jnp.einsum("tbk,blk->tbl", q, keys)
         m_cache = carried[..., None] & (jnp.arange(L)[None, None, :] < pos0[None, :, None])
         t = jnp.arange(T)
         s_seq = jnp.einsum("tbk,sbk->tbs", q, k)
@@ -188,7 +188,8 @@ class CausalAttention(nn.Module):
         read_cache = jnp.einsum("tbl,blv->tbv", e_cache, values)
         read = (read_cache + jnp.einsum("tbs,sbv->tbv", e_seq, v)) / norm
         rows, index = jnp.arange(B)[None, :], jnp.where(final, pos, L)
-        keys = keys.at[rows, index].set(_after(scores, k), mode="drop")
+        # read_cache comes from both caches (its weights from the keys): it orders both writes
+        keys = keys.at[rows, index].set(_after(read_cache, k), mode="drop")
         values = values.at[rows, index].set(_after(read_cache, v), mode="drop")
         return (keys, values), jnp.concatenate([x, read], -1)
 
