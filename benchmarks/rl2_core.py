@@ -2,6 +2,7 @@
 
     .venv/bin/python benchmarks/rl2_core.py            # about 3 minutes on 2 idle cores
     .venv/bin/python benchmarks/rl2_core.py --quick    # smoke run; figures not for quoting
+    .venv/bin/python benchmarks/rl2_core.py --split    # plus the networks on two devices
 
 In one run, on one machine:
 
@@ -11,7 +12,10 @@ In one run, on one machine:
   the default configuration (``bandit-k5-n10``, GRU 64, separate critic core) and of GRU 256,
   each with the current core (:func:`quickstudy.networks.recurrent.gru_sequence`: gate inputs as
   separate arrays, hand-written backward pass) and with the core as it was before (the textbook
-  cell reading one ``[T, B, 3H]`` scanned array, JAX's own derivative), patched in for the row.
+  cell reading one ``[T, B, 3H]`` scanned array, JAX's own derivative), patched in for the row;
+  with ``--split`` also the current core with ``split_networks`` (the policy's and the critic's
+  gradients on two devices, :mod:`quickstudy.learners.split`; the script then splits the CPU
+  into two devices, which the one-device rows do not use).
 
 The fraction of roofline counts the matrix products of the model: per environment step and
 core, ``2·(D·3H + H·3H)`` FLOPs forward (input and recurrent projections) plus the heads; the
@@ -25,9 +29,16 @@ average before and after. Writes JSON to ``--out`` (default ``benchmarks/results
 
 from __future__ import annotations
 
+import os
+import sys
+
+if "--split" in sys.argv:  # two CPU devices, set before JAX starts; first in XLA_FLAGS
+    os.environ["XLA_FLAGS"] = (
+        "--xla_force_host_platform_device_count=2 " + os.environ.get("XLA_FLAGS", "")
+    ).strip()
+
 import argparse
 import dataclasses
-import os
 import time
 from pathlib import Path
 from typing import Any
@@ -124,6 +135,12 @@ def time_update(config: RL2Config, task: str, repeats: int, updates: int) -> dic
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--quick", action="store_true")
+    parser.add_argument(
+        "--split",
+        action="store_true",
+        help="also time the current core with the policy's and the critic's gradients on two "
+        "devices (split_networks; the script splits the CPU into two devices)",
+    )
     parser.add_argument("--repeats", type=int, default=5)
     parser.add_argument("--updates", type=int, default=10, help="updates per timed repeat")
     parser.add_argument("--out", type=Path, default=Path("benchmarks/results/rl2_core.json"))
@@ -135,34 +152,43 @@ def main() -> None:
     sizes = [64] if args.quick else [64, 256]
     rows = []
     current = recurrent.gru_sequence
-    print(f"{'row':<34} {'ms/update min':>14} {'median':>8} {'env steps/s':>12} {'roofline':>9}")
+    print(f"{'row':<41} {'ms/update min':>14} {'median':>8} {'env steps/s':>12} {'roofline':>9}")
     for H in sizes:
         config = dataclasses.replace(RL2Config(total_steps=HUGE_TOTAL_STEPS), hidden_size=H)
-        for core, fn in (("before (textbook cell, autodiff)", old_gru_sequence), ("now", current)):
+        variants = [("before (textbook cell, autodiff)", old_gru_sequence, config)]
+        variants.append(("now", current, config))
+        if args.split:
+            split = dataclasses.replace(config.ppo, split_networks=True)
+            variants.append(
+                ("now, split networks", current, dataclasses.replace(config, ppo=split))
+            )
+        for core, fn, cfg in variants:
             recurrent.gru_sequence = fn
             try:
-                r = time_update(config, "bandit-k5-n10", repeats, updates)
+                r = time_update(cfg, "bandit-k5-n10", repeats, updates)
             finally:
                 recurrent.gru_sequence = current
             r |= {"hidden_size": H, "core": core, "roofline_fraction": 0.0}
             r["roofline_fraction"] = r["model_gflops_best"] / roof["gflops"]
             rows.append(r)
             print(
-                f"GRU {H:<4} {core:<25} {r['ms_per_update_min']:>14.2f} "
+                f"GRU {H:<4} {core:<32} {r['ms_per_update_min']:>14.2f} "
                 f"{r['ms_per_update_median']:>8.2f} {r['env_steps_per_s_best']:>12.0f} "
                 f"{100 * r['roofline_fraction']:>8.1f}%",
                 flush=True,
             )
     for H in sizes:
-        before, now = (r for r in rows if r["hidden_size"] == H)
-        speedup = before["ms_per_update_min"] / now["ms_per_update_min"]
-        print(f"GRU {H}: {speedup:.2f}x faster update")
+        before, *later = (r for r in rows if r["hidden_size"] == H)
+        for r in later:
+            speedup = before["ms_per_update_min"] / r["ms_per_update_min"]
+            print(f"GRU {H}, {r['core']}: {speedup:.2f}x faster update than before")
     out = {
         "machine": machine_info(),
         "task": "bandit-k5-n10",
         "repeats": repeats,
         "updates_per_repeat": updates,
         "quick": args.quick,
+        "xla_flags": os.environ.get("XLA_FLAGS", ""),
         "load_average_before": load_before,
         "load_average_after": os.getloadavg(),
         "roofline": roof,

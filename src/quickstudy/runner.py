@@ -153,6 +153,9 @@ def create_run(
     """
     algo = registry.build(algo_name, task_name, config)
     check_devices(algo, settings.devices)
+    if settings.devices > 1 and getattr(getattr(config, "ppo", None), "split_networks", False):
+        raise ConfigError("split_networks puts the two networks on two devices; it does not "
+                          f"combine with devices={settings.devices} (data parallel)")  # fmt: skip
     if run_dir is not None and Path(run_dir).exists() and not Path(run_dir).is_dir():
         raise ConfigError(f"--run-dir {run_dir} exists and is not a directory")
     if run_dir is not None and (Path(run_dir) / "config.json").exists():

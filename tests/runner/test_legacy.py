@@ -30,7 +30,7 @@ def _to_old_layout(run_dir):
     record = json.loads((run_dir / "config.json").read_text())
     config = record["config"]
     flat = {k: v for k, v in config.items() if k not in ("ppo", "trust_region", "learner")}
-    newer = ("normalize_advantages", "strided_minibatches")  # not fields at 717000b
+    newer = ("normalize_advantages", "strided_minibatches", "split_networks")  # not at 717000b
     flat.update({k: v for k, v in config["ppo"].items() if k not in newer})
     flat.update(next_obs_coef=0.0, reward_target="observed", head_activation="relu")
     record["config"] = flat

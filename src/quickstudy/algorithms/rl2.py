@@ -115,6 +115,8 @@ class RL2Config:
         check_choice(self, "cell", ("gru", "lstm"))
         if self.ppo.clip_per_network and not self.separate_critic:
             raise ConfigError("clip_per_network needs separate_critic (a shared core is in both)")
+        if self.ppo.split_networks and (not self.separate_critic or self.learner != "ppo"):
+            raise ConfigError("split_networks needs learner ppo and separate_critic")
         check_trial_config(self)
 
 

@@ -25,6 +25,7 @@ from quickstudy.learners.base import (
     sequence_batch,
     sgd_epochs,
 )
+from quickstudy.learners.split import network_mesh, split_sgd_epochs
 from quickstudy.objectives.ppo import approx_kl, clipped_surrogate, clipped_value_loss, normalize
 from quickstudy.types import (
     PARAM_GROUPS,
@@ -67,6 +68,10 @@ class PPOConfig:
             i.i.d., so both are valid; with the batch split over devices (``--devices``) only
             this one lets each device compute the gradient of its own sequences, where a
             uniform shuffle repeats the whole gradient computation on every device.
+        split_networks: Compute the policy's and the critic's gradients on two devices at once.
+            PPO only; needs a separate critic and two devices (on a CPU,
+            ``XLA_FLAGS=--xla_force_host_platform_device_count=2``). Same result up to the
+            order of float sums; see :mod:`quickstudy.learners.split`.
     """
 
     learning_rate: float = 3e-4
@@ -84,6 +89,7 @@ class PPOConfig:
     adam_eps: float = 1e-5
     anneal_lr: bool = True
     strided_minibatches: bool = False
+    split_networks: bool = False
 
     def __post_init__(self):
         check_fields(
@@ -173,22 +179,29 @@ def make_ppo(
         config, policy, linear_decay(config.learning_rate, config.anneal_lr, steps)
     )
     grad_fn = jax.grad(ppo_loss, has_aux=True)
+    if config.split_networks:
+        if policy.param_groups is None:
+            raise ConfigError("split_networks needs a separate critic (a shared core is in both)")
+        mesh = network_mesh()
+        clip = None if config.clip_per_network else config.max_grad_norm
+
+    def epochs(key, params, opt_state, batch):
+        grads = lambda p, mb: grad_fn(p, mb, policy, config, aux_losses)  # noqa: E731
+        if config.split_networks:
+            return split_sgd_epochs(
+                key, params, opt_state, batch, grads, optimizer, policy.param_groups(params),
+                clip, config.num_epochs, config.num_minibatches, mesh, config.strided_minibatches,
+            )  # fmt: skip
+        return sgd_epochs(
+            key, params, opt_state, batch, grads, optimizer, config.num_epochs,
+            config.num_minibatches, config.strided_minibatches,
+        )  # fmt: skip
 
     def update(
         key: jax.Array, params: PyTree, opt_state: PyTree, traj: Transition, carry0: Any
     ) -> tuple[PyTree, PyTree, dict[str, jax.Array]]:
         batch = sequence_batch(traj, carry0, config.gamma, config.gae_lambda)
-        params, opt_state, aux = sgd_epochs(
-            key,
-            params,
-            opt_state,
-            batch,
-            lambda p, mb: grad_fn(p, mb, policy, config, aux_losses),
-            optimizer,
-            config.num_epochs,
-            config.num_minibatches,
-            config.strided_minibatches,
-        )
+        params, opt_state, aux = epochs(key, params, opt_state, batch)
         metrics = jax.tree.map(jnp.mean, aux)
         metrics["value_target_mean"] = batch.target.mean()
         return params, opt_state, metrics
