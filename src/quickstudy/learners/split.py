@@ -100,7 +100,8 @@ def split_sgd_epochs(
     owner = jax.tree.map(PARAM_GROUPS.index, labels)
 
     def own_gradient(group: str) -> Callable[[PyTree, SequenceBatch], tuple[PyTree, dict]]:
-        keep_metric = (lambda k: k in critic_metrics) if group == "critic" else None
+        def mine(name: str) -> bool:
+            return (name in critic_metrics) == (group == "critic")
 
         def fn(p: PyTree, mb: SequenceBatch) -> tuple[PyTree, dict]:
             grads, metrics = grad_fn(p, mb)
@@ -108,7 +109,6 @@ def split_sgd_epochs(
                 lambda g, label: g if label == group else jnp.zeros_like(g), grads, labels
             )
             # The other network's metrics are zeros here, so that XLA drops its forward pass.
-            mine = keep_metric or (lambda k: k not in critic_metrics)
             metrics = {k: v if mine(k) else jnp.zeros_like(v) for k, v in metrics.items()}
             return grads, metrics
 
@@ -140,11 +140,8 @@ def split_sgd_epochs(
         opt_state = optax.tree_utils.tree_map_params(
             optimizer, from_owner, opt_state, owner, transform_non_params=lambda x: x
         )
-        critic = PARAM_GROUPS.index("critic")
-        actor = PARAM_GROUPS.index("actor")
-        metrics = {
-            k: from_owner(v, critic if k in critic_metrics else actor) for k, v in metrics.items()
-        }
+        owner_of = {False: PARAM_GROUPS.index("actor"), True: PARAM_GROUPS.index("critic")}
+        metrics = {k: from_owner(v, owner_of[k in critic_metrics]) for k, v in metrics.items()}
         return params, opt_state, metrics
 
     return jax.shard_map(body, mesh=mesh, in_specs=P(), out_specs=P(), check_vma=False)(
