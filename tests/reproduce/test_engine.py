@@ -171,6 +171,47 @@ def test_a_changed_preset_recomputes_the_cell_in_a_new_run(tmp_path, monkeypatch
     assert any("reusing the finished run" in line for line in logs)
 
 
+def test_a_field_added_to_the_config_keeps_earlier_cells_and_runs(tmp_path):
+    settings = ReproduceSettings(
+        "rl2-bandits",
+        tmp_path,
+        cells=("bandit-k5-n10",),
+        budget=ONE_UPDATE,
+        methods=("rl2",),
+        **SMALL,
+    )
+    first = reproduce(settings)[0]
+    # Rewrite the cell and its run as a version without PPOConfig.split_networks left them:
+    # the field absent from both records, and the run under that version's checksum.
+    cell_path = tmp_path / "cells" / "bandit-k5-n10.json"
+    cell = json.loads(cell_path.read_text())
+    del cell["configs"]["rl2"]["ppo"]["split_networks"]
+    cell_path.write_text(json.dumps(cell))
+    (run_dir,) = [p for p in (tmp_path / "runs").iterdir() if p.is_dir()]
+    record = json.loads((run_dir / "config.json").read_text())
+    del record["config"]["ppo"]["split_networks"]
+    (run_dir / "config.json").write_text(json.dumps(record))
+    older = run_dir.with_name(run_dir.name[: -len("0123abcd")] + "0123abcd")
+    run_dir.rename(older)
+
+    logs = []
+    reproduce(settings, log=logs.append)
+    assert any("done earlier" in line for line in logs)
+    cell_path.unlink()
+    logs.clear()
+    again = reproduce(settings, log=logs.append)[0]
+    assert any(f"reusing the finished run {older}" in line for line in logs)
+    assert [p for p in (tmp_path / "runs").iterdir() if p.is_dir()] == [older]
+    assert again["methods"]["rl2"]["mean"] == first["methods"]["rl2"]["mean"]
+    # A changed value is still another config: the cell is computed again.
+    cell = json.loads(cell_path.read_text())
+    cell["configs"]["rl2"]["ppo"]["ent_coef"] = 0.5
+    cell_path.write_text(json.dumps(cell))
+    logs.clear()
+    reproduce(settings, log=logs.append)
+    assert not any("done earlier" in line for line in logs)
+
+
 def test_sinusoid_reproduction_writes_outputs_and_reuses_everything(tmp_path):
     settings = ReproduceSettings(
         "maml-sinusoid",

@@ -205,14 +205,38 @@ def as_json(config: Any) -> dict[str, Any]:
     return json.loads(json.dumps(dataclasses.asdict(config)))
 
 
-def config_run_dir(cache: Path, stem: str, config: Any) -> Path:
-    """The cached run ``<cache>/<stem>-<checksum of config>``.
+def config_run_dir(cache: Path, stem: str, config: Any, algo: str | None = None) -> Path:
+    """The cached run ``<cache>/<stem>-<checksum of config>``, or an older run of this config.
 
     The checksum (CRC-32 of the config's fields as sorted JSON) makes a changed preset train a
-    new run next to the old one instead of colliding with it.
+    new run next to the old one instead of colliding with it. A field added to the config
+    class changes every checksum without changing what the old configs mean, so, given
+    ``algo``, a run ``<stem>-*`` whose recorded config reads back (new fields at their
+    defaults) equal to ``config`` is found and reused when the checksum's directory is absent.
     """
     digest = zlib.crc32(json.dumps(dataclasses.asdict(config), sort_keys=True).encode())
-    return Path(cache) / f"{stem}-{digest:08x}"
+    path = Path(cache) / f"{stem}-{digest:08x}"
+    if path.exists() or algo is None or not Path(cache).is_dir():
+        return path
+    for other in sorted(Path(cache).glob(f"{stem}-????????")):
+        record = other / "config.json"
+        if record.exists() and same_config(algo, read_json(record).get("config"), config):
+            return other
+    return path
+
+
+def same_config(algo: str, recorded: Any, config: Any) -> bool:
+    """Whether a config recorded by ``as_json`` (perhaps by an older version) means ``config``.
+
+    The record is read as ``config.json`` is (fields it lacks take their defaults), so adding a
+    field leaves earlier runs and cells valid; an unreadable record is a different config.
+    """
+    if recorded is None or config is None:
+        return recorded is None and config is None
+    try:
+        return registry.get(algo).config_from_record(recorded) == config
+    except (ConfigError, TypeError, ValueError):
+        return False
 
 
 def method_config(spec: TableSpec, cell: Cell, name: str, budget: int) -> Any:
@@ -339,7 +363,7 @@ def run_lock(path: Path, wait: bool = True) -> Iterator[None]:
 def _train_or_reuse(algo_name, task, config, path, run_settings, log, train_hook):
     if (path / "config.json").exists():
         recorded = read_json(path / "config.json").get("config", {})
-        if recorded != as_json(config):
+        if not same_config(algo_name, recorded, config):
             raise ConfigError(
                 f"{path} holds a {algo_name} run with another configuration; remove it or pass "
                 f"another --cache-dir"
@@ -463,7 +487,7 @@ def _run_of(
     method = spec.methods[name]
     train_task = cell.trains_on(method)
     stem = f"{name}-{train_task}-steps{settings.budget_of(cell, name)}-seed{settings.seed}"
-    path = config_run_dir(settings.run_cache, stem, config)
+    path = config_run_dir(settings.run_cache, stem, config, method.algo)
     spec_algo = registry.get(method.algo)
     eval_every = 0
     if spec.curve_points:  # meta-tests along training, evenly spaced in updates
@@ -532,6 +556,21 @@ def _cell_key(settings: ReproduceSettings, cell: Cell) -> dict[str, Any]:
     return key
 
 
+def _same_key(spec: TableSpec, record: dict[str, Any], key: dict[str, Any]) -> bool:
+    """Whether a saved cell was made with ``key`` (its configs compared by meaning)."""
+    if any(record.get(k) != v for k, v in key.items() if k != "configs"):
+        return False
+    recorded = record.get("configs")
+    if not isinstance(recorded, dict) or set(recorded) != set(key["configs"]):
+        return False
+    for name, current in key["configs"].items():
+        algo = spec.methods[name].algo
+        config = None if current is None else registry.get(algo).config_from_record(current)
+        if not same_config(algo, recorded[name], config):
+            return False
+    return True
+
+
 def run_seeds(
     settings: ReproduceSettings,
     cell: Cell,
@@ -589,7 +628,7 @@ def run_cell(
     key = _cell_key(settings, cell)
     if json_path.exists() and npz_path.exists():
         record = read_json(json_path)
-        if all(record.get(k) == v for k, v in key.items()):
+        if _same_key(settings.spec, record, key):
             log(f"{cell.task}: done earlier, reusing {json_path}")
             return record
     t0 = time.perf_counter()
