@@ -140,15 +140,20 @@ def test_interrupted_rl2_cell_resumes_and_finished_runs_are_reused(tmp_path):
     assert again[0]["methods"]["rl2"]["mean"] == rl2["mean"]
 
 
-def test_a_changed_preset_recomputes_the_cell_in_a_new_run(tmp_path, monkeypatch):
-    settings = ReproduceSettings(
+def _one_rl2_update(out_dir):
+    """The bandit-k5-n10 cell with RL² alone, trained for one update."""
+    return ReproduceSettings(
         "rl2-bandits",
-        tmp_path,
+        out_dir,
         cells=("bandit-k5-n10",),
         budget=ONE_UPDATE,
         methods=("rl2",),
         **SMALL,
     )
+
+
+def test_a_changed_preset_recomputes_the_cell_in_a_new_run(tmp_path, monkeypatch):
+    settings = _one_rl2_update(tmp_path)
     first = reproduce(settings)[0]
     table = TABLES["rl2-bandits"]
     rl2 = dataclasses.replace(table.methods["rl2"], overrides={"ppo": {"ent_coef": 0.05}})
@@ -172,14 +177,7 @@ def test_a_changed_preset_recomputes_the_cell_in_a_new_run(tmp_path, monkeypatch
 
 
 def test_a_field_added_to_the_config_keeps_earlier_cells_and_runs(tmp_path):
-    settings = ReproduceSettings(
-        "rl2-bandits",
-        tmp_path,
-        cells=("bandit-k5-n10",),
-        budget=ONE_UPDATE,
-        methods=("rl2",),
-        **SMALL,
-    )
+    settings = _one_rl2_update(tmp_path)
     first = reproduce(settings)[0]
     # Rewrite the cell and its run as a version without PPOConfig.split_networks left them:
     # the field absent from both records, and the run under that version's checksum.
