@@ -87,7 +87,8 @@ def test_official_evaluation_refuses_runs_of_other_tasks():
 
 @pytest.mark.slow
 def test_ml10_holds_out_five_classes():
-    dist = tasks.make("ml10")
+    dist = tasks.make("ml10")  # described from Meta-World's class tables, built on first use
+    assert len(dist.train_set["task"]) == 10 * 50 and len(dist.test_set["task"]) == 5 * 50
     classes = {dist.env.kind({"task": i}) for i in np.asarray(dist.test_set["task"])}
     train = {dist.env.kind({"task": i}) for i in np.asarray(dist.train_set["task"])}
     assert len(classes) == 5 and len(train) == 10 and not classes & train

@@ -16,9 +16,10 @@ SCRIPT = textwrap.dedent(
     """
     import json, sys
     import jax, numpy as np
-    from quickstudy import runner
+    from quickstudy import compilation_cache, runner
     from quickstudy.algorithms import registry
 
+    compilation_cache.enable()  # as the suite's own process (conftest.py)
     out = {"devices": len(jax.devices())}
     base = {"total_steps": 3 * 16 * 10, "num_envs": 16, "hidden_size": 16,
             "critic_hidden_size": 8, "task_critic": True, "reward_coef": 1.0}

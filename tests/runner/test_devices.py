@@ -16,9 +16,10 @@ SCRIPT = textwrap.dedent(
     """
     import json, sys
     import jax, numpy as np
-    from quickstudy import runner
+    from quickstudy import compilation_cache, runner
     from quickstudy.algorithms import registry
 
+    compilation_cache.enable()  # as the suite's own process (conftest.py)
     RL2 = {"total_steps": 3 * 16 * 10, "num_envs": 16, "hidden_size": 16}
     CASES = {
         "rl2": ("bandit-k5-n10", {**RL2, "ppo": {"num_minibatches": 2}}),
@@ -61,7 +62,8 @@ SCRIPT = textwrap.dedent(
 
 def test_two_devices_give_one_devices_result(tmp_path):
     env = dict(os.environ)
-    env["XLA_FLAGS"] = env.get("XLA_FLAGS", "") + " --xla_force_host_platform_device_count=2"
+    # First: XLA stops reading its flags at a token it does not parse.
+    env["XLA_FLAGS"] = "--xla_force_host_platform_device_count=2 " + env.get("XLA_FLAGS", "")
     proc = subprocess.run(
         [sys.executable, "-c", SCRIPT, str(tmp_path)], env=env, capture_output=True, text=True
     )

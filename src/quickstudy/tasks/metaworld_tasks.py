@@ -73,6 +73,8 @@ ML1_ENV_NAMES = (
 )
 """Meta-World 3.1.1's ML1 environments (``metaworld.ML1.ENV_NAMES``)."""
 HORIZON = 500
+GOALS = 50
+"""Goals Meta-World draws per environment class (``metaworld._N_GOALS``)."""
 SEED = 0
 
 
@@ -87,11 +89,31 @@ def _import_metaworld():
 
 
 @functools.cache
-def _benchmark(kind: str, env_name: str | None):
+def _tasks(kind: str, env_name: str | None) -> tuple:
+    """Meta-World's training tasks followed by its test tasks (builds the benchmark)."""
     metaworld = _import_metaworld()
     if kind == "ml1":
-        return metaworld.ML1(env_name, seed=SEED)
-    return (metaworld.ML10 if kind == "ml10" else metaworld.ML45)(seed=SEED)
+        bench = metaworld.ML1(env_name, seed=SEED)
+    else:
+        bench = (metaworld.ML10 if kind == "ml10" else metaworld.ML45)(seed=SEED)
+    return tuple(bench.train_tasks) + tuple(bench.test_tasks)
+
+
+def _classes(kind: str, env_name: str | None) -> tuple[dict, dict]:
+    """The benchmark's training and test environment classes, read without building it.
+
+    Building a benchmark resets each class's environment 100 times to draw its goals (1–2 s
+    per class, 27 s for ML45), so a distribution is described from Meta-World's class tables
+    and builds its tasks when it first steps.
+    """
+    _import_metaworld()
+    from metaworld import env_dict
+
+    if kind == "ml1":
+        classes = {env_name: env_dict.ALL_V3_ENVIRONMENTS[env_name]}
+        return classes, classes
+    split = env_dict.ML10_V3 if kind == "ml10" else env_dict.ML45_V3
+    return dict(split["train"]), dict(split["test"])
 
 
 def metaworld_tasks(kind: str, env_name: str | None = None, episodes: int = 2) -> TaskDistribution:
@@ -102,19 +124,28 @@ def metaworld_tasks(kind: str, env_name: str | None = None, episodes: int = 2) -
         env_name: The ML1 environment, e.g. "reach-v3".
         episodes: Episodes per trial for the in-context learners.
     """
-    bench = _benchmark(kind, env_name)
-    tasks = list(bench.train_tasks) + list(bench.test_tasks)
-    classes = {**bench.train_classes, **bench.test_classes}
-    n_train = len(bench.train_tasks)
+    train_classes, test_classes = _classes(kind, env_name)
+    classes = {**train_classes, **test_classes}
+    n_train = GOALS * len(train_classes)
+    n_test = GOALS * len(test_classes)
+
+    def task(index) -> object:
+        tasks = _tasks(kind, env_name)
+        if len(tasks) != n_train + n_test:
+            raise ConfigError(
+                f"Meta-World {kind} built {len(tasks)} tasks, expected {n_train} + {n_test} "
+                f"({GOALS} goals per class): install metaworld==3.1.1"
+            )
+        return tasks[int(index)]
 
     def make_env(name: str):
         return classes[name]()
 
-    def kind_of(task) -> str:
-        return tasks[int(task["task"])].env_name
+    def kind_of(params) -> str:
+        return task(params["task"]).env_name
 
-    def set_task(env, task) -> None:
-        env.set_task(tasks[int(task["task"])])
+    def set_task(env, params) -> None:
+        env.set_task(task(params["task"]))
 
     env = GymnasiumHost(
         make_env,
@@ -122,14 +153,14 @@ def metaworld_tasks(kind: str, env_name: str | None = None, episodes: int = 2) -
         HORIZON,
         kind=kind_of,
         success_key="success",
-        probe_kind=tasks[0].env_name,
+        probe_kind=next(iter(train_classes)),
     )
-    index = np.arange(len(tasks), dtype=np.float32)
+    index = np.arange(n_train + n_test, dtype=np.float32)
     name = f"ml1-{env_name.removesuffix('-v3')}" if kind == "ml1" else kind
-    train_names = sorted(bench.train_classes)
-    test_names = sorted(bench.test_classes)
+    train_names = sorted(train_classes)
+    test_names = sorted(test_classes)
     what = (
-        f"{env_name}: {n_train} train / {len(bench.test_tasks)} test goal positions"
+        f"{env_name}: {n_train} train / {n_test} test goal positions"
         if kind == "ml1"
         else f"{len(train_names)} train classes, {len(test_names)} held-out classes"
     )
