@@ -977,7 +977,7 @@ def test_distribution(algo: Algorithm, name: str | None) -> Any:
         return algo.tasks
     other = task_registry.make(name)
     mine = algo.tasks
-    same_env = getattr(other, "env", None) is mine.env
+    same_env = _same_env(getattr(other, "env", None), mine.env)
     if same_env:
         a, b = mine.sample_one(jax.random.key(0)), other.sample_one(jax.random.key(0))
         same_env = jax.tree.structure(a) == jax.tree.structure(b) and all(
@@ -992,6 +992,30 @@ def test_distribution(algo: Algorithm, name: str | None) -> Any:
     return other
 
 
+def _same_env(a: Any, b: Any) -> bool:
+    """One environment, or two equal instances (frozen dataclasses of the same settings)."""
+    if a is b:
+        return True
+    try:
+        return type(a) is type(b) and bool(a == b)
+    except (TypeError, ValueError):  # fields that do not compare (arrays)
+        return False
+
+
+def default_test_points(algo: Algorithm, dist: Any) -> int:
+    """The meta-test's points when none are asked for, on the held-out tasks of ``dist``.
+
+    The algorithm's own, except where it plays whole trials of its task's length (RL²'s
+    episodes per trial left at the task's default) and ``dist`` is another distribution:
+    then a trial of ``dist``'s length (a run trained on 100-pull bandits plays 500 pulls on
+    ``bandit-k10-n500``).
+    """
+    own_length = algo.axis == "episode" and algo.default_points == algo.tasks.episodes
+    if dist is not algo.tasks and own_length and getattr(dist, "episodes", 0):
+        return dist.episodes
+    return algo.default_points
+
+
 def _meta_tester(
     algo: Algorithm, test_task: str | None = None
 ) -> Callable[[PyTree, int, int, int], MetaTestResult]:
@@ -1001,7 +1025,7 @@ def _meta_tester(
 
     def run(params: PyTree, points: int, num_tasks: int, seed: int) -> MetaTestResult:
         tasks = dist.test_tasks(num_tasks or None)
-        points = points or algo.default_points
+        points = points or default_test_points(algo, dist)
         return jax.device_get(fn(params, jax.random.key(seed), tasks, points))
 
     return run
@@ -1145,7 +1169,8 @@ def evaluate_checkpoints(
     if not found:
         raise CheckpointError(f"{run.path} has no checkpoint to evaluate")
     _check_meta_test_args(episodes, num_tasks, seed)
-    points = episodes or run.settings.eval_episodes or run.algo.default_points
+    dist = test_distribution(run.algo, test_task)
+    points = episodes or run.settings.eval_episodes or default_test_points(run.algo, dist)
     num_tasks = num_tasks or run.settings.eval_tasks
     if out is None:
         name = f"checkpoints-tasks{num_tasks or 'default'}-points{points}-seed{seed}"
@@ -1153,7 +1178,7 @@ def evaluate_checkpoints(
     out = Path(out)
     if (out / "curve.jsonl").exists() and not replace:
         raise ConfigError(f"{out} already holds curves; choose another --out or --replace")
-    tasks = test_distribution(run.algo, test_task).test_tasks(num_tasks or None)
+    tasks = dist.test_tasks(num_tasks or None)
     key = jax.random.key(seed)
     if run.algo.jittable:
         batched = jax.jit(jax.vmap(run.algo.meta_test, (0, None, None, None)), static_argnums=3)

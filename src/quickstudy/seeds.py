@@ -355,7 +355,9 @@ def evaluate_group_checkpoints(
 
     runs = group.active()
     first = runs[0]
-    points = episodes or first.settings.eval_episodes or first.algo.default_points
+    dist = runner.test_distribution(first.algo, test_task)
+    points = episodes or first.settings.eval_episodes
+    points = points or runner.default_test_points(first.algo, dist)
     name = f"checkpoints-tasks{num_tasks or 'default'}-points{points}-seed{seed}"
     out = Path(out) if out is not None else group.path / "evaluations" / name
     if (out / "curve.jsonl").exists() and not replace:

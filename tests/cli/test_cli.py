@@ -245,3 +245,22 @@ def test_evaluate_on_another_distribution_of_the_same_environment(tmp_path, caps
     assert summary["test_task"] == "cheetah-slope-up10"
     assert main(["evaluate", str(run), "--task", "ant-slope-up10"]) == 2
     assert "same environment" in capsys.readouterr().err
+
+
+def test_a_run_trained_on_short_trials_plays_the_longer_trials_of_another_distribution(tmp_path):
+    run = tmp_path / "r"
+    args = ["train", "rl2", "--task", "bandit-k5-n10", "--total-steps", "1280", "--hidden-size"]
+    assert main([*args, "16", "--eval-tasks", "4", "--run-dir", str(run)]) == 0
+    # Equal environments (BernoulliBandit(5) built twice); a trial of the other task's length.
+    out = tmp_path / "n100"
+    assert main(["evaluate", str(run), "--task", "bandit-k5-n100", "--out", str(out)]) == 0
+    summary = json.loads((out / "summary.json").read_text())
+    assert summary["test_task"] == "bandit-k5-n100" and len(summary["per_index"]) == 100
+    own = json.loads((run / "eval" / "summary.json").read_text())
+    assert len(own["per_index"]) == 10
+    # Asked for, the number of episodes still wins.
+    short = tmp_path / "n20"
+    assert main(["evaluate", str(run), "--task", "bandit-k5-n100", "--episodes", "20",
+                 "--out", str(short)]) == 0  # fmt: skip
+    assert len(json.loads((short / "summary.json").read_text())["per_index"]) == 20
+    assert main(["evaluate", str(run), "--task", "bandit-k10-n100"]) == 2  # 10 arms: refused
