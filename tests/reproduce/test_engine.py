@@ -210,6 +210,15 @@ def test_a_field_added_to_the_config_keeps_earlier_cells_and_runs(tmp_path):
     assert not any("done earlier" in line for line in logs)
 
 
+def test_the_steps_column_shows_each_runs_own_steps_and_a_run_shared_with_another_cell():
+    record = {"task": "bandit-k5-n500", "budget": 6_000_000}
+    assert render._steps_entry(record, None) == "—"
+    own = {"steps": 9_996_800, "train_task": "bandit-k5-n500"}
+    assert render._steps_entry(record, own) == "9,996,800"
+    shared = {"steps": 9_996_800, "train_task": "bandit-k5-n100"}
+    assert render._steps_entry(record, shared) == "9,996,800 (the run of bandit-k5-n100)"
+
+
 def test_sinusoid_reproduction_writes_outputs_and_reuses_everything(tmp_path):
     settings = ReproduceSettings(
         "maml-sinusoid",

@@ -186,7 +186,7 @@ def _score_lines(
         entries = []
         for m in trained:
             res = r["methods"].get(m)
-            entries += [f"{r['budget']:,}", f"{res['train_seconds']:.0f}" if res else "—"]
+            entries += [_steps_entry(r, res), f"{res['train_seconds']:.0f}" if res else "—"]
         base_s = sum(
             res.get("seconds", 0.0) for m, res in r["methods"].items() if not spec.methods[m].algo
         )
@@ -287,6 +287,16 @@ def _band_note(records: list[dict[str, Any]]) -> str:
     """The figure title's note on the intervals, where some entries have several seeds."""
     text = _seed_intervals(records)
     return f"\n({text})" if text else ""
+
+
+def _steps_entry(record: dict[str, Any], res: dict[str, Any] | None) -> str:
+    """A trained method's steps in a cell: its run's own, and where it trained if elsewhere."""
+    if not res or "steps" not in res:
+        return f"{record['budget']:,}" if res else "—"
+    text = f"{res['steps']:,}"
+    if res.get("train_task") and res["train_task"] != record.get("task"):
+        text += f" (the run of {res['train_task']})"
+    return text
 
 
 def _shown_steps(points: int) -> list[int]:
