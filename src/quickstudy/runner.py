@@ -153,9 +153,6 @@ def create_run(
     """
     algo = registry.build(algo_name, task_name, config)
     check_devices(algo, settings.devices)
-    if settings.devices > 1 and getattr(getattr(config, "ppo", None), "split_networks", False):
-        raise ConfigError("split_networks puts the two networks on two devices; it does not "
-                          f"combine with devices={settings.devices} (data parallel)")  # fmt: skip
     if run_dir is not None and Path(run_dir).exists() and not Path(run_dir).is_dir():
         raise ConfigError(f"--run-dir {run_dir} exists and is not a directory")
     if run_dir is not None and (Path(run_dir) / "config.json").exists():
@@ -210,11 +207,16 @@ def check_devices(algo: Algorithm, devices: int) -> None:
     """Checks that ``algo`` can train data-parallel over ``devices`` devices of this machine.
 
     Raises:
-        ConfigError: The algorithm is host-stepped or declares no data axes, or fewer
-            devices are visible (the message says how to make more on a CPU).
+        ConfigError: The algorithm is host-stepped, declares no data axes or places its work
+            on devices itself, or fewer devices are visible (the message says how to make
+            more on a CPU).
     """
     if devices == 1:
         return
+    if algo.own_placement:
+        raise ConfigError(
+            f"{algo.own_placement}; it does not combine with devices={devices} (data parallel)"
+        )
     if not algo.jittable or algo.data_axes is None:
         why = "steps its environments on the host" if not algo.jittable else "has no data axes"
         raise ConfigError(f"devices={devices}: data-parallel training needs a jittable "

@@ -208,6 +208,9 @@ class Algorithm(NamedTuple):
         device_notes: What a user training over several devices should know about this
             configuration (e.g. work that every device repeats); the runner reports each one
             when ``devices > 1``.
+        own_placement: Why the update places its own work on several devices (RL²'s
+            ``split_networks``), which data-parallel training (``devices > 1``) cannot be
+            combined with; ``None`` where it does not.
     """
 
     config: Any
@@ -230,6 +233,7 @@ class Algorithm(NamedTuple):
     initial_steps: int = 0
     data_axes: Callable[[PyTree], PyTree] | None = None
     device_notes: tuple[str, ...] = ()
+    own_placement: str | None = None
 
 
 def leaves_of(state: PyTree, *fields: str) -> PyTree:

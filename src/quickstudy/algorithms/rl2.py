@@ -358,6 +358,9 @@ def make_trial_learner(
             "with PPO's uniform minibatch shuffle every device computes every minibatch's "
             "whole gradient; strided_minibatches (--strided-minibatches) splits that work too",
         ),
+        own_placement="split_networks puts the two networks on two devices"
+        if config.learner == "ppo" and config.ppo.split_networks
+        else None,
     )
 
 
