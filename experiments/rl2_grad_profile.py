@@ -71,6 +71,32 @@ def time_body(body, params, opt_state) -> float:
     return 1e3 * min(times) / REPEATS
 
 
+def kernel_times(fn, state: tuple, calls: int) -> tuple[collections.Counter, ...]:
+    """µs and calls per call of ``fn(*state) -> state`` for every XLA kernel, and its operation.
+
+    Runs ``fn`` a few times, then ``calls`` times under ``jax.profiler``; a kernel inside a loop
+    counts once per iteration. Returns ``(µs, calls, kernel -> op_name)``.
+    """
+    hlo = fn.lower(*state).compile().as_text()
+    origin = dict(re.findall(r"^\s+%(\S+) = .*?op_name=\"([^\"]+)\"", hlo, re.MULTILINE))
+    for _ in range(5):
+        state = jax.block_until_ready(fn(*state))
+    with tempfile.TemporaryDirectory() as trace_dir:
+        jax.profiler.start_trace(trace_dir)
+        for _ in range(calls):
+            state = jax.block_until_ready(fn(*state))
+        jax.profiler.stop_trace()
+        (path,) = glob.glob(f"{trace_dir}/plugins/profile/*/*.trace.json.gz")
+        with gzip.open(path) as f:
+            events = [e for e in json.load(f)["traceEvents"] if e.get("ph") == "X"]
+    total, count = collections.Counter(), collections.Counter()
+    for e in events:
+        if e["name"] in origin or e["name"].startswith("while"):
+            total[e["name"]] += e["dur"] / calls
+            count[e["name"]] += 1 / calls
+    return total, count, origin
+
+
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.split("\n")[0])
     parser.add_argument("--hidden-size", type=int, default=64)
@@ -110,24 +136,7 @@ def main() -> None:
         print(f"{name:>16}: {time_body(body, params, opt_state):.3f} ms")
     print(f"{'gradient + adam':>16}: {time_body(step, params, opt_state):.3f} ms")
 
-    fn = jax.jit(step)
-    hlo = fn.lower(params, opt_state).compile().as_text()
-    origin = dict(re.findall(r"^\s+%(\S+) = .*?op_name=\"([^\"]+)\"", hlo, re.MULTILINE))
-    for _ in range(5):
-        params, opt_state = jax.block_until_ready(fn(params, opt_state))
-    with tempfile.TemporaryDirectory() as trace_dir:
-        jax.profiler.start_trace(trace_dir)
-        for _ in range(args.steps):
-            params, opt_state = jax.block_until_ready(fn(params, opt_state))
-        jax.profiler.stop_trace()
-        (path,) = glob.glob(f"{trace_dir}/plugins/profile/*/*.trace.json.gz")
-        with gzip.open(path) as f:
-            events = [e for e in json.load(f)["traceEvents"] if e.get("ph") == "X"]
-    total, count = collections.Counter(), collections.Counter()
-    for e in events:
-        if e["name"] in origin or e["name"].startswith("while"):
-            total[e["name"]] += e["dur"] / args.steps
-            count[e["name"]] += 1 / args.steps
+    total, count, origin = kernel_times(jax.jit(step), (params, opt_state), args.steps)
     loops = sum(t for n, t in total.items() if n.startswith("while"))
     leaves = sum(t for n, t in total.items() if not n.startswith("while"))
     calls = sum(c for n, c in count.items() if not n.startswith("while"))

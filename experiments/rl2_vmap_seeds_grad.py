@@ -13,17 +13,11 @@ findings (issue 25's ``vmap`` target) are in docs/results/performance.md.
 from __future__ import annotations
 
 import argparse
-import collections
-import glob
-import gzip
-import json
-import re
-import tempfile
 
 import jax
 import jax.numpy as jnp
 import optax
-from rl2_grad_profile import minibatch, time_body
+from rl2_grad_profile import kernel_times, minibatch, time_body
 
 from quickstudy import tasks as task_registry
 from quickstudy.algorithms.rl2 import RL2Config, make_rl2
@@ -69,23 +63,7 @@ def time_step(step, params, opt_state, batch, seeds: int) -> float:
 def profile(step, params, opt_state, batch, seeds: int, top: int = 20, calls: int = 10) -> None:
     """Prints the slowest kernels of the vmapped step, µs per step (tracing adds overhead)."""
     fn = jax.jit(lambda p, o: jax.vmap(step)(p, o, batch))
-    hlo = fn.lower(params, opt_state).compile().as_text()
-    origin = dict(re.findall(r"^\s+%(\S+) = .*?op_name=\"([^\"]+)\"", hlo, re.MULTILINE))
-    for _ in range(3):
-        params, opt_state = jax.block_until_ready(fn(params, opt_state))
-    with tempfile.TemporaryDirectory() as trace_dir:
-        jax.profiler.start_trace(trace_dir)
-        for _ in range(calls):
-            params, opt_state = jax.block_until_ready(fn(params, opt_state))
-        jax.profiler.stop_trace()
-        (path,) = glob.glob(f"{trace_dir}/plugins/profile/*/*.trace.json.gz")
-        with gzip.open(path) as f:
-            events = [e for e in json.load(f)["traceEvents"] if e.get("ph") == "X"]
-    total, count = collections.Counter(), collections.Counter()
-    for e in events:
-        if e["name"] in origin or e["name"].startswith("while"):
-            total[e["name"]] += e["dur"] / calls
-            count[e["name"]] += 1 / calls
+    total, count, origin = kernel_times(fn, (params, opt_state), calls)
     print(f"\nS = {seeds}: {'us':>8} {'calls':>6}  kernel  <- operation")
     for name, us in total.most_common(top):
         print(f"{us:8.1f} {count[name]:6.0f}  {name}  <- {origin.get(name, 'loop')[-90:]}")

@@ -62,3 +62,28 @@ def train_on_both_collectors(name, config_of, points, updates=2, test_tasks=5):
         key = jax.random.key(1)
         out[task] = state, test(state.params, key, algo.tasks.test_tasks(test_tasks), points)
     return out
+
+
+def run_on_two_devices(script: str, *args: str) -> dict:
+    """Runs ``script`` in a fresh interpreter whose JAX sees two CPU devices.
+
+    The device count is fixed when JAX starts, hence the new process. It uses the persistent
+    compilation cache, as the suite's own process does (conftest.py).
+
+    Returns:
+        The script's last line of output, read as JSON.
+    """
+    import json
+    import os
+    import subprocess
+    import sys
+
+    env = dict(os.environ)
+    # First: XLA stops reading its flags at a token it does not parse.
+    env["XLA_FLAGS"] = "--xla_force_host_platform_device_count=2 " + env.get("XLA_FLAGS", "")
+    preamble = "from quickstudy import compilation_cache\ncompilation_cache.enable()\n"
+    proc = subprocess.run(
+        [sys.executable, "-c", preamble + script, *args], env=env, capture_output=True, text=True
+    )
+    assert proc.returncode == 0, proc.stderr[-3000:]
+    return json.loads(proc.stdout.strip().splitlines()[-1])

@@ -1,25 +1,20 @@
 """The policy's and the critic's gradients on two devices give one device's training."""
 
-import json
-import os
-import subprocess
-import sys
 import textwrap
 
 import pytest
+from support import run_on_two_devices
 
 from quickstudy.algorithms import registry
 from quickstudy.errors import ConfigError
 
-# Runs in a fresh interpreter: the device count is fixed when JAX starts.
+# Runs in a fresh interpreter that sees two devices (support.run_on_two_devices).
 SCRIPT = textwrap.dedent(
     """
     import json, sys
     import jax, numpy as np
-    from quickstudy import compilation_cache, runner
+    from quickstudy import runner
     from quickstudy.algorithms import registry
-
-    compilation_cache.enable()  # as the suite's own process (conftest.py)
     out = {"devices": len(jax.devices())}
     base = {"total_steps": 3 * 16 * 10, "num_envs": 16, "hidden_size": 16,
             "critic_hidden_size": 8, "task_critic": True, "reward_coef": 1.0}
@@ -59,14 +54,7 @@ SCRIPT = textwrap.dedent(
 
 
 def test_split_networks_trains_as_one_device(tmp_path):
-    env = dict(os.environ)
-    # First: XLA stops reading its flags at a token it does not parse.
-    env["XLA_FLAGS"] = "--xla_force_host_platform_device_count=2 " + env.get("XLA_FLAGS", "")
-    proc = subprocess.run(
-        [sys.executable, "-c", SCRIPT, str(tmp_path)], env=env, capture_output=True, text=True
-    )
-    assert proc.returncode == 0, proc.stderr[-3000:]
-    out = json.loads(proc.stdout.strip().splitlines()[-1])
+    out = run_on_two_devices(SCRIPT, str(tmp_path))
     assert out["devices"] == 2
     for clip in ("global", "per-network"):
         case = out[clip]

@@ -1,25 +1,20 @@
 """Data-parallel training over two (forced) CPU devices matches one device, same seed."""
 
-import json
-import os
-import subprocess
-import sys
 import textwrap
 
 import pytest
+from support import run_on_two_devices
 
 from quickstudy import runner
 from quickstudy.errors import ConfigError
 
-# Runs in a fresh interpreter: the device count is fixed when JAX starts.
+# Runs in a fresh interpreter that sees two devices (support.run_on_two_devices).
 SCRIPT = textwrap.dedent(
     """
     import json, sys
     import jax, numpy as np
-    from quickstudy import compilation_cache, runner
+    from quickstudy import runner
     from quickstudy.algorithms import registry
-
-    compilation_cache.enable()  # as the suite's own process (conftest.py)
     RL2 = {"total_steps": 3 * 16 * 10, "num_envs": 16, "hidden_size": 16}
     CASES = {
         "rl2": ("bandit-k5-n10", {**RL2, "ppo": {"num_minibatches": 2}}),
@@ -61,14 +56,7 @@ SCRIPT = textwrap.dedent(
 
 
 def test_two_devices_give_one_devices_result(tmp_path):
-    env = dict(os.environ)
-    # First: XLA stops reading its flags at a token it does not parse.
-    env["XLA_FLAGS"] = "--xla_force_host_platform_device_count=2 " + env.get("XLA_FLAGS", "")
-    proc = subprocess.run(
-        [sys.executable, "-c", SCRIPT, str(tmp_path)], env=env, capture_output=True, text=True
-    )
-    assert proc.returncode == 0, proc.stderr[-3000:]
-    out = json.loads(proc.stdout.strip().splitlines()[-1])
+    out = run_on_two_devices(SCRIPT, str(tmp_path))
     assert out["devices"] == 2
     for name in ("rl2", "rl2-strided", "pearl", "rl2-sac"):
         assert out[name]["split"] == ["P('data',)"], (name, out[name])

@@ -359,7 +359,7 @@ def make_trial_learner(
             "whole gradient; strided_minibatches (--strided-minibatches) splits that work too",
         ),
         own_placement="split_networks puts the two networks on two devices"
-        if config.learner == "ppo" and config.ppo.split_networks
+        if config.ppo.split_networks  # RL2Config allows it with PPO only
         else None,
     )
 

@@ -42,7 +42,7 @@ BANDIT_100 = Preset(
     description=(
         "the 100-pull bandit recipe (docs/results/performance.md): GRU 128 with a GRU 64 critic "
         "that reads the task, 50-step rollouts, 16 minibatches and 3 epochs; at 10 M steps "
-        "76.4 / 80.9 / 80.9 on k = 5 / 10 / 50, and, played for 500 pulls, 391.0 / 422.9 / "
+        "76.4 / 81.4 / 80.9 on k = 5 / 10 / 50, and, played for 500 pulls, 391.0 / 423.7 / "
         "425.1 (docs/results/rl2-tables.md)"
     ),
     overrides={

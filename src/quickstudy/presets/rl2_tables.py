@@ -81,7 +81,7 @@ def _methods(baselines: dict[str, str], tuning: dict[str, dict]) -> dict[str, Me
 # RL² on the 100- and 500-pull bandits: the rl2 preset "bandit-100" for 10 M steps on the 100-pull
 # trials; the 500-pull cells meta-test those same runs for 500 pulls (train_task). Trained on 500
 # pulls directly (the preset "bandit-500"), RL² scored 364.4 / 373.6 / 383.4 on k = 5 / 10 / 50;
-# trained on 100 and played for 500, 391.0 / 422.9 / 425.1 (docs/results/rl2-tables.md).
+# trained on 100 and played for 500, 391.0 / 423.7 / 425.1 (docs/results/rl2-tables.md).
 # SNAIL trains on each cell's own trials.
 RL2_LONG_BUDGET = 10_000_000
 RL2_BANDITS = TableSpec(

@@ -90,13 +90,24 @@ def _import_metaworld():
 
 @functools.cache
 def _tasks(kind: str, env_name: str | None) -> tuple:
-    """Meta-World's training tasks followed by its test tasks (builds the benchmark)."""
+    """Meta-World's training tasks followed by its test tasks (builds the benchmark).
+
+    Raises:
+        ConfigError: Meta-World built another number of tasks than :func:`_classes` implies.
+    """
     metaworld = _import_metaworld()
     if kind == "ml1":
         bench = metaworld.ML1(env_name, seed=SEED)
     else:
         bench = (metaworld.ML10 if kind == "ml10" else metaworld.ML45)(seed=SEED)
-    return tuple(bench.train_tasks) + tuple(bench.test_tasks)
+    tasks = tuple(bench.train_tasks) + tuple(bench.test_tasks)
+    train, test = _classes(kind, env_name)
+    if len(tasks) != GOALS * (len(train) + len(test)):
+        raise ConfigError(
+            f"Meta-World {kind} built {len(tasks)} tasks, expected {GOALS} per class of "
+            f"{len(train)} + {len(test)}: install metaworld==3.1.1"
+        )
+    return tasks
 
 
 def _classes(kind: str, env_name: str | None) -> tuple[dict, dict]:
@@ -130,13 +141,7 @@ def metaworld_tasks(kind: str, env_name: str | None = None, episodes: int = 2) -
     n_test = GOALS * len(test_classes)
 
     def task(index) -> object:
-        tasks = _tasks(kind, env_name)
-        if len(tasks) != n_train + n_test:
-            raise ConfigError(
-                f"Meta-World {kind} built {len(tasks)} tasks, expected {n_train} + {n_test} "
-                f"({GOALS} goals per class): install metaworld==3.1.1"
-            )
-        return tasks[int(index)]
+        return _tasks(kind, env_name)[int(index)]
 
     def make_env(name: str):
         return classes[name]()
