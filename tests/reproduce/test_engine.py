@@ -7,11 +7,13 @@ import numpy as np
 import pytest
 
 from quickstudy import runner
+from quickstudy.algorithms.rl2 import RL2Config
 from quickstudy.cli import main
 from quickstudy.errors import ConfigError, UnknownNameError
 from quickstudy.evaluation.tables import not_worse_than_best, render_markdown
-from quickstudy.reproduce import TABLES, ReproduceSettings, render, reproduce
+from quickstudy.reproduce import TABLES, ReproduceSettings, engine, render, reproduce
 from quickstudy.reproduce.render import agrees_with_paper, paired_verdict
+from quickstudy.tracking.checkpoint import latest_checkpoint
 
 # Tiny settings: a couple of RL² updates on the 10-pull bandits (128 trials x 10 pulls each).
 SMALL = {"trials": 40, "tune_trials": 16}
@@ -138,6 +140,30 @@ def test_interrupted_rl2_cell_resumes_and_finished_runs_are_reused(tmp_path):
     assert starts == [1]
     assert any("reusing the finished run" in line for line in logs)
     assert again[0]["methods"]["rl2"]["mean"] == rl2["mean"]
+
+
+def test_a_killed_training_keeps_its_time_up_to_the_last_checkpoint(tmp_path):
+    path, settings = tmp_path / "run", runner.RunSettings()
+    config = RL2Config(total_steps=2 * ONE_UPDATE)
+    timing = path / "timing.json"
+
+    def one_update_then_stop(run, start):
+        assert engine.OPEN_SEGMENT in json.loads(timing.read_text())  # open while training
+        runner.train(run, stop_after_updates=1)
+        raise KeyboardInterrupt
+
+    with pytest.raises(KeyboardInterrupt):
+        engine.train_or_reuse(
+            "rl2", "bandit-k5-n10", config, path, settings, print, one_update_then_stop
+        )
+    assert engine.OPEN_SEGMENT not in json.loads(timing.read_text())  # closed on the way out
+    # A process killed outright leaves its segment open and its seconds unrecorded.
+    ckpt = latest_checkpoint(path / "checkpoints")
+    killed = {"train_seconds": 5.0, engine.OPEN_SEGMENT: ckpt.stat().st_mtime - 100.0}
+    timing.write_text(json.dumps(killed))
+    _, _, seconds = engine.train_or_reuse("rl2", "bandit-k5-n10", config, path, settings, print)
+    assert 105.0 <= seconds < 105.0 + 120.0  # the killed segment to its checkpoint, then this one
+    assert json.loads(timing.read_text()) == {"train_seconds": seconds}
 
 
 def _one_rl2_update(out_dir):

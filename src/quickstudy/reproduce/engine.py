@@ -374,11 +374,15 @@ def _train_or_reuse(algo_name, task, config, path, run_settings, log, train_hook
     timing_path = path / "timing.json"
     timing = read_json(timing_path) if timing_path.exists() else {"train_seconds": 0.0}
     ckpt = latest_checkpoint(path / "checkpoints")
+    if OPEN_SEGMENT in timing:
+        timing = close_killed_segment(timing, ckpt)
+        write_json_atomic(timing_path, timing)
     _, done = runner.restore_latest(run) if ckpt is not None else (None, 0)
     if done >= run.algo.num_updates:
         log(f"{algo_name} on {task}: reusing the finished run {path}")
         return run, None, timing["train_seconds"]
     log(f"{algo_name} on {task}: training {run.total_steps:,} {run.algo.step_unit} in {path}")
+    write_json_atomic(timing_path, {**timing, OPEN_SEGMENT: time.time()})
     t0 = time.perf_counter()
     try:
         state = train_hook(run, done) if train_hook is not None else runner.train(run)
@@ -386,6 +390,33 @@ def _train_or_reuse(algo_name, task, config, path, run_settings, log, train_hook
         timing["train_seconds"] += time.perf_counter() - t0
         write_json_atomic(timing_path, timing)
     return run, state.params, timing["train_seconds"]
+
+
+OPEN_SEGMENT = "segment_started"
+"""Key of ``timing.json`` while a process trains the run: the Unix time its training began."""
+
+
+def close_killed_segment(timing: dict[str, Any], ckpt: Path | None) -> dict[str, Any]:
+    """``timing`` with the training time of a killed process added, as far as it was kept.
+
+    A process that trains a cached run records when it started (:data:`OPEN_SEGMENT`) and adds
+    its wall-clock when it stops. A process killed outright (SIGKILL, a lost machine) never
+    adds it; the next one finds the open segment and counts the time from its start to the
+    latest checkpoint: the training that survived. Work after that checkpoint is redone and
+    counted then.
+
+    Args:
+        timing: The run's ``timing.json`` with an open segment.
+        ckpt: The run's latest checkpoint file, or ``None``.
+
+    Returns:
+        The record with the segment closed.
+    """
+    timing = dict(timing)
+    started = float(timing.pop(OPEN_SEGMENT))
+    if ckpt is not None:
+        timing["train_seconds"] += max(0.0, ckpt.stat().st_mtime - started)
+    return timing
 
 
 def learning_curve(run: runner.Run, point: int = -1) -> dict[str, Any]:
