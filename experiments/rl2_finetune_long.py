@@ -1,15 +1,16 @@
-"""Warm-start RL² from a finished run and train it on longer trials (issue 24, k = 50 bandits).
+"""RL² on longer trials: a run's config with some fields replaced, optionally warm-started.
 
     XLA_FLAGS=--xla_cpu_multi_thread_eigen=false taskset -c 0 \
-        python experiments/rl2_finetune_long.py --source runs/b100-k50 \
+        python experiments/rl2_finetune_long.py --source runs/b100-k50 --warm-start \
             --task bandit-k50-n500 --total-steps 4000000 --lr 5e-4 \
-            [--gamma 0.999 --gae-lambda 0.95] --run-dir runs/ft-k50
+            [--gamma 0.999 --gae-lambda 0.95] [--stagger] --run-dir runs/ft-k50
     quickstudy evaluate runs/ft-k50
 
-The new run takes the source run's config with the flags above replaced, starts from the
-source's final parameters (the optimizer's moments, the trials in flight and the key start
-fresh) and trains as `quickstudy train` does, into its own run directory, which `evaluate`
-and `resume` understand. Findings: docs/results/rl2-tables.md.
+The new run takes the source run's config with the flags above replaced. With
+``--warm-start`` it starts from the source's final parameters (the optimizer's moments, the
+trials in flight and the key start fresh); with ``--stagger`` its trials start out of step.
+It trains as `quickstudy train` does, into its own run directory, which `evaluate` and
+`resume` understand (issue 24, the k = 50 bandits). Findings: docs/results/rl2-tables.md.
 """
 
 from __future__ import annotations
