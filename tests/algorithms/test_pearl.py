@@ -66,6 +66,20 @@ def test_the_meta_test_explores_with_the_prior_then_samples_the_posterior():
     np.testing.assert_array_equal(result.extras["lengths"], 20)
 
 
+def test_each_exploration_episode_draws_its_own_z_from_the_prior():
+    out = {}
+    for explore in (1, 2):
+        algo = registry.build("pearl", "point-robot", _config(exploration_episodes=explore))
+        assert algo.config.deterministic_eval
+        params = jax.jit(algo.init)(jax.random.key(0)).params
+        tasks = algo.tasks.test_tasks(6)
+        out[explore] = np.asarray(algo.meta_test(params, jax.random.key(1), tasks, 3).values)
+    # The point robot starts at the origin and the actor acts with its mean: one z for both
+    # exploration episodes would repeat the first episode exactly.
+    assert (out[2][:, 0] != out[2][:, 1]).all()
+    np.testing.assert_array_equal(out[2][:, 0], out[1][:, 0])  # the first draw is unchanged
+
+
 def test_host_and_jax_collectors_train_the_same_pearl():
     out = {}
     for task in ("point-robot", "point-robot-numpy"):

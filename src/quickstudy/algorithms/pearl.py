@@ -99,8 +99,8 @@ class PEARLConfig:
             per step on 2 CPU cores and learned the point robot no better here).
         embedding_batch_size: Context transitions per task (training and collection).
         replay_size: Transitions kept over all training tasks (split evenly between them).
-        exploration_episodes: Meta-test episodes acted with the prior's z before the posterior
-            is used (the paper's ``num_exp_traj_eval``).
+        exploration_episodes: Meta-test episodes acted with z from the prior, a fresh draw for
+            each, before the posterior is used (the paper's ``num_exp_traj_eval``).
         deterministic_eval: Act with the actor's mean at meta-test (the paper's).
         dense_critic: Train the critics on the environment's ``info["dense_reward"]`` while
             the encoder reads the task's own (sparse) reward, as the authors' code does on
@@ -278,9 +278,14 @@ def make_pearl(config: PEARLConfig, tasks: TaskDistribution) -> Algorithm:
         post = jax.vmap(z_sampled, in_axes=(None, 0, 0, 0))(params.encoder, pool, mask, k_z)
         return jnp.where(j == 0, prior, post), k_ep
 
-    def test_z(params, prior, pool, mask, j, keys):
-        """Meta-test episode ``j``: the prior's z while exploring, then the whole posterior."""
+    def test_z(params, priors, pool, mask, j, keys):
+        """Meta-test episode ``j``: a fresh prior z per exploring episode, then the posterior.
+
+        ``priors`` ``[S, E, Z]`` holds one prior z per exploration episode (E of them), as the
+        authors' meta-test draws a new z from the prior after every exploration trajectory.
+        """
         k_z, k_ep = _split_each(keys)
+        prior = priors[:, jnp.minimum(j, priors.shape[1] - 1)]
         if oracle:
             return prior, jnp.zeros(prior.shape[:1]), k_ep
         mean, var = posterior(params.encoder, pool, mask)
@@ -428,14 +433,17 @@ def make_pearl(config: PEARLConfig, tasks: TaskDistribution) -> Algorithm:
     def meta_test(params: PEARLParams, key, test_tasks, points) -> MetaTestResult:
         n = jax.tree.leaves(test_tasks)[0].shape[0]
         k0, k_eps = jax.random.split(key)
-        prior = prior_z_batch(test_tasks, jax.random.split(k0, (n, 1)))[:, 0]
+        first = jax.random.split(k0, n)  # the first exploration episode's z, one per task
+        later = jnp.arange(1, max(config.exploration_episodes, 1))
+        more = jax.vmap(lambda k: jax.vmap(lambda i: jax.random.fold_in(k, i))(later))(first)
+        priors = prior_z_batch(test_tasks, jnp.concatenate([first[:, None], more], axis=1))
         keys = jax.random.split(k_eps, (points, n))
         size = points * horizon
 
         def body(carry, inp):
             pool, mask = carry
             j, keys_j = inp
-            z, std, k_ep = test_z(params, prior, pool, mask, j, keys_j)
+            z, std, k_ep = test_z(params, priors, pool, mask, j, keys_j)
             ep = run_eps(params.sac.actor, test_tasks, z, k_ep, config.deterministic_eval)
             pool, mask = write(pool, mask, ep, j * horizon)
             return (pool, mask), (ep.returns(), ep.success.max(-1), ep.valid.sum(-1), std)

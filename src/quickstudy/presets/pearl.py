@@ -38,7 +38,8 @@ _MUJOCO: dict[str, Any] = {
 }
 """The authors' schedule on their MuJoCo tasks: 2000 initial steps per task, 400 prior and 600
 RL-only steps per sampled task, 2 exploration episodes at meta-test. They run 4000 gradient
-steps per iteration on these tasks; the CPU default here keeps 1000 (the "paper" preset 2000)."""
+steps per iteration on ant-dir, ant-goal, humanoid-dir, walker and hopper and their default 2000
+on cheetah-dir; the CPU default here keeps 1000 (the "paper" preset 2000)."""
 
 _TASKS: dict[str, dict[str, Any]] = {
     "point-robot": {"num_train_steps_per_itr": 1000, "sac": {"reward_scale": 100.0}},

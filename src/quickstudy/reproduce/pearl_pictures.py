@@ -52,11 +52,18 @@ def exploration_episodes(run: Any, params: Any, tasks: PyTree, episodes: int, se
     features = algo.parts["features"]
     n = jax.tree.leaves(tasks)[0].shape[0]
     keys = jax.random.split(jax.random.key(seed), (episodes + 1, n))
-    z = jax.vmap(lambda k: jax.random.normal(k, (config.encoder.latent_dim,)))(keys[0])
+
+    def prior_z(j):
+        """A fresh draw from the prior for exploration episode ``j``, as the meta-test makes."""
+        ks = keys[0] if j == 0 else jax.vmap(lambda k: jax.random.fold_in(k, j))(keys[0])
+        return jax.vmap(lambda k: jax.random.normal(k, (config.encoder.latent_dim,)))(ks)
+
     paths, returns, pool = [], [], None
     for j in range(episodes):
         if j >= config.exploration_episodes:
             z = jax.vmap(sample_z)(keys[j + 1], *post(params.encoder, pool))
+        else:
+            z = prior_z(j)
         ep = run_eps(params.sac.actor, tasks, z, keys[j + 1], config.deterministic_eval)
         start = ep.obs[:, :1]
         paths.append(np.asarray(jnp.concatenate([start, ep.next_obs], axis=1)))
