@@ -97,6 +97,16 @@ def test_baselines_only_reproduction_writes_outputs_and_reuses_cells(tmp_path):
     again = reproduce(settings, log=logs.append)
     assert again[0]["methods"]["psrl"]["mean"] == methods["psrl"]["mean"]
     assert any("reusing" in line for line in logs)
+    # elapsed.json is closed on the way out; a killed reproduction's share is counted up to the
+    # last file it wrote when the next one starts.
+    elapsed = tmp_path / "elapsed.json"
+    assert set(json.loads(elapsed.read_text())) == {"seconds"}
+    newest = max(tmp_path.rglob("*.md"), key=lambda f: f.stat().st_mtime)
+    killed = {"seconds": 5.0, engine.OPEN_SEGMENT: newest.stat().st_mtime - 100.0}
+    elapsed.write_text(json.dumps(killed))
+    reproduce(settings)
+    seconds = json.loads(elapsed.read_text())["seconds"]
+    assert 105.0 <= seconds < 105.0 + 60.0
 
 
 def test_interrupted_rl2_cell_resumes_and_finished_runs_are_reused(tmp_path):

@@ -396,26 +396,29 @@ OPEN_SEGMENT = "segment_started"
 """Key of ``timing.json`` while a process trains the run: the Unix time its training began."""
 
 
-def close_killed_segment(timing: dict[str, Any], ckpt: Path | None) -> dict[str, Any]:
-    """``timing`` with the training time of a killed process added, as far as it was kept.
+def close_killed_segment(
+    timing: dict[str, Any], kept: Path | None, key: str = "train_seconds"
+) -> dict[str, Any]:
+    """``timing`` with the time of a killed process added, as far as its work was kept.
 
-    A process that trains a cached run records when it started (:data:`OPEN_SEGMENT`) and adds
-    its wall-clock when it stops. A process killed outright (SIGKILL, a lost machine) never
-    adds it; the next one finds the open segment and counts the time from its start to the
-    latest checkpoint: the training that survived. Work after that checkpoint is redone and
-    counted then.
+    A process that trains a cached run (or runs a reproduction) records when it started
+    (:data:`OPEN_SEGMENT`) and adds its wall-clock when it stops. A process killed outright
+    (SIGKILL, a lost machine) never adds it; the next one finds the open segment and counts the
+    time from its start to the last file it kept (the run's latest checkpoint). Work after that
+    is redone and counted then.
 
     Args:
-        timing: The run's ``timing.json`` with an open segment.
-        ckpt: The run's latest checkpoint file, or ``None``.
+        timing: The ``timing.json`` or ``elapsed.json`` record with an open segment.
+        kept: The last file the killed process wrote (e.g. the latest checkpoint), or ``None``.
+        key: The record's field of seconds.
 
     Returns:
         The record with the segment closed.
     """
     timing = dict(timing)
     started = float(timing.pop(OPEN_SEGMENT))
-    if ckpt is not None:
-        timing["train_seconds"] += max(0.0, ckpt.stat().st_mtime - started)
+    if kept is not None:
+        timing[key] += max(0.0, kept.stat().st_mtime - started)
     return timing
 
 
@@ -793,16 +796,36 @@ def reproduce(
     out = Path(settings.out_dir)
     out.mkdir(parents=True, exist_ok=True)
     elapsed_path = out / "elapsed.json"
-    before = read_json(elapsed_path)["seconds"] if elapsed_path.exists() else 0.0
+    before = read_json(elapsed_path) if elapsed_path.exists() else {"seconds": 0.0}
+    if OPEN_SEGMENT in before:  # a killed reproduction: count its work up to its last write
+        last = _last_write([out, settings.run_cache], skip=elapsed_path)
+        before = close_killed_segment(before, last, key="seconds")
+    before = float(before["seconds"])
+
+    def record(seconds: float, still_running: bool) -> None:
+        if record_elapsed:
+            segment = {OPEN_SEGMENT: time.time()} if still_running else {}
+            write_json_atomic(elapsed_path, {"seconds": seconds, **segment})
+
+    record(before, True)
     t0 = time.perf_counter()
     records: list[dict[str, Any]] = []
     cells = settings.selected
-    for i, cell in enumerate(cells):
-        log(f"[{i + 1}/{len(cells)}] {cell.task}")
-        records.append(run_cell(settings, cell, log, train_hook))
-        seconds = before + time.perf_counter() - t0
-        if record_elapsed:
-            write_json_atomic(elapsed_path, {"seconds": seconds})
-        prov = provenance(command, records, seconds)
-        render.write_outputs(settings.spec, settings.shown_methods, records, prov, out)
+    try:
+        for i, cell in enumerate(cells):
+            log(f"[{i + 1}/{len(cells)}] {cell.task}")
+            records.append(run_cell(settings, cell, log, train_hook))
+            seconds = before + time.perf_counter() - t0
+            record(seconds, i + 1 < len(cells))
+            prov = provenance(command, records, seconds)
+            render.write_outputs(settings.spec, settings.shown_methods, records, prov, out)
+    finally:
+        record(before + time.perf_counter() - t0, False)
     return records
+
+
+def _last_write(folders: list[Path], skip: Path) -> Path | None:
+    """The most recently modified file under ``folders`` other than ``skip``."""
+    files = [f for folder in folders if folder.is_dir() for f in folder.rglob("*") if f.is_file()]
+    files = [f for f in files if f != skip]
+    return max(files, key=lambda f: f.stat().st_mtime, default=None)
