@@ -393,7 +393,8 @@ def _train_or_reuse(algo_name, task, config, path, run_settings, log, train_hook
 
 
 OPEN_SEGMENT = "segment_started"
-"""Key of ``timing.json`` while a process trains the run: the Unix time its training began."""
+"""Key of a run's ``timing.json`` while a process trains it, and of a reproduction's
+``elapsed.json`` while one runs: the Unix time that process's work began."""
 
 
 def close_killed_segment(
