@@ -433,10 +433,8 @@ def make_pearl(config: PEARLConfig, tasks: TaskDistribution) -> Algorithm:
     def meta_test(params: PEARLParams, key, test_tasks, points) -> MetaTestResult:
         n = jax.tree.leaves(test_tasks)[0].shape[0]
         k0, k_eps = jax.random.split(key)
-        first = jax.random.split(k0, n)  # the first exploration episode's z, one per task
-        later = jnp.arange(1, max(config.exploration_episodes, 1))
-        more = jax.vmap(lambda k: jax.vmap(lambda i: jax.random.fold_in(k, i))(later))(first)
-        priors = prior_z_batch(test_tasks, jnp.concatenate([first[:, None], more], axis=1))
+        prior_keys = exploration_keys(jax.random.split(k0, n), config.exploration_episodes)
+        priors = prior_z_batch(test_tasks, prior_keys)
         keys = jax.random.split(k_eps, (points, n))
         size = points * horizon
 
@@ -519,6 +517,21 @@ def _store(rl: TaskReplay, enc: TaskReplay, idx, eps: Episodes, to_encoder: bool
 def replay_transitions(sample: TaskReplay) -> Transitions:
     """A replay sample ``[M, B, ...]`` as SAC's ``Transitions``."""
     return Transitions(sample.obs, sample.action, sample.reward, sample.next_obs, sample.done)
+
+
+def exploration_keys(first: jax.Array, episodes: int) -> jax.Array:
+    """Keys of the prior's z for each exploration episode of a meta-test trial.
+
+    Args:
+        first: One key per task ``[N]``, the first exploration episode's.
+        episodes: Exploration episodes E (at least one key each is made).
+
+    Returns:
+        Keys ``[N, max(E, 1)]``: ``first``, then ``fold_in(first, j)`` for episode ``j``.
+    """
+    later = jnp.arange(1, max(episodes, 1))
+    more = jax.vmap(lambda k: jax.vmap(lambda j: jax.random.fold_in(k, j))(later))(first)
+    return jnp.concatenate([first[:, None], more], axis=1)
 
 
 def _split_each(keys: jax.Array) -> tuple[jax.Array, jax.Array]:

@@ -797,11 +797,11 @@ def reproduce(
     out = Path(settings.out_dir)
     out.mkdir(parents=True, exist_ok=True)
     elapsed_path = out / "elapsed.json"
-    before = read_json(elapsed_path) if elapsed_path.exists() else {"seconds": 0.0}
-    if OPEN_SEGMENT in before:  # a killed reproduction: count its work up to its last write
+    saved = read_json(elapsed_path) if elapsed_path.exists() else {"seconds": 0.0}
+    if OPEN_SEGMENT in saved:  # a killed reproduction: count its work up to its last write
         last = _last_write([out, settings.run_cache], skip=elapsed_path)
-        before = close_killed_segment(before, last, key="seconds")
-    before = float(before["seconds"])
+        saved = close_killed_segment(saved, last, key="seconds")
+    before = float(saved["seconds"])
 
     def record(seconds: float, still_running: bool) -> None:
         if record_elapsed:

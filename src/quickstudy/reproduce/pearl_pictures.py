@@ -27,6 +27,7 @@ from matplotlib.backends.backend_agg import FigureCanvasAgg
 from matplotlib.figure import Figure
 from matplotlib.patches import Circle
 
+from quickstudy.algorithms.pearl import exploration_keys
 from quickstudy.evaluation.plots import save_png
 from quickstudy.networks.context import sample_z
 
@@ -52,18 +53,14 @@ def exploration_episodes(run: Any, params: Any, tasks: PyTree, episodes: int, se
     features = algo.parts["features"]
     n = jax.tree.leaves(tasks)[0].shape[0]
     keys = jax.random.split(jax.random.key(seed), (episodes + 1, n))
-
-    def prior_z(j):
-        """A fresh draw from the prior for exploration episode ``j``, as the meta-test makes."""
-        ks = keys[0] if j == 0 else jax.vmap(lambda k: jax.random.fold_in(k, j))(keys[0])
-        return jax.vmap(lambda k: jax.random.normal(k, (config.encoder.latent_dim,)))(ks)
-
+    prior_keys = exploration_keys(keys[0], config.exploration_episodes)
+    latent = config.encoder.latent_dim
     paths, returns, pool = [], [], None
     for j in range(episodes):
         if j >= config.exploration_episodes:
             z = jax.vmap(sample_z)(keys[j + 1], *post(params.encoder, pool))
-        else:
-            z = prior_z(j)
+        else:  # a fresh z from the prior per exploration episode, as the meta-test draws
+            z = jax.vmap(lambda k: jax.random.normal(k, (latent,)))(prior_keys[:, j])
         ep = run_eps(params.sac.actor, tasks, z, keys[j + 1], config.deterministic_eval)
         start = ep.obs[:, :1]
         paths.append(np.asarray(jnp.concatenate([start, ep.next_obs], axis=1)))

@@ -291,8 +291,10 @@ def _band_note(records: list[dict[str, Any]]) -> str:
 
 def _steps_entry(record: dict[str, Any], res: dict[str, Any] | None) -> str:
     """A trained method's steps in a cell: its run's own, and where it trained if elsewhere."""
-    if not res or "steps" not in res:
-        return f"{record['budget']:,}" if res else "—"
+    if not res:
+        return "—"
+    if "steps" not in res:  # a record written before runs kept their own steps
+        return f"{record['budget']:,}"
     text = f"{res['steps']:,}"
     if res.get("train_task") and res["train_task"] != record.get("task"):
         text += f" (the run of {res['train_task']})"
