@@ -1048,6 +1048,7 @@ Reproduce a paper's table beside the published numbers.
   maml-locomotion: the same four on MAML's half-cheetah velocity and direction tasks.
   slopes: RL², MAML-RL and a non-adaptive policy trained on level ground, and an oracle
     trained on each slope, on half-cheetah slopes of -20..20 degrees (return vs angle).
+  slopes-ant: the same experiment with the ant.
   pearl: PEARL, RL² and MAML-RL on the point robots and half-cheetah velocity: meta-test
     return against environment steps of meta-training, and PEARL's sample efficiency.
   snail-mazes / snail-mazes-symbolic: random play, RL², SNAIL and E-RL² trained on small

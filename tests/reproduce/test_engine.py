@@ -339,9 +339,9 @@ def test_locomotion_reproduction_runs_on_host_stepped_mujoco_tasks(tmp_path):
     assert "cheetah forward/backward" in table
 
 
-def _tiny_slopes(monkeypatch):
-    """The slopes table on two cells with one tiny update per method."""
-    table = TABLES["slopes"]
+def _tiny_slopes(monkeypatch, name="slopes"):
+    """A slopes table on two cells with one tiny update per method."""
+    table = TABLES[name]
     tiny = {
         "rl2": {"num_envs": 4},
         "maml": {"meta_batch_size": 2, "episodes_per_task": 2, "test_episodes": 2},
@@ -369,7 +369,7 @@ def _tiny_slopes(monkeypatch):
         )
         for name, m in table.methods.items()
     }
-    monkeypatch.setitem(TABLES, "slopes", dataclasses.replace(table, methods=methods))
+    monkeypatch.setitem(TABLES, name, dataclasses.replace(table, methods=methods))
 
 
 def test_slopes_train_once_on_level_ground_and_test_on_each_slope(tmp_path, monkeypatch):
@@ -406,6 +406,29 @@ def test_slopes_train_once_on_level_ground_and_test_on_each_slope(tmp_path, monk
     assert "| 10° uphill |" in table and "MAML-RL above non-adaptive" in table
     assert (tmp_path / "figure.png").stat().st_size > 0
     assert (tmp_path / "learning.png").stat().st_size > 0
+
+
+def test_the_ant_slopes_table_trains_the_ant_on_level_ground_and_tests_it_downhill(
+    tmp_path, monkeypatch
+):
+    assert [c.x for c in TABLES["slopes-ant"].cells] == [c.x for c in TABLES["slopes"].cells]
+    assert TABLES["slopes-ant"].methods == TABLES["slopes"].methods
+    _tiny_slopes(monkeypatch, "slopes-ant")
+    cells = ("ant-slope", "ant-slope-down15")
+    methods = ("rl2", "maml", "non-adaptive", "oracle")
+    settings = ReproduceSettings("slopes-ant", tmp_path, cells=cells, methods=methods, trials=2)
+    records = {r["task"]: r for r in reproduce(settings)}
+    down = records["ant-slope-down15"]["methods"]
+    assert records["ant-slope-down15"]["x"] == -15.0
+    assert down["rl2"]["train_task"] == "ant-slope"  # trained on level ground
+    assert down["oracle"]["train_task"] == "ant-slope-down15"
+    tested = json.loads(
+        (tmp_path / "runs" / down["rl2"]["run_dir"].rsplit("/", 1)[1])
+        .joinpath("eval-ant-slope-down15", "summary.json")
+        .read_text()
+    )
+    assert tested["test_task"] == "ant-slope-down15"
+    assert "| 15° downhill |" in (tmp_path / "table.md").read_text()
 
 
 def test_a_run_another_worker_trains_is_deferred_not_shared_mid_training(tmp_path):

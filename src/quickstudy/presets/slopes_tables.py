@@ -94,28 +94,48 @@ def _cell(robot: str, degrees: int) -> Cell:
     return Cell(task, label, {}, train_task=f"{robot}-slope", x=float(degrees))
 
 
-SLOPES = TableSpec(
-    name="slopes",
-    title="Half-cheetah trained on level ground, tested on slopes",
-    view="sweep",
-    methods=SLOPE_METHODS,
-    cells=tuple(_cell("cheetah", d) for d in (*(-a for a in SLOPE_ANGLES[::-1]), 0, *SLOPE_ANGLES)),
-    budget=10_000_000,
-    test_tasks=30,
-    note=(
-        "Entries: mean episode return (200 steps, −|v − v*| − 0.05‖a‖² per step) over 30 held-out "
-        "tasks of each slope (v* ~ U[0, 2], masses × U[0.75, 1.25]), ± s.e. over tasks. RL²: the "
-        "second episode of a 2-episode trial; MAML-RL: after 2 policy-gradient steps (α = 0.1, "
-        "then α/2) of 20 episodes each; PEARL: the third episode, z sampled from the posterior of "
-        "two prior-z episodes; non-adaptive: MAML-RL's pretrained baseline, no "
-        "adaptation; oracle: trained on that slope's own tasks with the task's parameters in its "
-        "observation (TRPO), SAC oracle: the same with PEARL's SAC. Every method but the oracles "
-        "trained on level ground only. Budgets: "
-        "environment steps of training per method."
-    ),
-    decimals=1,
-    x_label="slope (degrees; + uphill)",
-    checks=(("maml", "non-adaptive"), ("rl2", "non-adaptive"), ("pearl", "non-adaptive")),
-)
+_REWARD = {
+    "cheetah": "−|v − v*| − 0.05‖a‖² per step",
+    "ant": "−|v − v*| − 0.5‖a‖² − its contact cost + 1 per step, ended early when the ant falls",
+}
 
-TABLES = {SLOPES.name: SLOPES}
+
+def slopes_table(robot: str) -> TableSpec:
+    """The slopes experiment for one robot (``cheetah`` or ``ant``): ``<robot>-slope`` cells.
+
+    Both robots get the same methods and budgets, so their tables compare across robots.
+    """
+    name, title = {
+        "cheetah": ("slopes", "Half-cheetah trained on level ground, tested on slopes"),
+        "ant": ("slopes-ant", "Ant trained on level ground, tested on slopes"),
+    }[robot]
+    angles = (*(-a for a in SLOPE_ANGLES[::-1]), 0, *SLOPE_ANGLES)
+    return TableSpec(
+        name=name,
+        title=title,
+        view="sweep",
+        methods=SLOPE_METHODS,
+        cells=tuple(_cell(robot, d) for d in angles),
+        budget=10_000_000,
+        test_tasks=30,
+        note=(
+            f"Entries: mean episode return (200 steps, {_REWARD[robot]}) over 30 held-out "
+            "tasks of each slope (v* ~ U[0, 2], masses × U[0.75, 1.25]), ± s.e. over tasks. RL²: "
+            "the second episode of a 2-episode trial; MAML-RL: after 2 policy-gradient steps "
+            "(α = 0.1, then α/2) of 20 episodes each; PEARL: the third episode, z sampled from "
+            "the posterior of two prior-z episodes; non-adaptive: MAML-RL's pretrained baseline, "
+            "no adaptation; oracle: trained on that slope's own tasks with the task's parameters "
+            "in its observation (TRPO), SAC oracle: the same with PEARL's SAC. Every method but "
+            "the oracles trained on level ground only. Budgets: environment steps of training "
+            "per method."
+        ),
+        decimals=1,
+        x_label="slope (degrees; + uphill)",
+        checks=(("maml", "non-adaptive"), ("rl2", "non-adaptive"), ("pearl", "non-adaptive")),
+    )
+
+
+SLOPES = slopes_table("cheetah")
+SLOPES_ANT = slopes_table("ant")
+
+TABLES = {SLOPES.name: SLOPES, SLOPES_ANT.name: SLOPES_ANT}
