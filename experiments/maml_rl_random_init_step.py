@@ -21,6 +21,23 @@ import numpy as np
 from quickstudy import runner
 from quickstudy.algorithms import registry
 from quickstudy.algorithms.maml_rl import MAMLRLConfig
+from quickstudy.envs.mujoco.physics import MujocoBatch
+
+
+def _patch_physics(explicit_damping: bool, solver: str | None) -> None:
+    """Every MujocoBatch built from now on uses these physics options."""
+    import mujoco
+
+    built = MujocoBatch.__post_init__
+
+    def post_init(self):
+        built(self)
+        if explicit_damping:
+            self.model.opt.disableflags |= mujoco.mjtDisableBit.mjDSBL_EULERDAMP
+        if solver:
+            self.model.opt.solver = getattr(mujoco.mjtSolver, f"mjSOL_{solver.upper()}")
+
+    MujocoBatch.__post_init__ = post_init
 
 
 def main() -> None:
@@ -32,7 +49,17 @@ def main() -> None:
     parser.add_argument("--tasks", type=int, default=40)
     parser.add_argument("--steps", type=int, default=3)
     parser.add_argument("--seeds", type=int, nargs="+", default=[0])
+    parser.add_argument(
+        "--explicit-damping",
+        action="store_true",
+        help="integrate joint damping explicitly (MuJoCo's eulerdamp off), as old MuJoCo may have",
+    )
+    parser.add_argument(
+        "--solver", choices=("newton", "cg", "pgs"), help="MuJoCo's constraint solver (3.3: newton)"
+    )
     args = parser.parse_args()
+    if args.explicit_damping or args.solver:
+        _patch_physics(args.explicit_damping, args.solver)
 
     config = MAMLRLConfig(
         inner_lr=args.inner_lr,
