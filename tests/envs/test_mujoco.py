@@ -102,6 +102,20 @@ def test_each_row_has_its_own_physics_and_changes_take_effect():
     np.testing.assert_array_equal(feats2.qpos[1], feats.qpos[1])
 
 
+def test_softer_contacts_change_how_the_ant_settles_on_the_floor():
+    soft = MujocoBatch(robot_xml("ant"), frame_skip=1, timestep=0.02, geom_solimp=(0.8, 0.8, 0.01))
+    default = MujocoBatch(robot_xml("ant"), frame_skip=1, timestep=0.02)
+    np.testing.assert_array_equal(soft.model.geom_solimp[:, :3], np.tile([0.8, 0.8, 0.01], (14, 1)))
+    np.testing.assert_allclose(default.model.geom_solimp[0, :3], [0.9, 0.95, 0.001])
+    heights = []
+    for sim in (soft, default):
+        state = sim.initial_state(sim.model.qpos0[None], np.zeros((1, sim.model.nv)))
+        for _ in range(100):  # the ant drops onto the floor and settles (2 s)
+            state, feats = sim.step(state, np.zeros((1, 8)))
+        heights.append(feats.qpos[0, 2])
+    assert heights[0] < heights[1] - 0.01  # on softer contacts the torso sinks lower
+
+
 def test_cheetah_vel_reward_is_the_published_formula():
     dist = tasks.make("cheetah-vel")
     env = dist.env

@@ -7,8 +7,9 @@ physics (frame_skip 5, dt 0.05 s) and PEARL's seeded finite train/test splits; M
 subtree's centre of mass) with continuous task distributions. The same name in another library
 may mean the other convention: PEARL's cheetah-vel draws v* from U[0, 3], MAML's from U[0, 2].
 
-The MuJoCo ant model is Gymnasium's in both conventions (rllab's own ant model is not
-available here), so MAML's ant returns are comparable in kind, not in value.
+The MuJoCo ant model is Gymnasium's in both conventions; MAML's gets rllab's softer contacts
+(see :func:`rllab_ant`), which makes it rllab's ant. The physics engine is MuJoCo 3.3, not the
+1.31 of MAML's runs, so MAML's returns are comparable in kind, not to the decimal.
 
 Slopes: ``cheetah-slope`` and ``ant-slope`` are level ground, with random target velocities and
 body masses; ``<robot>-slope-up<N>``/``-down<N>`` hold the same tasks on ground tilted by N degrees
@@ -126,13 +127,21 @@ def gym_ant(reward: str) -> Locomotion:
 
 @functools.cache
 def rllab_ant(reward: str) -> Locomotion:
-    """MAML's ant: timestep 0.02, one physics step per action, torso COM velocity."""
+    """MAML's ant: timestep 0.02, one physics step per action, torso COM velocity.
+
+    rllab's ant model (``vendor/mujoco_models/ant.xml`` in ``cbfinn/maml_rl``) differs from
+    Gymnasium's in two ways once compiled: torques come from ``ctrlrange`` ±150 with gear 1
+    rather than ±1 with gear 150, which gives the same torque for a normalised action, and every
+    geom's contacts are softer (``solimp`` 0.8 0.8 0.01 against MuJoCo's default 0.9 0.95
+    0.001). Gymnasium's model with rllab's timestep and ``solimp`` is rllab's ant.
+    """
     sim = MujocoBatch(
         robot_xml("ant"),
         frame_skip=1,
         timestep=0.02,
         features=("com", "comvel", "xmat", "cfrc_ext"),
         forward_after_step=True,
+        geom_solimp=(0.8, 0.8, 0.01),
     )
     fn = rllab_ant_velocity_reward if reward == "vel" else rllab_ant_direction_reward
     return Locomotion(

@@ -102,6 +102,8 @@ class MujocoBatch:
         forward_after_step: Recompute positions and velocities after the last physics step
             (rllab's convention); without it the reported body quantities are those of the
             last step's start (Gymnasium's).
+        geom_solimp: Every geom's contact impedance ``(d0, dwidth, width)``, the first three
+            numbers of MuJoCo's ``solimp``, in place of the model's (``None``: the model's).
         threads: Worker threads (default: the cores this process may use, at most 4).
         backend: ``"rollout"`` steps the batch with ``mujoco.rollout`` (C++ threads, no GIL;
             reports only ``xpos``, read by a sensor, and starts each environment step's
@@ -117,6 +119,7 @@ class MujocoBatch:
     features: tuple[str, ...] = ("xpos",)
     body: str = "torso"
     forward_after_step: bool = False
+    geom_solimp: tuple[float, float, float] | None = None
     threads: int | None = None
     backend: Literal["auto", "threads", "rollout"] = "auto"
 
@@ -142,6 +145,8 @@ class MujocoBatch:
         self.model = spec.compile()
         if self.timestep is not None:
             self.model.opt.timestep = self.timestep
+        if self.geom_solimp is not None:
+            self.model.geom_solimp[:, :3] = self.geom_solimp
         self.body_id = mujoco.mj_name2id(self.model, mujoco.mjtObj.mjOBJ_BODY, self.body)
         if self.body_id < 0:
             raise ValueError(f"{self.xml_path} has no body {self.body!r}")
