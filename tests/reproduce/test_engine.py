@@ -339,9 +339,9 @@ def test_locomotion_reproduction_runs_on_host_stepped_mujoco_tasks(tmp_path):
     assert "cheetah forward/backward" in table
 
 
-def _tiny_slopes(monkeypatch, name="slopes"):
+def _tiny_slopes(monkeypatch, table_name="slopes"):
     """A slopes table on two cells with one tiny update per method."""
-    table = TABLES[name]
+    table = TABLES[table_name]
     tiny = {
         "rl2": {"num_envs": 4},
         "maml": {"meta_batch_size": 2, "episodes_per_task": 2, "test_episodes": 2},
@@ -369,7 +369,7 @@ def _tiny_slopes(monkeypatch, name="slopes"):
         )
         for name, m in table.methods.items()
     }
-    monkeypatch.setitem(TABLES, name, dataclasses.replace(table, methods=methods))
+    monkeypatch.setitem(TABLES, table_name, dataclasses.replace(table, methods=methods))
 
 
 def test_slopes_train_once_on_level_ground_and_test_on_each_slope(tmp_path, monkeypatch):
